@@ -3,6 +3,7 @@ import * as path from "node:path";
 import express, { type Express, type Request } from "express";
 import { ApiError, errorHandler } from "./errors.js";
 import { corsHeaders, fileServer } from "./files.js";
+import { RELATIVE_SOURCE } from "./state-sources.js";
 
 export interface AppOptions {
   /** A vemscope output folder (DESIGN.md's `DIR/`): precomputed layers, state.json, report/. */
@@ -11,8 +12,6 @@ export interface AppOptions {
   viewerDir?: string;
 }
 
-/** Layer sources in `state.json` are written relative (`precomputed://./image`) so a dataset folder can move. */
-export const RELATIVE_SOURCE = "precomputed://./";
 
 /** The Express app, without `listen`, so tests drive it through supertest. */
 export function buildApp(options: AppOptions): Express {

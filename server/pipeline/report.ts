@@ -1,0 +1,75 @@
+import type { Vec3 } from "../../precomputed/array.js";
+import type { Storage } from "../../precomputed/storage.js";
+import { CLASSES, classByCode } from "./classes.js";
+import type { Components } from "./label.js";
+import { instanceStats } from "./stats.js";
+
+/** One row per instance; the morphometric columns of DESIGN.md join here as the analysis stages land. */
+export interface InstanceRow {
+  id: number;
+  class: string;
+  voxels: number;
+  volume_nm3: number;
+  centroid_x_nm: number;
+  centroid_y_nm: number;
+  centroid_z_nm: number;
+  bbox_voxels: string;
+}
+
+export function instanceRows(components: Components, shape: Vec3, voxelNm: Vec3): InstanceRow[] {
+  const stats = instanceStats(components.labels, shape, components.count);
+  const voxelVolume = voxelNm[0] * voxelNm[1] * voxelNm[2];
+  const rows: InstanceRow[] = [];
+  for (let id = 1; id <= components.count; id++) {
+    const b = stats.bbox.subarray(6 * id, 6 * id + 6);
+    rows.push({
+      id,
+      class: classByCode(components.classOf[id])?.name ?? `class${components.classOf[id]}`,
+      voxels: stats.voxels[id],
+      volume_nm3: stats.voxels[id] * voxelVolume,
+      centroid_x_nm: stats.centroid[3 * id] * voxelNm[0],
+      centroid_y_nm: stats.centroid[3 * id + 1] * voxelNm[1],
+      centroid_z_nm: stats.centroid[3 * id + 2] * voxelNm[2],
+      bbox_voxels: `${b[0]} ${b[1]} ${b[2]} ${b[3]} ${b[4]} ${b[5]}`,
+    });
+  }
+  return rows;
+}
+
+export function toCsv(rows: readonly object[]): string {
+  if (rows.length === 0) return "id,class\n";
+  const columns = Object.keys(rows[0]);
+  const cell = (v: unknown): string => {
+    const s = typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(8)) : String(v);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  const lines = rows.map((r) => columns.map((c) => cell((r as Record<string, unknown>)[c])).join(","));
+  return `${columns.join(",")}\n${lines.join("\n")}\n`;
+}
+
+export function summarise(rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3) {
+  const total = shape[0] * shape[1] * shape[2];
+  const classes: Record<string, { count: number; volume_fraction: number; mean_volume_nm3: number }> = {};
+  for (const cls of CLASSES) {
+    const mine = rows.filter((r) => r.class === cls.name);
+    const voxels = mine.reduce((s, r) => s + r.voxels, 0);
+    classes[cls.name] = {
+      count: mine.length,
+      volume_fraction: voxels / total,
+      mean_volume_nm3: mine.length ? mine.reduce((s, r) => s + r.volume_nm3, 0) / mine.length : 0,
+    };
+  }
+  return {
+    voxel_nm: voxelNm,
+    size_voxels: shape,
+    volume_fraction_denominator: "all voxels of the analysed volume",
+    classes,
+  };
+}
+
+export async function writeReport(storage: Storage, components: Components, shape: Vec3, voxelNm: Vec3): Promise<InstanceRow[]> {
+  const rows = instanceRows(components, shape, voxelNm);
+  await storage.put("report/morphometrics.csv", toCsv(rows));
+  await storage.put("report/summary.json", JSON.stringify(summarise(rows, shape, voxelNm), null, 2));
+  return rows;
+}

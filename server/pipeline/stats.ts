@@ -1,0 +1,46 @@
+/** Per-instance voxel statistics in one pass: count, bounding box (voxels, end exclusive), centroid (voxels). */
+export interface InstanceStats {
+  count: number;
+  voxels: Float64Array;
+  /** 6 per id: x0, y0, z0, x1, y1, z1. */
+  bbox: Int32Array;
+  /** 3 per id: mean voxel index + 0.5 (voxel centres), in voxel units. */
+  centroid: Float64Array;
+}
+
+export function instanceStats(labels: Uint32Array, shape: readonly [number, number, number], count: number): InstanceStats {
+  const [nx, ny, nz] = shape;
+  const voxels = new Float64Array(count + 1);
+  const bbox = new Int32Array(6 * (count + 1));
+  const sums = new Float64Array(3 * (count + 1));
+  for (let id = 0; id <= count; id++) {
+    bbox.set([nx, ny, nz, 0, 0, 0], 6 * id);
+  }
+  let i = 0;
+  for (let z = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++, i++) {
+        const id = labels[i];
+        if (id === 0) continue;
+        voxels[id]++;
+        const b = 6 * id;
+        if (x < bbox[b]) bbox[b] = x;
+        if (y < bbox[b + 1]) bbox[b + 1] = y;
+        if (z < bbox[b + 2]) bbox[b + 2] = z;
+        if (x >= bbox[b + 3]) bbox[b + 3] = x + 1;
+        if (y >= bbox[b + 4]) bbox[b + 4] = y + 1;
+        if (z >= bbox[b + 5]) bbox[b + 5] = z + 1;
+        sums[3 * id] += x;
+        sums[3 * id + 1] += y;
+        sums[3 * id + 2] += z;
+      }
+    }
+  }
+  const centroid = new Float64Array(3 * (count + 1));
+  for (let id = 1; id <= count; id++) {
+    const n = voxels[id];
+    if (n === 0) continue;
+    for (let a = 0; a < 3; a++) centroid[3 * id + a] = sums[3 * id + a] / n + 0.5;
+  }
+  return { count, voxels, bbox, centroid };
+}
