@@ -1,0 +1,270 @@
+/**
+ * Display meshes for every segment of a label volume: marching cubes over each segment's mask in its padded
+ * bounding box, in physical nm (voxel i spans [i, i+1) * v, so its centre is at (i + 0.5) * v).
+ *
+ * Per segment: the mask is block-averaged by the downsampling factor (occupancy fractions, so a coarse
+ * surface still sits where the fine one was), lightly smoothed with a [1 2 1]/4 kernel per axis so the
+ * surface is not a staircase, and cut at 0.5. Vertices live on grid edges and are shared through per-slab
+ * edge caches; the tables (mesh-tables.ts) make every mesh closed with outward, counter-clockwise winding.
+ * Surface areas for measurement are not this module's job: these meshes are for display.
+ */
+import type { Vec3 } from "../../precomputed/array.js";
+import { PipelineError } from "./errors.js";
+import { CORNER_OFFSETS, EDGES, TRIANGLES } from "./mesh-tables.js";
+
+export interface SegmentMesh {
+  /** xyz per vertex, nm */
+  positions: Float32Array;
+  /** three vertex indices per triangle, counter-clockwise seen from outside */
+  indices: Uint32Array;
+}
+
+export interface MeshOptions {
+  /** Only these segment ids (default: every nonzero id present). */
+  ids?: Iterable<number>;
+  /** Block size in voxels. Default: per segment, the smallest power-of-two in-plane (x, y) factor whose grid fits `maxVoxels`. */
+  downsample?: Vec3;
+  /** Budget for the automatic in-plane factor, in (downsampled) bounding-box voxels. Default 2^22. */
+  maxVoxels?: number;
+  /** Smooth the occupancy field before cutting it (default true). */
+  smooth?: boolean;
+}
+
+interface Box {
+  lo: Vec3;
+  hi: Vec3; // inclusive
+}
+
+function boundingBoxes(labels: Uint32Array, shape: Vec3, wanted: Set<number> | undefined): Map<number, Box> {
+  const [nx, ny, nz] = shape;
+  const boxes = new Map<number, Box>();
+  let i = 0;
+  for (let z = 0; z < nz; ++z) {
+    for (let y = 0; y < ny; ++y) {
+      let last = 0;
+      let box: Box | undefined;
+      for (let x = 0; x < nx; ++x, ++i) {
+        const id = labels[i];
+        if (id === 0) continue;
+        if (id !== last) {
+          last = id;
+          box = boxes.get(id);
+          if (box === undefined) {
+            if (wanted && !wanted.has(id)) {
+              box = undefined;
+              continue;
+            }
+            box = { lo: [x, y, z], hi: [x, y, z] };
+            boxes.set(id, box);
+          }
+        }
+        if (box === undefined) continue;
+        if (x < box.lo[0]) box.lo[0] = x;
+        if (x > box.hi[0]) box.hi[0] = x;
+        if (y < box.lo[1]) box.lo[1] = y;
+        if (y > box.hi[1]) box.hi[1] = y;
+        box.hi[2] = z; // z only grows in raster order
+      }
+    }
+  }
+  return boxes;
+}
+
+function autoFactor(box: Box, maxVoxels: number): Vec3 {
+  const ext = [0, 1, 2].map((d) => box.hi[d] - box.lo[d] + 1 + 4);
+  let f = 1;
+  while (Math.ceil(ext[0] / f) * Math.ceil(ext[1] / f) * ext[2] > maxVoxels && f < 1 << 16) f *= 2;
+  return [f, f, 1];
+}
+
+/** Occupancy of `id` per block over the padded box; returns the field and its grid origin in voxels. */
+function occupancy(labels: Uint32Array, shape: Vec3, id: number, box: Box, f: Vec3, pad: number) {
+  // Blocks are aligned to multiples of f in the volume, so neighbouring segments share a lattice.
+  const origin = [0, 1, 2].map((d) => (Math.floor(box.lo[d] / f[d]) - pad) * f[d]) as Vec3;
+  const dims = [0, 1, 2].map((d) => Math.floor(box.hi[d] / f[d]) + pad + 1 - origin[d] / f[d]) as Vec3;
+  const field = new Float32Array(dims[0] * dims[1] * dims[2]);
+  const [nx, ny] = shape;
+  const x0 = Math.max(0, origin[0]);
+  const x1 = Math.min(shape[0], origin[0] + dims[0] * f[0]);
+  const scale = 1 / (f[0] * f[1] * f[2]);
+  for (let z = Math.max(0, origin[2]); z < Math.min(shape[2], origin[2] + dims[2] * f[2]); ++z) {
+    const bz = Math.floor((z - origin[2]) / f[2]);
+    for (let y = Math.max(0, origin[1]); y < Math.min(ny, origin[1] + dims[1] * f[1]); ++y) {
+      const by = Math.floor((y - origin[1]) / f[1]);
+      const row = (bz * dims[1] + by) * dims[0];
+      let i = (z * ny + y) * nx + x0;
+      for (let x = x0; x < x1; ++x, ++i) {
+        if (labels[i] === id) field[row + Math.floor((x - origin[0]) / f[0])] += scale;
+      }
+    }
+  }
+  return { field, dims, origin };
+}
+
+/** In-place separable [1 2 1]/4 smoothing; values beyond the grid count as 0. */
+function smooth3(field: Float32Array, dims: Vec3): void {
+  const stride = [1, dims[0], dims[0] * dims[1]];
+  const line = new Float32Array(Math.max(...dims));
+  for (let axis = 0; axis < 3; ++axis) {
+    const n = dims[axis];
+    const s = stride[axis];
+    const [a, b] = [0, 1, 2].filter((d) => d !== axis);
+    for (let j = 0; j < dims[b]; ++j) {
+      for (let i = 0; i < dims[a]; ++i) {
+        const base = i * stride[a] + j * stride[b];
+        for (let k = 0; k < n; ++k) line[k] = field[base + k * s];
+        for (let k = 0; k < n; ++k) {
+          const prev = k > 0 ? line[k - 1] : 0;
+          const next = k + 1 < n ? line[k + 1] : 0;
+          field[base + k * s] = 0.25 * prev + 0.5 * line[k] + 0.25 * next;
+        }
+      }
+    }
+  }
+}
+
+class GrowableF32 {
+  data = new Float32Array(3 * 1024);
+  length = 0;
+  push3(a: number, b: number, c: number): void {
+    if (this.length + 3 > this.data.length) {
+      const next = new Float32Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = a;
+    this.data[this.length++] = b;
+    this.data[this.length++] = c;
+  }
+}
+
+class GrowableU32 {
+  data = new Uint32Array(3 * 1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Uint32Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+}
+
+const ISO = 0.5;
+
+/**
+ * Marching cubes at ISO; grid point (i, j, k) is at ((origin + (i + 0.5) f) v) nm per axis.
+ * Inside/outside comes from the raw field, so smoothing never changes the topology or erases a structure
+ * one voxel thin (a [1 2 1] blur alone would drop a single-section ER sheet below 0.5). The smoothed field
+ * only places the vertex along its edge, and only where it agrees with the raw field about both ends;
+ * elsewhere (thin parts) the raw crossing stands.
+ */
+function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, dims: Vec3, origin: Vec3, f: Vec3, voxelNm: Vec3): SegmentMesh {
+  const [nx, ny, nz] = dims;
+  const plane = nx * ny;
+  const step = [0, 1, 2].map((d) => f[d] * voxelNm[d]);
+  const base = [0, 1, 2].map((d) => (origin[d] + 0.5 * f[d]) * voxelNm[d]);
+  const positions = new GrowableF32();
+  const indices = new GrowableU32();
+  // Vertex ids of edges starting at each grid point of slabs z = k and k + 1 (x and y edges), and of the
+  // z edges between them; -1 = not made yet.
+  let xyLow = new Int32Array(2 * plane).fill(-1);
+  let xyHigh = new Int32Array(2 * plane).fill(-1);
+  const zEdges = new Int32Array(plane);
+  const cornerIndex = CORNER_OFFSETS.map(([dx, dy, dz]) => dx + dy * nx + dz * plane);
+  const values = new Float32Array(8);
+  const corners = new Int32Array(8);
+
+  const vertex = (x: number, y: number, z: number, e: number): number => {
+    const [ca, cb, axis] = EDGES[e];
+    const [ax, ay, az] = CORNER_OFFSETS[ca];
+    const px = x + ax;
+    const py = y + ay;
+    const pz = z + az;
+    const slot = px + py * nx;
+    let cache: Int32Array;
+    let key: number;
+    if (axis === 2) {
+      cache = zEdges;
+      key = slot;
+    } else {
+      cache = az === 0 ? xyLow : xyHigh;
+      key = 2 * slot + axis;
+    }
+    let v = cache[key];
+    if (v < 0) {
+      const va = values[ca];
+      let t = (ISO - va) / (values[cb] - va);
+      if (smoothed) {
+        const sa = smoothed[corners[ca]];
+        const sb = smoothed[corners[cb]];
+        if ((sa > ISO) === (va > ISO) && (sb > ISO) === (values[cb] > ISO)) t = (ISO - sa) / (sb - sa);
+      }
+      // keep vertices off grid points, where two edges' vertices would coincide
+      t = Math.min(0.99, Math.max(0.01, t));
+      const p = [px, py, pz];
+      p[axis] += t;
+      v = positions.length / 3;
+      positions.push3(base[0] + p[0] * step[0], base[1] + p[1] * step[1], base[2] + p[2] * step[2]);
+      cache[key] = v;
+    }
+    return v;
+  };
+
+  for (let z = 0; z + 1 < nz; ++z) {
+    zEdges.fill(-1);
+    for (let y = 0; y + 1 < ny; ++y) {
+      for (let x = 0; x + 1 < nx; ++x) {
+        const i0 = x + y * nx + z * plane;
+        let mask = 0;
+        for (let c = 0; c < 8; ++c) {
+          const j = i0 + cornerIndex[c];
+          const v = field[j];
+          values[c] = v;
+          corners[c] = j;
+          if (v > ISO) mask |= 1 << c;
+        }
+        if (mask === 0 || mask === 255) continue;
+        const tris = TRIANGLES[mask];
+        for (let k = 0; k < tris.length; ++k) indices.push(vertex(x, y, z, tris[k]));
+      }
+    }
+    // the upper slab's x/y edges become the lower slab's for the next z
+    [xyLow, xyHigh] = [xyHigh, xyLow];
+    xyHigh.fill(-1);
+  }
+  return { positions: positions.data.slice(0, positions.length), indices: indices.data.slice(0, indices.length) };
+}
+
+/** Meshes every (or each requested) segment of a label volume. */
+export function meshSegments(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, options: MeshOptions = {}): Map<number, SegmentMesh> {
+  if (!(labels instanceof Uint32Array)) throw new PipelineError("bad_argument", "labels must be a Uint32Array");
+  if (shape.length !== 3 || shape.some((n) => !Number.isInteger(n) || n < 0)) throw new PipelineError("bad_argument", `bad shape ${JSON.stringify(shape)}`);
+  if (labels.length !== shape[0] * shape[1] * shape[2]) {
+    throw new PipelineError("shape_mismatch", `labels hold ${labels.length} voxels, shape ${shape.join("x")} needs ${shape[0] * shape[1] * shape[2]}`);
+  }
+  if (voxelNm.length !== 3 || voxelNm.some((v) => !(v > 0) || !Number.isFinite(v))) throw new PipelineError("bad_argument", "voxel size must be three positive numbers");
+  const { downsample, smooth = true, maxVoxels = 1 << 22 } = options;
+  if (downsample && (downsample.length !== 3 || downsample.some((f) => !Number.isInteger(f) || f < 1))) {
+    throw new PipelineError("bad_argument", "downsample must be three positive integers");
+  }
+  const wanted = options.ids === undefined ? undefined : new Set(options.ids);
+  const boxes = boundingBoxes(labels, shape, wanted);
+  const out = new Map<number, SegmentMesh>();
+  const ids = [...boxes.keys()].sort((a, b) => a - b);
+  for (const id of ids) {
+    const box = boxes.get(id);
+    if (!box) continue;
+    const f = downsample ?? autoFactor(box, maxVoxels);
+    // two blocks of zeros around the mask: one for the smoothing to spread into, one to close the surface
+    const { field, dims, origin } = occupancy(labels, shape, id, box, f, 2);
+    let smoothed: Float32Array | undefined;
+    if (smooth) {
+      smoothed = field.slice();
+      smooth3(smoothed, dims);
+    }
+    out.set(id, marchingCubes(field, smoothed, dims, origin, f, voxelNm));
+  }
+  return out;
+}
