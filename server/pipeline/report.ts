@@ -67,9 +67,7 @@ export function summarise(rows: readonly InstanceRow[], shape: Vec3, voxelNm: Ve
   };
 }
 
-export async function writeReport(storage: Storage, components: Components, shape: Vec3, voxelNm: Vec3): Promise<InstanceRow[]> {
-  const rows = instanceRows(components, shape, voxelNm);
+export async function writeReport(storage: Storage, rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3): Promise<void> {
   await storage.put("report/morphometrics.csv", toCsv(rows));
   await storage.put("report/summary.json", JSON.stringify(summarise(rows, shape, voxelNm), null, 2));
-  return rows;
 }

@@ -7,7 +7,7 @@ import { connectedComponents, type Components } from "./label.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { readLabelsChecked, readImage } from "./inputs.js";
 import { writeImageLayer, writeSegmentationLayer } from "./layers.js";
-import { writeReport } from "./report.js";
+import { instanceRows, writeReport, type InstanceRow } from "./report.js";
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
 
@@ -40,6 +40,7 @@ export interface RunContext {
   image?: Volume<Uint8Array | Uint16Array>;
   classes?: Volume<Uint8Array>;
   components?: Components;
+  rows?: InstanceRow[];
 }
 
 interface Stage {
@@ -79,6 +80,8 @@ const STAGES: Stage[] = [
       const classes = need(ctx.classes, "class volume");
       ctx.progress.start("instances", 1, "volume");
       ctx.components = connectedComponents(classes.data, classes.shape);
+      ctx.rows = instanceRows(ctx.components, classes.shape, ctx.options.voxelNm);
+      ctx.progress.update(1);
       ctx.progress.end();
     },
   },
@@ -92,14 +95,22 @@ const STAGES: Stage[] = [
     name: "segmentation layer",
     async run(ctx) {
       const classes = need(ctx.classes, "class volume");
-      await writeSegmentationLayer(ctx.storage, "segmentation", need(ctx.components, "instances"), classes.shape, ctx.options.voxelNm, ctx.progress);
+      await writeSegmentationLayer(
+        ctx.storage,
+        "segmentation",
+        need(ctx.components, "instances"),
+        need(ctx.rows, "instance rows"),
+        classes.shape,
+        ctx.options.voxelNm,
+        ctx.progress,
+      );
     },
   },
   {
     name: "report",
     async run(ctx) {
       const classes = need(ctx.classes, "class volume");
-      await writeReport(ctx.storage, need(ctx.components, "instances"), classes.shape, ctx.options.voxelNm);
+      await writeReport(ctx.storage, need(ctx.rows, "instance rows"), classes.shape, ctx.options.voxelNm);
     },
   },
   {
@@ -130,6 +141,7 @@ const STAGES: Stage[] = [
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const t0 = performance.now();
   const out = path.resolve(options.out);
+  await refuseForeignFolder(out);
   const staging = `${out}.partial-${process.pid}`;
   await fs.rm(staging, { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
@@ -146,6 +158,17 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     throw e;
   }
   return { instances: ctx.components?.count ?? 0, seconds: (performance.now() - t0) / 1000, out };
+}
+
+/** Replacing `out` is only safe when it is an earlier vemscope result (or empty), never someone's other files. */
+async function refuseForeignFolder(out: string): Promise<void> {
+  if (!existsSync(out)) return;
+  const stat = await fs.stat(out);
+  if (!stat.isDirectory()) throw new PipelineError("bad_argument", "exists and is not a folder", out);
+  const entries = await fs.readdir(out);
+  if (entries.length > 0 && !entries.includes("state.json")) {
+    throw new PipelineError("bad_argument", "exists and is not a vemscope output (no state.json): choose another --out or empty it", out);
+  }
 }
 
 async function replaceFolder(staging: string, out: string): Promise<void> {

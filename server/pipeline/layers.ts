@@ -1,0 +1,99 @@
+import type { Vec3, Volume } from "../../precomputed/array.js";
+import { writeLegacyMesh, writeLegacyMeshInfo, legacyMeshInfo } from "../../precomputed/mesh-legacy.js";
+import { buildSegmentProperties, writeSegmentProperties } from "../../precomputed/segment-properties.js";
+import type { Storage } from "../../precomputed/storage.js";
+import { makeInfo, writeVolume } from "../../precomputed/volume-io.js";
+import { CLASSES } from "./classes.js";
+import type { Components } from "./label.js";
+import { meshSegments } from "./mesh.js";
+import type { Progress } from "./progress.js";
+import type { InstanceRow } from "./report.js";
+
+/** Chunks of 128 x 128 x 16 voxels: about 640 x 640 x 720 nm at 5 x 5 x 45, near-cubic in space. */
+const CHUNK: Vec3 = [128, 128, 16];
+
+export async function writeImageLayer(storage: Storage, prefix: string, image: Volume<Uint8Array | Uint16Array>, voxelNm: Vec3, progress: Progress): Promise<void> {
+  const uint8 = image.data instanceof Uint8Array;
+  const info = makeInfo({
+    type: "image",
+    dataType: uint8 ? "uint8" : "uint16",
+    size: image.shape,
+    resolution: voxelNm,
+    chunkSize: CHUNK,
+    // JPEG only exists for 8-bit; 16-bit keeps its full range in gzipped raw chunks.
+    encoding: uint8 ? "jpeg" : "raw",
+  });
+  await writeVolume(storage, prefix, info, image, { gzip: !uint8, onProgress: stageProgress(progress, "image layer", "chunks") });
+  progress.end();
+}
+
+export async function writeSegmentationLayer(
+  storage: Storage,
+  prefix: string,
+  components: Components,
+  rows: readonly InstanceRow[],
+  shape: Vec3,
+  voxelNm: Vec3,
+  progress: Progress,
+): Promise<void> {
+  const info = makeInfo({
+    type: "segmentation",
+    dataType: "uint32",
+    size: shape,
+    resolution: voxelNm,
+    chunkSize: CHUNK,
+    encoding: "compressed_segmentation",
+    blockSize: [8, 8, 8],
+    mesh: "mesh",
+    segmentProperties: "segment_properties",
+  });
+  await writeVolume(storage, prefix, info, { data: components.labels, shape }, { gzip: true, onProgress: stageProgress(progress, "segmentation", "chunks") });
+  progress.end();
+
+  await writeSegmentProperties(storage, `${prefix}/segment_properties`, segmentProperties(rows));
+
+  const meshes = meshSegments(components.labels, shape, voxelNm);
+  progress.start("meshes", meshes.size, "segments");
+  await writeLegacyMeshInfo(storage, `${prefix}/mesh`, legacyMeshInfo());
+  let done = 0;
+  for (const [id, mesh] of meshes) {
+    await writeLegacyMesh(storage, `${prefix}/mesh`, id, [mesh]);
+    progress.update(++done);
+  }
+  progress.end();
+}
+
+/** Adapts a (done, total) callback to a Progress stage that starts on the first call, when the total is known. */
+function stageProgress(progress: Progress, name: string, unit: string): (done: number, total: number) => void {
+  let started = false;
+  return (done, total) => {
+    if (!started) {
+      progress.start(name, total, unit);
+      started = true;
+    }
+    progress.update(done);
+  };
+}
+
+/** Label, class tag and every numeric column, so Neuroglancer's own segment table can sort and filter. */
+export function segmentProperties(rows: readonly InstanceRow[]) {
+  const tagIndex = new Map(CLASSES.map((c, i) => [c.name, i]));
+  const numeric = Object.keys(rows[0] ?? {}).filter((k) => k !== "id" && typeof (rows[0] as unknown as Record<string, unknown>)[k] === "number");
+  return buildSegmentProperties({
+    ids: rows.map((r) => r.id),
+    label: rows.map((r) => `${r.class} ${r.id}`),
+    tags: {
+      names: CLASSES.map((c) => c.name),
+      descriptions: CLASSES.map((c) => c.label),
+      values: rows.map((r) => {
+        const t = tagIndex.get(r.class);
+        return t === undefined ? [] : [t];
+      }),
+    },
+    numbers: numeric.map((k) => ({
+      id: k,
+      type: "float32" as const,
+      values: rows.map((r) => Number((r as unknown as Record<string, unknown>)[k])),
+    })),
+  });
+}
