@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** vemscope's command line (DESIGN.md's contract). Commands are a registry; each parses its own options. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { PipelineError } from "../server/pipeline/errors.js";
 import { PrecomputedError } from "../precomputed/errors.js";
@@ -82,7 +83,10 @@ const COMMANDS: Record<string, Command> = {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0-65535, got '${String(v.port)}'`);
       const { serve } = await import("../server/api/serve.js");
       const host = typeof v.host === "string" ? v.host : "127.0.0.1";
-      const { url } = await serve({ root: dir, port, host });
+      if (!existsSync(path.join(dir, "state.json"))) throw new UsageError(`${dir}: not a vemscope output folder (no state.json); run 'vemscope run' first`);
+      const { url } = await serve({ root: dir, port, host }).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === "EADDRINUSE" ? new UsageError(`--port: ${host}:${port} is already in use; pass another --port`) : e;
+      });
       process.stdout.write(`vemscope serving ${path.resolve(dir)}\nviewer: ${url}\n`);
       return new Promise<number>(() => {}); // serve until interrupted
     },

@@ -6,12 +6,31 @@ import { buildApp } from "./app.js";
 
 export const DEFAULT_VIEWER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/plugin");
 
-/** Listen on host:port (0 = any free port) and resolve with the viewer URL. */
-export async function serve(opts: { root: string; port: number; host: string; viewerDir?: string }): Promise<{ url: string; server: Server }> {
+export interface ServeOptions {
+  root: string;
+  /** 0 = any free port. */
+  port: number;
+  host: string;
+  viewerDir?: string;
+  /** When the port is taken, try this many following ports before giving up (the demo sets it). */
+  tryNextPorts?: number;
+}
+
+/** Listen and resolve with the viewer URL. */
+export async function serve(opts: ServeOptions): Promise<{ url: string; server: Server }> {
   const app = buildApp({ root: opts.root, viewerDir: opts.viewerDir ?? DEFAULT_VIEWER_DIR });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(opts.port, opts.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-  });
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://${opts.host}:${port}/`, server };
+  for (let attempt = 0; ; attempt++) {
+    const port = opts.port === 0 ? 0 : opts.port + attempt;
+    try {
+      const server = await new Promise<Server>((resolve, reject) => {
+        const s = app.listen(port, opts.host);
+        s.once("listening", () => resolve(s));
+        s.once("error", reject);
+      });
+      const { port: bound } = server.address() as AddressInfo;
+      return { url: `http://${opts.host}:${bound}/`, server };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= (opts.tryNextPorts ?? 0)) throw e;
+    }
+  }
 }

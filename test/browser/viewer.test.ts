@@ -9,6 +9,8 @@ import express from "express";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensurePluginBuilt, pluginDistDir } from "../../scripts/build-plugin-if-needed.js";
+import { buildApp } from "../../server/api/app.js";
+import { RELATIVE_SOURCE } from "../../server/api/state-sources.js";
 import {
   CHROMIUM_PATH,
   canvasIsNonBlank,
@@ -102,7 +104,7 @@ async function writeDataset(root: string): Promise<void> {
   await writeLayer(join(root, "segmentation"), "segmentation", "uint32", (x, y) => labelValue(x, y));
 }
 
-function viewerState(origin: string): object {
+function viewerState(source: (layer: string) => string): object {
   return {
     dimensions: {
       x: [RESOLUTION_NM[0] * 1e-9, "m"],
@@ -114,11 +116,11 @@ function viewerState(origin: string): object {
     // Global units per screen pixel: 64 voxels span ~530 px, so the whole slice is on screen.
     crossSectionScale: 0.12,
     layers: [
-      { type: "image", name: "image", source: `precomputed://${origin}/precomputed/image` },
+      { type: "image", name: "image", source: source("image") },
       {
         type: "segmentation",
         name: "segmentation",
-        source: `precomputed://${origin}/precomputed/segmentation`,
+        source: source("segmentation"),
         segments: SEGMENTS.map(({ id }) => String(id)),
         segmentColors: Object.fromEntries(SEGMENTS.map(({ id, color }) => [String(id), color])),
         selectedAlpha: 0.6,
@@ -130,7 +132,7 @@ function viewerState(origin: string): object {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Stand-in server. The lead swaps this for the product's buildApp(); keep it this small.
+// The product's server.
 
 interface TestServer {
   origin: string;
@@ -138,19 +140,16 @@ interface TestServer {
   close(): Promise<void>;
 }
 
+/** The product's server (buildApp) over the dataset, with a counter of api/state requests in front. */
 async function startTestServer(distDir: string, datasetDir: string): Promise<TestServer> {
+  await writeFile(join(datasetDir, "state.json"), JSON.stringify(viewerState((layer) => `${RELATIVE_SOURCE}${layer}`)));
   const app = express();
   let stateRequests = 0;
-  app.get("/api/state", (req, res) => {
-    stateRequests++;
-    res.json(viewerState(`http://${req.get("host") ?? "127.0.0.1"}`));
-  });
-  app.use("/precomputed", (_req, res, next) => {
-    res.set("Access-Control-Allow-Origin", "*");
+  app.use((req, _res, next) => {
+    if (req.path === "/api/state") stateRequests++;
     next();
   });
-  app.use("/precomputed", express.static(datasetDir));
-  app.use("/", express.static(distDir));
+  app.use(buildApp({ root: datasetDir, viewerDir: distDir }));
   const server = app.listen(0, "127.0.0.1");
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
@@ -277,7 +276,8 @@ describe.skipIf(!hasChromium)(`viewer in headless Chromium (${CHROMIUM_PATH})`, 
     const page = await browser.newPage();
     const errors = collectConsoleErrors(page);
     const before = server.stateRequests();
-    const state = viewerState(server.origin) as { layers: unknown[] };
+    const origin = server.origin;
+    const state = viewerState((layer) => `precomputed://${origin}/precomputed/${layer}`) as { layers: unknown[] };
     const imageOnly = { ...state, layers: state.layers.slice(0, 1) };
     await page.goto(`${server.origin}/#!${encodeURIComponent(JSON.stringify(imageOnly))}`);
     await waitForViewer(page);
