@@ -13,7 +13,7 @@ import { LocalStorage } from "../precomputed/storage.js";
 import { readRegion } from "../precomputed/volume-io.js";
 import { validateInfo } from "../precomputed/info.js";
 import { readSegmentProperties } from "../precomputed/segment-properties.js";
-import { readLegacyMesh } from "../precomputed/mesh-legacy.js";
+import { readMultiresMeshManifest } from "../precomputed/mesh-multires.js";
 import { connectedComponents } from "../server/pipeline/label.js";
 import { runPipeline } from "../server/pipeline/run.js";
 import { writeTiffStack } from "../server/pipeline/tiff.js";
@@ -89,7 +89,7 @@ describe("run --labels output", () => {
     expect(Math.abs(Number(meanBg) - 185)).toBeLessThan(15);
   });
 
-  it("segment properties carry class tags and numbers for every instance; meshes exist", async () => {
+  it("segment properties carry class tags and numbers for every instance; multi-resolution meshes exist", async () => {
     const storage = new LocalStorage(path.join(dir, "out"));
     const props = await readSegmentProperties(storage, "segmentation/segment_properties");
     const inline = props.inline;
@@ -99,7 +99,11 @@ describe("run --labels output", () => {
     expect(tags && "tags" in tags ? tags.tags : []).toContain("mito");
     const volume = inline.properties.find((p) => p.id === "volume_nm3");
     expect(volume?.type).toBe("number");
-    for (const id of [1, 2, 3]) expect((await readLegacyMesh(storage, "segmentation/mesh", id)).length).toBeGreaterThan(0);
+    for (const id of [1, 2, 3]) {
+      const manifest = await readMultiresMeshManifest(storage, "segmentation/mesh", id);
+      expect(manifest.lods.length).toBeGreaterThan(0);
+      expect(manifest.lods[0].fragmentSizes.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    }
   });
 
   it("report rows and summary agree with the instances", () => {

@@ -1,11 +1,12 @@
 import type { Vec3, Volume } from "../../precomputed/array.js";
-import { writeLegacyMesh, writeLegacyMeshInfo, legacyMeshInfo } from "../../precomputed/mesh-legacy.js";
+import { multiresMeshInfo, writeMultiresMeshInfo } from "../../precomputed/mesh-multires.js";
 import { buildSegmentProperties, writeSegmentProperties } from "../../precomputed/segment-properties.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { makeInfo, writeVolume } from "../../precomputed/volume-io.js";
 import { CLASSES } from "./classes.js";
 import type { Components } from "./label.js";
 import { meshSegments } from "./mesh.js";
+import { writeSegmentMultiresMesh } from "./mesh-lod.js";
 import type { Progress } from "./progress.js";
 import type { InstanceRow } from "./report.js";
 
@@ -54,10 +55,11 @@ export async function writeSegmentationLayer(
 
   const meshes = meshSegments(components.labels, shape, voxelNm);
   progress.start("meshes", meshes.size, "segments");
-  await writeLegacyMeshInfo(storage, `${prefix}/mesh`, legacyMeshInfo());
+  // 10 bits suffice: LOD-0 cells are at most ~1 um, so a quantisation step is ~1 nm.
+  await writeMultiresMeshInfo(storage, `${prefix}/mesh`, multiresMeshInfo({ vertexQuantizationBits: 10 }));
   let done = 0;
   for (const [id, mesh] of meshes) {
-    await writeLegacyMesh(storage, `${prefix}/mesh`, id, [mesh]);
+    await writeSegmentMultiresMesh(storage, `${prefix}/mesh`, id, mesh, { quantizationBits: 10 });
     progress.update(++done);
   }
   progress.end();
