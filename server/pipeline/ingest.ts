@@ -90,7 +90,7 @@ async function collectPlanes(path: string, mode: Mode): Promise<{ planes: Plane[
 
 async function planesOf(file: string, mode: Mode, sliceLabel: string | undefined): Promise<Plane[]> {
   const ext = extname(file).toLowerCase();
-  if (ext === ".png") return [await pngPlane(file, mode, sliceLabel ?? basename(file))];
+  if (ext === ".png") return [await pngPlane(file, sliceLabel ?? basename(file))];
   const scan = await scanTiff(file);
   const pages = scan.pages.filter((p) => !p.reduced);
   return pages.map((p, k) => {
@@ -122,7 +122,7 @@ function checkPage(file: string, p: TiffPage, mode: Mode, name: string): void {
   }
 }
 
-async function pngPlane(file: string, mode: Mode, name: string): Promise<Plane> {
+async function pngPlane(file: string, name: string): Promise<Plane> {
   let meta: Metadata;
   try {
     meta = await sharp(file).metadata();
