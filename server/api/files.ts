@@ -1,4 +1,4 @@
-import { promises as fs } from "node:fs";
+import { promises as fs, type Stats } from "node:fs";
 import * as path from "node:path";
 import type { Request, Response } from "express";
 import { ApiError } from "./errors.js";
@@ -12,24 +12,68 @@ import { ApiError } from "./errors.js";
  */
 export function fileServer(root: string) {
   let realRoot: string | undefined;
+  const dirs = new RealDirCache();
   return async (req: Request, res: Response): Promise<void> => {
     realRoot ??= await fs.realpath(root);
     const segments = splitPath(req.path);
-    const target = await resolveInside(realRoot, segments);
+    const target = await resolveInside(realRoot, segments, dirs);
     if (!target) throw new ApiError(404, "not_found", `no such file: ${segments.join("/")}`);
     const name = segments[segments.length - 1] ?? "";
     res.setHeader("Content-Type", contentType(name));
     res.setHeader("Cache-Control", "no-cache");
     if (target.gzip) res.setHeader("Content-Encoding", "gzip");
-    await new Promise<void>((resolve, reject) => {
-      res.sendFile(
-        target.file,
-        // A gzipped body must never be cut by a range: the client could not decode a slice of it.
-        { acceptRanges: !target.gzip, dotfiles: "allow", cacheControl: false, etag: true, lastModified: true },
-        (err) => (err && !res.headersSent ? reject(err) : resolve()),
-      );
-    });
+    // A gzipped body must never be cut by a range: the client could not decode a slice of it.
+    if (!target.gzip) res.setHeader("Accept-Ranges", "bytes");
+    if (req.headers.range !== undefined && !target.gzip) {
+      await sendWithRanges(res, target.file);
+      return;
+    }
+    // Whole small files straight from a buffer: chunks are KBs to a few MB, and skipping `send`'s
+    // stream machinery roughly doubles throughput here (see `npm run bench -- serve`).
+    const etag = `W/"${target.stat.size.toString(16)}-${Math.floor(target.stat.mtimeMs).toString(16)}"`;
+    res.setHeader("ETag", etag);
+    res.setHeader("Last-Modified", target.stat.mtime.toUTCString());
+    if (req.headers["if-none-match"] === etag) {
+      res.status(304).end();
+      return;
+    }
+    res.setHeader("Content-Length", target.stat.size);
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
+    res.end(await fs.readFile(target.file));
   };
+}
+
+function sendWithRanges(res: Response, file: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    res.sendFile(file, { acceptRanges: true, dotfiles: "allow", cacheControl: false, etag: true, lastModified: true }, (err) =>
+      err && !res.headersSent ? reject(err) : resolve(),
+    );
+  });
+}
+
+/**
+ * Real paths of directories, remembered for a few seconds: resolving every path component on every
+ * request dominated serving time, and layer directories do not move while being served.
+ */
+class RealDirCache {
+  private readonly cache = new Map<string, { real: string; at: number }>();
+  async get(dir: string): Promise<string | undefined> {
+    const hit = this.cache.get(dir);
+    const now = Date.now();
+    if (hit && now - hit.at < 5000) return hit.real;
+    let real: string;
+    try {
+      real = await fs.realpath(dir);
+    } catch {
+      return undefined;
+    }
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(dir, { real, at: now });
+    return real;
+  }
 }
 
 export const corsHeaders = {
@@ -56,23 +100,37 @@ function splitPath(urlPath: string): string[] {
   });
 }
 
-async function resolveInside(realRoot: string, segments: string[]): Promise<{ file: string; gzip: boolean } | undefined> {
-  const joined = path.join(realRoot, ...segments);
+function inside(realRoot: string, real: string): boolean {
+  return real === realRoot || real.startsWith(realRoot + path.sep);
+}
+
+async function resolveInside(
+  realRoot: string,
+  segments: string[],
+  dirs: RealDirCache,
+): Promise<{ file: string; gzip: boolean; stat: Stats } | undefined> {
+  const realDir = await dirs.get(path.join(realRoot, ...segments.slice(0, -1)));
+  if (realDir === undefined) return undefined;
+  if (!inside(realRoot, realDir)) throw new ApiError(403, "forbidden", "path leaves the served folder");
+  const base = path.join(realDir, segments[segments.length - 1] ?? "");
   for (const [candidate, gzip] of [
-    [joined, false],
-    [`${joined}.gz`, true],
+    [base, false],
+    [`${base}.gz`, true],
   ] as const) {
-    let real: string;
+    let stat: Stats;
+    let file = candidate;
     try {
-      real = await fs.realpath(candidate);
-    } catch {
+      stat = await fs.lstat(candidate);
+      if (stat.isSymbolicLink()) {
+        file = await fs.realpath(candidate);
+        if (!inside(realRoot, file)) throw new ApiError(403, "forbidden", "path leaves the served folder");
+        stat = await fs.stat(file);
+      }
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
       continue;
     }
-    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
-      throw new ApiError(403, "forbidden", "path leaves the served folder");
-    }
-    const stat = await fs.stat(real);
-    if (stat.isFile()) return { file: real, gzip };
+    if (stat.isFile()) return { file, gzip, stat };
   }
   return undefined;
 }
