@@ -45,6 +45,13 @@ export function connectedComponents(classes: Uint8Array, shape: readonly [number
     return rb;
   };
 
+  // Defined once, outside the loops: a closure per voxel cost more than the labelling itself.
+  const link = (l: number, j: number, c: number): number => {
+    if (classes[j] !== c) return l;
+    const lj = labels[j];
+    return l === 0 ? find(lj) : union(l, lj);
+  };
+
   for (let z = 0; z < nz; z++) {
     for (let y = 0; y < ny; y++) {
       const row = z * sxy + y * nx;
@@ -53,28 +60,37 @@ export function connectedComponents(classes: Uint8Array, shape: readonly [number
         const c = classes[i];
         if (c === 0) continue;
         let l = 0;
-        const join = (j: number): void => {
-          if (classes[j] !== c) return;
-          const lj = labels[j];
-          l = l === 0 ? find(lj) : union(l, lj);
-        };
         const x0 = x > 0;
         const x1 = x < nx - 1;
-        if (x0) join(i - 1);
-        if (y > 0) {
-          const j = i - nx;
-          if (x0) join(j - 1);
-          join(j);
-          if (x1) join(j + 1);
-        }
-        if (z > 0) {
-          const p = i - sxy;
-          for (let dy = -1; dy <= 1; dy++) {
-            if ((dy < 0 && y === 0) || (dy > 0 && y === ny - 1)) continue;
-            const j = p + dy * nx;
-            if (x0) join(j - 1);
-            join(j);
-            if (x1) join(j + 1);
+        if (x0 && classes[i - 1] === c) {
+          // The left voxel shares our class, so it already joined every neighbour we share with it:
+          // only the column at x+1 is new (4 voxels instead of 13).
+          l = labels[i - 1];
+          if (x1) {
+            if (y > 0) l = link(l, i - nx + 1, c);
+            if (z > 0) {
+              const p = i - sxy + 1;
+              if (y > 0) l = link(l, p - nx, c);
+              l = link(l, p, c);
+              if (y < ny - 1) l = link(l, p + nx, c);
+            }
+          }
+        } else {
+          if (y > 0) {
+            const j = i - nx;
+            if (x0) l = link(l, j - 1, c);
+            l = link(l, j, c);
+            if (x1) l = link(l, j + 1, c);
+          }
+          if (z > 0) {
+            const p = i - sxy;
+            for (let dy = -1; dy <= 1; dy++) {
+              if ((dy < 0 && y === 0) || (dy > 0 && y === ny - 1)) continue;
+              const j = p + dy * nx;
+              if (x0) l = link(l, j - 1, c);
+              l = link(l, j, c);
+              if (x1) l = link(l, j + 1, c);
+            }
           }
         }
         if (l === 0) {
