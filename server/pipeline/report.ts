@@ -4,12 +4,29 @@ import { CLASSES, classByCode } from "./classes.js";
 import type { Components } from "./label.js";
 import { instanceStats } from "./stats.js";
 
-/** One row per instance; the morphometric columns of DESIGN.md join here as the analysis stages land. */
+/**
+ * One row per instance (DESIGN.md's columns). `null` = not measured or not applicable (e.g. length for a
+ * lipid droplet, ER distance for the ER itself); the CSV leaves such cells empty.
+ */
 export interface InstanceRow {
   id: number;
   class: string;
   voxels: number;
   volume_nm3: number;
+  surface_nm2?: number | null;
+  vsa_nm?: number | null;
+  sphericity?: number | null;
+  length_nm?: number | null;
+  width_nm?: number | null;
+  feret_max_nm?: number | null;
+  branched?: boolean | null;
+  branch_count?: number | null;
+  min_dist_er_nm?: number | null;
+  in_contact?: boolean | null;
+  /** Nearest ER approach lies within one section (true) or only across sections (false). */
+  contact_in_plane?: boolean | null;
+  contact_area_nm2?: number | null;
+  contact_sites?: number | null;
   centroid_x_nm: number;
   centroid_y_nm: number;
   centroid_z_nm: number;
