@@ -118,10 +118,48 @@ describe("run --labels output", () => {
     expect(summary.classes.er.volume_fraction).toBeCloseTo(erVoxels / classes.length, 10);
   });
 
-  it("state.json opens both layers with relative sources", () => {
+  it("state.json opens image, segmentation and contact layers with relative sources", () => {
     const state = JSON.parse(readFileSync(path.join(dir, "out", "state.json"), "utf8"));
-    expect(state.layers.map((l: { source: string }) => l.source)).toEqual(["precomputed://./image", "precomputed://./segmentation"]);
+    expect(state.layers.map((l: { source: string }) => l.source)).toEqual(["precomputed://./image", "precomputed://./segmentation", "precomputed://./contacts"]);
     expect(state.dimensions.z[0]).toBeCloseTo(45e-9, 15);
+  });
+});
+
+describe("ER contacts in the report and the annotation layer", () => {
+  const rows = () => {
+    const [head, ...lines] = readFileSync(path.join(dir, "out", "report", "morphometrics.csv"), "utf8").trim().split("\n");
+    const cols = head.split(",");
+    return lines.map((l) => Object.fromEntries(l.split(",").map((v, i) => [cols[i], v])));
+  };
+
+  // The r = 80 nm ball's widest sections sit 22.5 nm off its centre (76.8 nm in-plane radius), so its last
+  // voxel is x = 34 and two empty voxels (35, 36) separate it from the ER at x = 37; the r = 70 nm droplet's
+  // first voxel is x = 47, nine empty voxels away.
+  it("face-to-face gaps: two empty voxels in x = 10 nm (contact), nine = 45 nm (none), overlap = 0", () => {
+    const r = rows();
+    const mitoNear = r.find((x) => x.class === "mito" && Math.abs(Number(x.centroid_x_nm) - 102.5) < 5);
+    const mitoTouch = r.find((x) => x.class === "mito" && Math.abs(Number(x.centroid_x_nm) - 427.5) < 10);
+    const ld = r.find((x) => x.class === "ld");
+    expect(mitoNear?.min_dist_er_nm).toBe("10");
+    expect(mitoNear?.in_contact).toBe("true");
+    expect(mitoNear?.contact_in_plane).toBe("true");
+    expect(mitoTouch?.min_dist_er_nm).toBe("0");
+    expect(ld?.min_dist_er_nm).toBe("45");
+    expect(ld?.in_contact).toBe("false");
+    expect(Number(ld?.contact_area_nm2)).toBe(0);
+    expect(Number(mitoNear?.contact_area_nm2)).toBeGreaterThan(0);
+    // The ER itself and the nucleus are not measured against the ER.
+    expect(r.filter((x) => x.class === "er").every((x) => x.min_dist_er_nm === "")).toBe(true);
+  });
+
+  it("writes contact sites as annotations related to organelle and ER segments", async () => {
+    const info = JSON.parse(readFileSync(path.join(dir, "out", "contacts", "info"), "utf8"));
+    expect(info["@type"]).toBe("neuroglancer_annotations_v1");
+    expect(info.annotation_type).toBe("LINE");
+    expect(info.relationships.map((r: { id: string }) => r.id)).toEqual(["organelle", "er"]);
+    const sites = rows().reduce((s, r) => s + Number(r.contact_sites || 0), 0);
+    expect(sites).toBeGreaterThanOrEqual(2);
+    expect(readdirSync(path.join(dir, "out", "contacts", "by_id")).length).toBe(sites);
   });
 });
 

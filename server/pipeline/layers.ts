@@ -80,7 +80,12 @@ function stageProgress(progress: Progress, name: string, unit: string): (done: n
 /** Label, class tag and every numeric column, so Neuroglancer's own segment table can sort and filter. */
 export function segmentProperties(rows: readonly InstanceRow[]) {
   const tagIndex = new Map(CLASSES.map((c, i) => [c.name, i]));
-  const numeric = Object.keys(rows[0] ?? {}).filter((k) => k !== "id" && typeof (rows[0] as unknown as Record<string, unknown>)[k] === "number");
+  const cell = (r: InstanceRow, k: string): unknown => (r as unknown as Record<string, unknown>)[k];
+  // A column joins when any row measured it; rows where it does not apply carry -1 (JSON has no NaN), and
+  // booleans become 0/1, so Neuroglancer's query box can filter e.g. `in_contact=1`.
+  const numeric = Object.keys(rows[0] ?? {}).filter(
+    (k) => k !== "id" && rows.some((r) => typeof cell(r, k) === "number" || typeof cell(r, k) === "boolean"),
+  );
   return buildSegmentProperties({
     ids: rows.map((r) => r.id),
     label: rows.map((r) => `${r.class} ${r.id}`),
@@ -95,7 +100,10 @@ export function segmentProperties(rows: readonly InstanceRow[]) {
     numbers: numeric.map((k) => ({
       id: k,
       type: "float32" as const,
-      values: rows.map((r) => Number((r as unknown as Record<string, unknown>)[k])),
+      values: rows.map((r) => {
+        const v = cell(r, k);
+        return typeof v === "number" ? v : typeof v === "boolean" ? Number(v) : -1;
+      }),
     })),
   });
 }

@@ -13,20 +13,20 @@ export interface InstanceRow {
   class: string;
   voxels: number;
   volume_nm3: number;
-  surface_nm2?: number | null;
-  vsa_nm?: number | null;
-  sphericity?: number | null;
-  length_nm?: number | null;
-  width_nm?: number | null;
-  feret_max_nm?: number | null;
-  branched?: boolean | null;
-  branch_count?: number | null;
-  min_dist_er_nm?: number | null;
-  in_contact?: boolean | null;
+  surface_nm2: number | null;
+  vsa_nm: number | null;
+  sphericity: number | null;
+  length_nm: number | null;
+  width_nm: number | null;
+  feret_max_nm: number | null;
+  branched: boolean | null;
+  branch_count: number | null;
+  min_dist_er_nm: number | null;
+  in_contact: boolean | null;
   /** Nearest ER approach lies within one section (true) or only across sections (false). */
-  contact_in_plane?: boolean | null;
-  contact_area_nm2?: number | null;
-  contact_sites?: number | null;
+  contact_in_plane: boolean | null;
+  contact_area_nm2: number | null;
+  contact_sites: number | null;
   centroid_x_nm: number;
   centroid_y_nm: number;
   centroid_z_nm: number;
@@ -44,6 +44,19 @@ export function instanceRows(components: Components, shape: Vec3, voxelNm: Vec3)
       class: classByCode(components.classOf[id])?.name ?? `class${components.classOf[id]}`,
       voxels: stats.voxels[id],
       volume_nm3: stats.voxels[id] * voxelVolume,
+      surface_nm2: null,
+      vsa_nm: null,
+      sphericity: null,
+      length_nm: null,
+      width_nm: null,
+      feret_max_nm: null,
+      branched: null,
+      branch_count: null,
+      min_dist_er_nm: null,
+      in_contact: null,
+      contact_in_plane: null,
+      contact_area_nm2: null,
+      contact_sites: null,
       centroid_x_nm: stats.centroid[3 * id] * voxelNm[0],
       centroid_y_nm: stats.centroid[3 * id + 1] * voxelNm[1],
       centroid_z_nm: stats.centroid[3 * id + 2] * voxelNm[2],
@@ -57,6 +70,7 @@ export function toCsv(rows: readonly object[]): string {
   if (rows.length === 0) return "id,class\n";
   const columns = Object.keys(rows[0]);
   const cell = (v: unknown): string => {
+    if (v === null || v === undefined) return "";
     const s = typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(8)) : String(v);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };

@@ -7,6 +7,8 @@ import { connectedComponents, type Components } from "./label.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { readLabelsChecked, readImage } from "./inputs.js";
 import { writeImageLayer, writeSegmentationLayer } from "./layers.js";
+import { analyseContacts, type ContactAnalysis } from "./contacts.js";
+import { applyContacts, writeContactLayer, DEFAULT_CONTACT_NM } from "./contact-layer.js";
 import { instanceRows, writeReport, type InstanceRow } from "./report.js";
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
@@ -41,6 +43,7 @@ export interface RunContext {
   classes?: Volume<Uint8Array>;
   components?: Components;
   rows?: InstanceRow[];
+  contacts?: ContactAnalysis;
 }
 
 interface Stage {
@@ -86,6 +89,24 @@ const STAGES: Stage[] = [
     },
   },
   {
+    name: "contacts",
+    async run(ctx) {
+      const classes = need(ctx.classes, "class volume");
+      const components = need(ctx.components, "instances");
+      ctx.progress.start("ER contacts", 1, "volume");
+      ctx.contacts = analyseContacts(components.labels, components.classOf, classes.shape, ctx.options.voxelNm, ctx.options.contactNm ?? DEFAULT_CONTACT_NM);
+      applyContacts(need(ctx.rows, "instance rows"), ctx.contacts);
+      ctx.progress.update(1);
+      ctx.progress.end();
+    },
+  },
+  {
+    name: "contact layer",
+    async run(ctx) {
+      await writeContactLayer(ctx.storage, "contacts", need(ctx.contacts, "contacts"), ctx.options.voxelNm, need(ctx.classes, "class volume").shape);
+    },
+  },
+  {
     name: "image layer",
     async run(ctx) {
       await writeImageLayer(ctx.storage, "image", need(ctx.image, "image"), ctx.options.voxelNm, ctx.progress);
@@ -117,7 +138,12 @@ const STAGES: Stage[] = [
     name: "state",
     async run(ctx) {
       const classes = need(ctx.classes, "class volume");
-      const state = buildState({ voxelNm: ctx.options.voxelNm, size: classes.shape, classOf: need(ctx.components, "instances").classOf });
+      const state = buildState({
+        voxelNm: ctx.options.voxelNm,
+        size: classes.shape,
+        classOf: need(ctx.components, "instances").classOf,
+        annotationLayers: [{ name: "ER contacts", folder: "contacts" }],
+      });
       await ctx.storage.put("state.json", JSON.stringify(state, null, 1));
     },
   },
