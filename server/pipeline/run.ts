@@ -3,13 +3,14 @@ import * as path from "node:path";
 import type { Vec3, Volume } from "../../precomputed/array.js";
 import { LocalStorage } from "../../precomputed/storage.js";
 import { PipelineError } from "./errors.js";
-import { connectedComponents, type Components } from "./label.js";
+import type { Components } from "./label.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { readLabelsChecked, readImage } from "./inputs.js";
 import { writeImageLayer, writeSegmentationLayer } from "./layers.js";
-import { analyseContacts, type ContactAnalysis } from "./contacts.js";
-import { applyContacts, writeContactLayer, DEFAULT_CONTACT_NM } from "./contact-layer.js";
-import { instanceRows, writeReport, type InstanceRow } from "./report.js";
+import type { ContactAnalysis } from "./contacts.js";
+import { writeContactLayer } from "./contact-layer.js";
+import { analyseClasses } from "./analyse.js";
+import { writeReport, type InstanceRow } from "./report.js";
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
 
@@ -78,26 +79,12 @@ const STAGES: Stage[] = [
     },
   },
   {
-    name: "label",
+    name: "analyse",
     async run(ctx) {
-      const classes = need(ctx.classes, "class volume");
-      ctx.progress.start("instances", 1, "volume");
-      ctx.components = connectedComponents(classes.data, classes.shape);
-      ctx.rows = instanceRows(ctx.components, classes.shape, ctx.options.voxelNm);
-      ctx.progress.update(1);
-      ctx.progress.end();
-    },
-  },
-  {
-    name: "contacts",
-    async run(ctx) {
-      const classes = need(ctx.classes, "class volume");
-      const components = need(ctx.components, "instances");
-      ctx.progress.start("ER contacts", 1, "volume");
-      ctx.contacts = analyseContacts(components.labels, components.classOf, classes.shape, ctx.options.voxelNm, ctx.options.contactNm ?? DEFAULT_CONTACT_NM);
-      applyContacts(need(ctx.rows, "instance rows"), ctx.contacts);
-      ctx.progress.update(1);
-      ctx.progress.end();
+      const analysis = analyseClasses(need(ctx.classes, "class volume"), ctx.options.voxelNm, { contactNm: ctx.options.contactNm, progress: ctx.progress });
+      ctx.components = analysis.components;
+      ctx.rows = analysis.rows;
+      ctx.contacts = analysis.contacts;
     },
   },
   {
