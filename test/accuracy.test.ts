@@ -54,6 +54,17 @@ describe.each(SEEDS.map((s, i) => [s, i]))("phantom seed %i", (_seed, index) => 
     }
   });
 
+  it("mitochondria: length within 10%, width within 12%, branched classification exact", () => {
+    const mitos = c().matched.filter((m) => m.truth.class === "mito");
+    expect(mitos.length).toBeGreaterThanOrEqual(8);
+    for (const { truth, row } of mitos) {
+      const msg = JSON.stringify({ id: truth.id, shape: truth.shape, truth: [truth.length_nm, truth.width_nm, truth.branched], got: [row.length_nm, row.width_nm, row.branched] });
+      expect(Math.abs((row.length_nm ?? 0) / (truth.length_nm ?? 1) - 1), msg).toBeLessThanOrEqual(0.1);
+      expect(Math.abs((row.width_nm ?? 0) / (truth.width_nm ?? 1) - 1), msg).toBeLessThanOrEqual(0.12);
+      expect(row.branched, msg).toBe(truth.branched);
+    }
+  });
+
   it("contact classification at 30 nm >= 95% correct, in-plane flag right for in-plane contacts", () => {
     const graded = c().matched.filter((m) => m.truth.er_contact !== null && m.truth.class !== "nucleus");
     const right = graded.filter((m) => m.row.in_contact === m.truth.er_contact).length;

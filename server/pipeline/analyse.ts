@@ -4,6 +4,8 @@ import { analyseContacts, type ContactAnalysis } from "./contacts.js";
 import { connectedComponents, type Components } from "./label.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { instanceRows, type InstanceRow } from "./report.js";
+import { measureTube } from "./skeleton.js";
+import { cropMask, instanceStats } from "./stats.js";
 
 export interface Analysis {
   components: Components;
@@ -19,8 +21,21 @@ export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts:
   const progress = opts.progress ?? silentProgress;
   progress.start("instances", 1, "volume");
   const components = connectedComponents(classes.data, classes.shape);
-  const rows = instanceRows(components, classes.shape, voxelNm);
+  const stats = instanceStats(components.labels, classes.shape, components.count);
+  const rows = instanceRows(components, classes.shape, voxelNm, stats);
   progress.update(1);
+  const mitos = rows.filter((r) => r.class === "mito");
+  progress.start("mito skeletons", mitos.length, "mitochondria");
+  mitos.forEach((row, k) => {
+    const crop = cropMask(components.labels, classes.shape, stats, row.id);
+    const m = measureTube(crop.mask, crop.shape, voxelNm);
+    row.length_nm = m.length_nm;
+    row.width_nm = m.width_nm;
+    row.feret_max_nm = m.feret_max_nm;
+    row.branched = m.branched;
+    row.branch_count = m.branch_count;
+    progress.update(k + 1);
+  });
   progress.start("ER contacts", 1, "volume");
   const contacts = analyseContacts(components.labels, components.classOf, classes.shape, voxelNm, opts.contactNm ?? DEFAULT_CONTACT_NM);
   applyContacts(rows, contacts);

@@ -2,7 +2,7 @@ import type { Vec3 } from "../../precomputed/array.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { CLASSES, classByCode } from "./classes.js";
 import type { Components } from "./label.js";
-import { instanceStats } from "./stats.js";
+import { instanceStats, type InstanceStats } from "./stats.js";
 
 /**
  * One row per instance (DESIGN.md's columns). `null` = not measured or not applicable (e.g. length for a
@@ -33,8 +33,7 @@ export interface InstanceRow {
   bbox_voxels: string;
 }
 
-export function instanceRows(components: Components, shape: Vec3, voxelNm: Vec3): InstanceRow[] {
-  const stats = instanceStats(components.labels, shape, components.count);
+export function instanceRows(components: Components, shape: Vec3, voxelNm: Vec3, stats: InstanceStats = instanceStats(components.labels, shape, components.count)): InstanceRow[] {
   const voxelVolume = voxelNm[0] * voxelNm[1] * voxelNm[2];
   const rows: InstanceRow[] = [];
   for (let id = 1; id <= components.count; id++) {

@@ -44,3 +44,19 @@ export function instanceStats(labels: Uint32Array, shape: readonly [number, numb
   }
   return { count, voxels, bbox, centroid };
 }
+
+/** One instance's binary mask cut to its bounding box (x fastest), for the per-object kernels. */
+export function cropMask(labels: Uint32Array, shape: readonly [number, number, number], stats: InstanceStats, id: number): { mask: Uint8Array; shape: [number, number, number]; origin: [number, number, number] } {
+  const [nx, ny] = shape;
+  const b = stats.bbox.subarray(6 * id, 6 * id + 6);
+  const cs: [number, number, number] = [b[3] - b[0], b[4] - b[1], b[5] - b[2]];
+  const mask = new Uint8Array(Math.max(0, cs[0] * cs[1] * cs[2]));
+  let o = 0;
+  for (let z = b[2]; z < b[5]; z++) {
+    for (let y = b[1]; y < b[4]; y++) {
+      const row = b[0] + nx * (y + ny * z);
+      for (let x = 0; x < cs[0]; x++, o++) if (labels[row + x] === id) mask[o] = 1;
+    }
+  }
+  return { mask, shape: cs, origin: [b[0], b[1], b[2]] };
+}
