@@ -63,7 +63,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("run --labels output", () => {
   it("has DESIGN.md's layout and no staging folders left", () => {
     const out = path.join(dir, "out");
-    for (const f of ["image/info", "segmentation/info", "segmentation/segment_properties/info", "segmentation/mesh/info", "state.json", "report/morphometrics.csv", "report/summary.json"]) {
+    for (const f of ["report/figures/index.html", "report/figures/fig5f-contact-percent.svg", "image/info", "segmentation/info", "segmentation/segment_properties/info", "segmentation/mesh/info", "state.json", "report/morphometrics.csv", "report/summary.json"]) {
       expect(existsSync(path.join(out, f)), f).toBe(true);
     }
     expect(readdirSync(dir).filter((n) => n.includes(".partial-") || n.includes(".old-"))).toEqual([]);
@@ -116,6 +116,10 @@ describe("run --labels output", () => {
     expect(summary.classes.er.count).toBe(2);
     const erVoxels = classes.reduce((s, v) => s + (v === 1 ? 1 : 0), 0);
     expect(summary.classes.er.volume_fraction).toBeCloseTo(erVoxels / classes.length, 10);
+    expect(summary.contact_threshold_nm).toBe(30);
+    // Both mitochondria touch or nearly touch the ER (0 and 10 nm); the droplet is 45 nm away.
+    expect(summary.classes.mito.contact_fraction_30nm).toBe(1);
+    expect(summary.classes.ld.contact_fraction_30nm).toBe(0);
   });
 
   it("state.json opens image, segmentation and contact layers with relative sources", () => {

@@ -1,6 +1,8 @@
 import type { Vec3 } from "../../precomputed/array.js";
 import type { Storage } from "../../precomputed/storage.js";
-import { CLASSES, classByCode } from "./classes.js";
+import { classByCode } from "./classes.js";
+import { figureIndexHtml, renderFigures } from "./figures.js";
+import { classSummaries } from "./summary.js";
 import type { Components } from "./label.js";
 import { instanceStats, type InstanceStats } from "./stats.js";
 
@@ -77,27 +79,34 @@ export function toCsv(rows: readonly object[]): string {
   return `${columns.join(",")}\n${lines.join("\n")}\n`;
 }
 
-export function summarise(rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3) {
+/** report/summary.json: the paper's per-class figures plus the volume fraction (of all analysed voxels). */
+export function summarise(rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3, contactNm: number) {
   const total = shape[0] * shape[1] * shape[2];
-  const classes: Record<string, { count: number; volume_fraction: number; mean_volume_nm3: number }> = {};
-  for (const cls of CLASSES) {
-    const mine = rows.filter((r) => r.class === cls.name);
-    const voxels = mine.reduce((s, r) => s + r.voxels, 0);
-    classes[cls.name] = {
-      count: mine.length,
+  const classes: Record<string, Record<string, unknown>> = {};
+  for (const s of classSummaries(rows, contactNm)) {
+    const voxels = rows.filter((r) => r.class === s.class).reduce((sum, r) => sum + r.voxels, 0);
+    const { class: name, mito, ...rest } = s;
+    classes[name] = {
+      ...rest,
       volume_fraction: voxels / total,
-      mean_volume_nm3: mine.length ? mine.reduce((s, r) => s + r.volume_nm3, 0) / mine.length : 0,
+      contact_fraction: s.contact_percent === null ? null : s.contact_percent / 100,
+      [`contact_fraction_${contactNm}nm`]: s.contact_percent === null ? null : s.contact_percent / 100,
+      ...(mito ?? {}),
     };
   }
   return {
     voxel_nm: voxelNm,
     size_voxels: shape,
+    contact_threshold_nm: contactNm,
     volume_fraction_denominator: "all voxels of the analysed volume",
     classes,
   };
 }
 
-export async function writeReport(storage: Storage, rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3): Promise<void> {
+export async function writeReport(storage: Storage, rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3, contactNm: number): Promise<void> {
   await storage.put("report/morphometrics.csv", toCsv(rows));
-  await storage.put("report/summary.json", JSON.stringify(summarise(rows, shape, voxelNm), null, 2));
+  await storage.put("report/summary.json", JSON.stringify(summarise(rows, shape, voxelNm, contactNm), null, 2));
+  const figures = await renderFigures(rows, { contactNm });
+  for (const f of figures) await storage.put(`report/figures/${f.name}.svg`, f.svg);
+  await storage.put("report/figures/index.html", figureIndexHtml(figures));
 }

@@ -8,7 +8,7 @@ import { silentProgress, type Progress } from "./progress.js";
 import { readLabelsChecked, readImage } from "./inputs.js";
 import { writeImageLayer, writeSegmentationLayer } from "./layers.js";
 import type { ContactAnalysis } from "./contacts.js";
-import { writeContactLayer } from "./contact-layer.js";
+import { DEFAULT_CONTACT_NM, writeContactLayer } from "./contact-layer.js";
 import { analyseClasses } from "./analyse.js";
 import { writeReport, type InstanceRow } from "./report.js";
 import { buildState } from "./state.js";
@@ -118,7 +118,7 @@ const STAGES: Stage[] = [
     name: "report",
     async run(ctx) {
       const classes = need(ctx.classes, "class volume");
-      await writeReport(ctx.storage, need(ctx.rows, "instance rows"), classes.shape, ctx.options.voxelNm);
+      await writeReport(ctx.storage, need(ctx.rows, "instance rows"), classes.shape, ctx.options.voxelNm, ctx.options.contactNm ?? DEFAULT_CONTACT_NM);
     },
   },
   {

@@ -1,0 +1,624 @@
+/**
+ * The paper's figure panels (Jiang et al. 2021, Fig 3E-G, 4C-F, 5E-G) regenerated from this dataset's
+ * instance rows as Vega-Lite specs, rendered server-side to SVG. Panels are a registry; each one returns
+ * `undefined` when the columns it needs are unmeasured, so a run before morphometrics simply has fewer.
+ */
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+import { CLASSES, classByName, type OrganelleClass } from "./classes.js";
+import type { InstanceRow } from "./report.js";
+import { PAPER_CONTACT_PERCENT, PAPER_CONTACT_NM, PAPER_UNBRANCHED_LENGTH_NM, PAPER_UNBRANCHED_LW, type NumericKey, num, column, mean, median, contactTally, type ContactTally , mitoSummary } from "./summary.js";
+
+export interface FigureOptions {
+  /** ER contact threshold in nm (minimum surface distance <= this counts as a contact). */
+  contactNm: number;
+}
+
+export interface FigurePanel {
+  /** File stem, e.g. "fig3e-mito-volume". */
+  name: string;
+  title: string;
+  caption(opts: FigureOptions): string;
+  build(rows: readonly InstanceRow[], opts: FigureOptions): TopLevelSpec | undefined;
+}
+
+export interface RenderedFigure {
+  name: string;
+  title: string;
+  caption: string;
+  svg: string;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Per-class numbers (shared with report/summary.json)
+
+const CONFIG: NonNullable<TopLevelSpec["config"]> = {
+  background: "white",
+  font: "Helvetica, Arial, sans-serif",
+  padding: 12,
+  title: { fontSize: 15, subtitleFontSize: 11, subtitleColor: "#444", anchor: "start", offset: 10 },
+  axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal", gridColor: "#eee", titlePadding: 8 },
+  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal" },
+  view: { stroke: "#ccc" },
+  text: { fontSize: 11 },
+};
+
+const WIDTH = 380;
+const HEIGHT = 240;
+const NM3_PER_UM3 = 1e9;
+const NM2_PER_UM2 = 1e6;
+
+function head(title: string, subtitle: string[]) {
+  return { title: { text: title, subtitle }, config: CONFIG };
+}
+
+/** Log axes only when values are positive and span at least two decades; otherwise linear reads better. */
+function spansDecades(values: readonly number[]): boolean {
+  if (!values.length) return false;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return lo > 0 && hi / lo >= 100;
+}
+
+/**
+ * Log scale fitted to the data (not extended to whole decades, which wastes most of the axis) with
+ * ticks at 1-2-5 per decade, or at decades alone when there are many: the default log ticks label
+ * almost every minor tick and crowd the axis.
+ */
+function logAxis(values: readonly number[]) {
+  const lo = Math.min(...values) / 1.2;
+  const hi = Math.max(...values) * 1.2;
+  const k0 = Math.floor(Math.log10(lo));
+  const k1 = Math.ceil(Math.log10(hi));
+  const mantissas = k1 - k0 <= 3 ? [1, 2, 5] : [1];
+  const ticks: number[] = [];
+  for (let k = k0; k <= k1; k++) {
+    for (const m of mantissas) {
+      // Rounded through toPrecision so 0.1 * 3 style float noise never reaches a label.
+      const t = Number((m * 10 ** k).toPrecision(6));
+      if (t >= lo && t <= hi) ticks.push(t);
+    }
+  }
+  return {
+    scale: { type: "log" as const, domain: [lo, hi], nice: false },
+    axis: { values: ticks, format: "~g" },
+  };
+}
+
+/** Position channel pieces for a quantitative axis: fitted log axis when values span decades. */
+function quantAxis(values: readonly number[], zero: boolean) {
+  // Few ticks: Vega's headless text-width estimate is generous, so dense labels get thinned unevenly.
+  return spansDecades(values) ? logAxis(values) : { scale: { zero }, axis: { tickCount: 6 } };
+}
+
+function fmt(v: number | null, digits = 1): string {
+  return v === null ? "–" : v.toFixed(digits);
+}
+
+function classesNamed(names: readonly string[]): OrganelleClass[] {
+  const out: OrganelleClass[] = [];
+  for (const n of names) {
+    const c = classByName(n);
+    if (c) out.push(c);
+  }
+  return out;
+}
+
+const CONTACT_CLASSES = CLASSES.filter((c) => c.measuresContacts);
+const SMALL_ORGANELLES = classesNamed(["ld", "lyso", "perox"]);
+const MITO = classByName("mito");
+const MITO_COLOR = MITO?.color ?? "#e6194b";
+const BRANCH_GROUPS = [
+  { key: "unbranched", color: MITO_COLOR, shape: "circle" },
+  { key: "branched", color: "#6b0f24", shape: "triangle-up" },
+] as const;
+
+function mitoRows(rows: readonly InstanceRow[]): InstanceRow[] {
+  return rows.filter((r) => r.class === "mito");
+}
+
+function branchGroup(r: InstanceRow): "branched" | "unbranched" | undefined {
+  return r.branched === true ? "branched" : r.branched === false ? "unbranched" : undefined;
+}
+
+interface Bin {
+  lo: number;
+  hi: number;
+  count: number;
+}
+
+/** Equal-width bins, in log10 space when `log`, so a log axis shows bars of equal width. */
+function histogram(values: readonly number[], log: boolean): Bin[] {
+  const t = log ? Math.log10 : (v: number) => v;
+  const inv = log ? (v: number) => 10 ** v : (v: number) => v;
+  const tv = values.map(t);
+  let lo = Math.min(...tv);
+  let hi = Math.max(...tv);
+  if (hi === lo) {
+    // One distinct value still deserves a visible bar centred on it.
+    const pad = log ? 0.05 : Math.abs(lo) * 0.05 || 0.5;
+    lo -= pad;
+    hi += pad;
+  }
+  const k = Math.min(30, Math.max(6, Math.ceil(Math.sqrt(values.length))));
+  const step = (hi - lo) / k;
+  const counts = new Array<number>(k).fill(0);
+  for (const v of tv) counts[Math.min(k - 1, Math.floor((v - lo) / step))]++;
+  return counts.map((count, i) => ({ lo: inv(lo + i * step), hi: inv(lo + (i + 1) * step), count }));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Panel factories
+
+interface Metric {
+  key: NumericKey;
+  /** Converts nm units to the plotted unit. */
+  scale: number;
+  axis: string;
+}
+
+const VOLUME: Metric = { key: "volume_nm3", scale: NM3_PER_UM3, axis: "volume (µm³)" };
+const SURFACE: Metric = { key: "surface_nm2", scale: NM2_PER_UM2, axis: "surface area (µm²)" };
+const VSA: Metric = { key: "vsa_nm", scale: 1, axis: "volume / surface area (nm)" };
+const SPHERICITY: Metric = { key: "sphericity", scale: 1, axis: "sphericity (dimensionless)" };
+const LENGTH: Metric = { key: "length_nm", scale: 1, axis: "length (nm)" };
+const WIDTH_M: Metric = { key: "width_nm", scale: 1, axis: "width (nm)" };
+
+function values(rows: readonly InstanceRow[], m: Metric): number[] {
+  return column(rows, m.key).map((v) => v / m.scale);
+}
+
+function mitoHistogram(name: string, title: string, m: Metric, what: string): FigurePanel {
+  return {
+    name,
+    title,
+    caption: () => `Distribution of ${what} over all mitochondria of this dataset (bins equal-width on the axis shown).`,
+    build(rows) {
+      const v = values(mitoRows(rows), m);
+      if (!v.length) return undefined;
+      const log = spansDecades(v);
+      return {
+        ...head(title, [`n = ${v.length} mitochondria${log ? "; log axis" : ""}`]),
+        width: WIDTH,
+        height: HEIGHT,
+        data: { values: histogram(v, log) },
+        mark: { type: "bar", color: MITO_COLOR, stroke: "white", strokeWidth: 0.5 },
+        encoding: {
+          x: { field: "lo", type: "quantitative", title: m.axis, ...quantAxis(v, false) },
+          x2: { field: "hi" },
+          y: { field: "count", type: "quantitative", title: "mitochondria (count)", scale: { nice: 5, zero: true }, axis: { tickCount: 5 } },
+          // Without a baseline Vega-Lite reads x/x2 + y as horizontal bars of fixed height.
+          y2: { datum: 0 },
+        },
+      };
+    },
+  };
+}
+
+/** Box plot per class (whiskers 1.5 IQR, outliers as points), classes in registry order. */
+function perClassBox(
+  name: string,
+  title: string,
+  classes: readonly OrganelleClass[],
+  m: Metric,
+  what: string,
+  pick: (rows: readonly InstanceRow[], opts: FigureOptions) => readonly InstanceRow[] = (r) => r,
+  note = "",
+): FigurePanel {
+  return {
+    name,
+    title,
+    caption: () =>
+      `${what} of ${classes.map((c) => `${c.label}s`).join(", ")} as box plots (median, quartiles, 1.5 IQR whiskers, outliers)${note}.`,
+    build(rows, opts) {
+      const data: { cls: string; v: number }[] = [];
+      const present: OrganelleClass[] = [];
+      const counts: string[] = [];
+      const picked = pick(rows, opts);
+      for (const c of classes) {
+        const v = values(picked.filter((r) => r.class === c.name), m);
+        if (!v.length) continue;
+        present.push(c);
+        counts.push(`${c.label} ${v.length}`);
+        for (const x of v) data.push({ cls: c.label, v: x });
+      }
+      if (!data.length) return undefined;
+      const all = data.map((d) => d.v);
+      return {
+        ...head(title, [`n: ${counts.join(", ")}${spansDecades(all) ? "; log axis" : ""}`]),
+        width: Math.max(WIDTH, 110 * present.length),
+        height: HEIGHT,
+        data: { values: data },
+        mark: { type: "boxplot", extent: 1.5, size: 36 },
+        encoding: {
+          x: { field: "cls", type: "nominal", title: null, sort: present.map((c) => c.label), axis: { labelAngle: 0 } },
+          y: { field: "v", type: "quantitative", title: m.axis, ...quantAxis(all, false) },
+          color: {
+            field: "cls",
+            type: "nominal",
+            legend: null,
+            scale: { domain: present.map((c) => c.label), range: present.map((c) => c.color) },
+          },
+        },
+      };
+    },
+  };
+}
+
+interface PercentBar {
+  group: string;
+  color: string;
+  percent: number;
+  n: number;
+  inContact: number;
+  label: string;
+  /** Height of the label: above the bar or the paper's tick, whichever is higher, so they never overlap. */
+  labelAt: number;
+  paper?: number;
+}
+
+/** Bars on a fixed 0-100 % axis; the layer named "bars" is what tests and readers measure. */
+function percentBars(title: string, subtitle: string[], bars: readonly PercentBar[], yTitle: string): TopLevelSpec {
+  const withPaper = bars.filter((b) => b.paper !== undefined);
+  const order = bars.map((b) => b.group);
+  const x = { field: "group", type: "nominal", title: null, sort: order, axis: { labelAngle: 0 } } as const;
+  return {
+    ...head(title, subtitle),
+    width: Math.max(300, 95 * bars.length),
+    height: HEIGHT,
+    data: { values: bars.map((b) => ({ ...b })) },
+    layer: [
+      {
+        name: "bars",
+        mark: { type: "bar", size: 44 },
+        encoding: {
+          x,
+          y: { field: "percent", type: "quantitative", title: yTitle, scale: { domain: [0, 100] } },
+          color: { field: "group", type: "nominal", legend: null, scale: { domain: order, range: bars.map((b) => b.color) } },
+        },
+      },
+      {
+        mark: { type: "text", dy: -8, fontSize: 10 },
+        encoding: { x, y: { field: "labelAt", type: "quantitative" }, text: { field: "label", type: "nominal" } },
+      },
+      ...(withPaper.length
+        ? [
+            {
+              name: "paper",
+              transform: [{ filter: "isValid(datum.paper)" }],
+              mark: { type: "tick" as const, color: "black", thickness: 2, size: 54 },
+              encoding: { x, y: { field: "paper", type: "quantitative" as const } },
+            },
+          ]
+        : []),
+    ],
+  };
+}
+
+function bar(group: string, color: string, t: ContactTally, paper?: number): PercentBar | undefined {
+  if (t.percent === null) return undefined;
+  const label = `${t.percent.toFixed(1)}% (${t.inContact}/${t.measured})`;
+  const labelAt = Math.max(t.percent, paper ?? 0);
+  return { group, color, percent: t.percent, n: t.measured, inContact: t.inContact, label, labelAt, paper };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The registry
+
+const FIG3F_TITLE = "Fig 3F — mitochondrial length vs width";
+const fig3f: FigurePanel = {
+  name: "fig3f-mito-length-width",
+  title: FIG3F_TITLE,
+  caption: () =>
+    "Each point is one mitochondrion: centreline length (tip to tip) against width (2 x median distance to surface along it), branched vs unbranched.",
+  build(rows, opts) {
+    const pts: { length: number; width: number; group: string }[] = [];
+    for (const r of mitoRows(rows)) {
+      const l = num(r, "length_nm");
+      const w = num(r, "width_nm");
+      if (l === undefined || w === undefined) continue;
+      pts.push({ length: l, width: w, group: branchGroup(r) ?? "not classified" });
+    }
+    if (!pts.length) return undefined;
+    const s = mitoSummary(mitoRows(rows), opts.contactNm);
+    const groups = [...BRANCH_GROUPS, { key: "not classified", color: "#999999", shape: "square" }].filter((g) =>
+      pts.some((p) => p.group === g.key),
+    );
+    return {
+      ...head(FIG3F_TITLE, [
+        `n = ${pts.length}; unbranched mean length ${fmt(s.unbranched_mean_length_nm)} nm, length/width ${fmt(s.unbranched_mean_length_width, 2)}`,
+        `(Jiang et al. 2021: ${PAPER_UNBRANCHED_LENGTH_NM} nm, ${PAPER_UNBRANCHED_LW})`,
+      ]),
+      width: WIDTH,
+      height: HEIGHT,
+      data: { values: pts },
+      mark: { type: "point", filled: true, opacity: 0.7, size: 30 },
+      encoding: {
+        x: { field: "length", type: "quantitative", title: LENGTH.axis, ...quantAxis(pts.map((p) => p.length), false) },
+        y: { field: "width", type: "quantitative", title: WIDTH_M.axis, ...quantAxis(pts.map((p) => p.width), false) },
+        color: {
+          field: "group",
+          type: "nominal",
+          title: null,
+          scale: { domain: groups.map((g) => g.key), range: groups.map((g) => g.color) },
+        },
+        shape: {
+          field: "group",
+          type: "nominal",
+          title: null,
+          scale: { domain: groups.map((g) => g.key), range: groups.map((g) => g.shape) },
+        },
+      },
+    };
+  },
+};
+
+const FIG3G_TITLE = "Fig 3G — branched vs unbranched mitochondria";
+const fig3g: FigurePanel = {
+  name: "fig3g-mito-branched-vs-unbranched",
+  title: FIG3G_TITLE,
+  caption: () => "Volume, length, length/width and sphericity of branched vs unbranched mitochondria (box plots).",
+  build(rows, opts) {
+    const classified = mitoRows(rows).filter((r) => branchGroup(r) !== undefined);
+    const metrics: { axis: string; get: (r: InstanceRow) => number | undefined }[] = [
+      {
+        axis: VOLUME.axis,
+        get: (r) => {
+          const v = num(r, "volume_nm3");
+          return v === undefined ? undefined : v / NM3_PER_UM3;
+        },
+      },
+      { axis: LENGTH.axis, get: (r) => num(r, "length_nm") },
+      {
+        axis: "length / width",
+        get: (r) => {
+          const l = num(r, "length_nm");
+          const w = num(r, "width_nm");
+          return l !== undefined && w !== undefined && w > 0 ? l / w : undefined;
+        },
+      },
+      { axis: SPHERICITY.axis, get: (r) => num(r, "sphericity") },
+    ];
+    const present = BRANCH_GROUPS.filter((g) => classified.some((r) => branchGroup(r) === g.key));
+    const views = [];
+    for (const m of metrics) {
+      const data: { group: string; v: number }[] = [];
+      for (const r of classified) {
+        const v = m.get(r);
+        const g = branchGroup(r);
+        if (g !== undefined && v !== undefined && Number.isFinite(v)) data.push({ group: g, v });
+      }
+      if (!data.length) continue;
+      views.push({
+        width: 46 * present.length + 40,
+        height: HEIGHT,
+        data: { values: data },
+        mark: { type: "boxplot" as const, extent: 1.5, size: 26 },
+        encoding: {
+          x: { field: "group", type: "nominal" as const, title: null, sort: present.map((g) => g.key), axis: { labelAngle: -35 } },
+          y: { field: "v", type: "quantitative" as const, title: m.axis, ...quantAxis(data.map((d) => d.v), false) },
+          color: {
+            field: "group",
+            type: "nominal" as const,
+            legend: null,
+            scale: { domain: present.map((g) => g.key), range: present.map((g) => g.color) },
+          },
+        },
+      });
+    }
+    if (!views.length) return undefined;
+    const s = mitoSummary(classified, opts.contactNm);
+    return {
+      ...head(FIG3G_TITLE, [`n = ${s.branch_measured}: ${s.branched_count} branched (${fmt(s.branched_percent)}%), ${s.unbranched_count} unbranched`]),
+      hconcat: views,
+      spacing: 28,
+    };
+  },
+};
+
+const FIG5E_TITLE = "Fig 5E — minimum distance to ER";
+const fig5e: FigurePanel = {
+  name: "fig5e-min-dist-er",
+  title: FIG5E_TITLE,
+  caption: (o) =>
+    `Cumulative distribution of each organelle's minimum surface distance to the ER; the dashed line is the ${o.contactNm} nm contact threshold, where each curve reads off that class's contact %.`,
+  build(rows, opts) {
+    const pts: { cls: string; d: number; pct: number }[] = [];
+    const present: OrganelleClass[] = [];
+    const counts: string[] = [];
+    for (const c of CONTACT_CLASSES) {
+      const d = column(rows.filter((r) => r.class === c.name), "min_dist_er_nm").sort((a, b) => a - b);
+      if (!d.length) continue;
+      present.push(c);
+      counts.push(`${c.label} ${d.length}`);
+      pts.push({ cls: c.label, d: d[0], pct: 0 });
+      for (let i = 0; i < d.length; i++) {
+        // Ties collapse to one step at their last index, so each x has exactly F(x).
+        if (i + 1 < d.length && d[i + 1] === d[i]) continue;
+        pts.push({ cls: c.label, d: d[i], pct: (100 * (i + 1)) / d.length });
+      }
+    }
+    if (!pts.length) return undefined;
+    const max = Math.max(opts.contactNm, ...pts.map((p) => p.d));
+    // Distances include exact zeros (touching), which a log axis cannot show; symlog keeps 0 and the
+    // sub-threshold range readable while still fitting microns of separation.
+    const symlog = max > 10 * Math.max(opts.contactNm, 10);
+    const ticks = [0, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000].filter((t) => t <= max * 1.05);
+    const x = {
+      field: "d",
+      type: "quantitative",
+      title: "minimum distance to ER (nm)",
+      scale: symlog ? { type: "symlog" as const, constant: 10 } : { zero: true },
+      axis: symlog ? { values: ticks } : {},
+    } as const;
+    return {
+      ...head(FIG5E_TITLE, [`n: ${counts.join(", ")}${symlog ? "; symlog axis" : ""}`]),
+      width: WIDTH,
+      height: HEIGHT,
+      layer: [
+        {
+          data: { values: pts },
+          mark: { type: "line", interpolate: "step-after", strokeWidth: 2 },
+          encoding: {
+            x,
+            y: { field: "pct", type: "quantitative", title: "organelles within distance (%)", scale: { domain: [0, 100] } },
+            color: {
+              field: "cls",
+              type: "nominal",
+              title: null,
+              sort: present.map((c) => c.label),
+              scale: { domain: present.map((c) => c.label), range: present.map((c) => c.color) },
+            },
+          },
+        },
+        {
+          data: { values: [{ d: opts.contactNm, label: `${opts.contactNm} nm` }] },
+          layer: [
+            { mark: { type: "rule", strokeDash: [4, 3], color: "#555" }, encoding: { x } },
+            {
+              mark: { type: "text", align: "left", dx: 4, y: 8, color: "#555" },
+              encoding: { x, text: { field: "label", type: "nominal" } },
+            },
+          ],
+        },
+      ],
+    };
+  },
+};
+
+const FIG5F_TITLE = "Fig 5F — organelles in contact with ER";
+const fig5f: FigurePanel = {
+  name: "fig5f-contact-percent",
+  title: FIG5F_TITLE,
+  caption: (o) =>
+    `Percentage of each class whose minimum distance to the ER is <= ${o.contactNm} nm (over organelles with a measured distance)${
+      o.contactNm === PAPER_CONTACT_NM ? "; black ticks are the values of Jiang et al. 2021" : ""
+    }.`,
+  build(rows, opts) {
+    const bars: PercentBar[] = [];
+    for (const c of CONTACT_CLASSES) {
+      const paper = opts.contactNm === PAPER_CONTACT_NM ? PAPER_CONTACT_PERCENT[c.name] : undefined;
+      const b = bar(c.label, c.color, contactTally(rows.filter((r) => r.class === c.name), opts.contactNm), paper);
+      if (b) bars.push(b);
+    }
+    if (!bars.length) return undefined;
+    const ref = bars.some((b) => b.paper !== undefined) ? ["black ticks: Jiang et al. 2021"] : [];
+    return percentBars(FIG5F_TITLE, [`contact: minimum distance to ER <= ${opts.contactNm} nm`, ...ref], bars, "in contact with ER (%)");
+  },
+};
+
+const FIG5GBRANCHED_TITLE = "Fig 5G — ER contact, branched vs unbranched";
+const fig5gBranched: FigurePanel = {
+  name: "fig5g-mito-contact-branched",
+  title: FIG5GBRANCHED_TITLE,
+  caption: (o) => `Percentage of branched and of unbranched mitochondria within ${o.contactNm} nm of the ER.`,
+  build(rows, opts) {
+    const bars: PercentBar[] = [];
+    for (const g of BRANCH_GROUPS) {
+      const b = bar(g.key, g.color, contactTally(mitoRows(rows).filter((r) => branchGroup(r) === g.key), opts.contactNm));
+      if (b) bars.push(b);
+    }
+    if (!bars.length) return undefined;
+    return percentBars(FIG5GBRANCHED_TITLE, [`contact: minimum distance to ER <= ${opts.contactNm} nm`], bars, "in contact with ER (%)");
+  },
+};
+
+const inContact = (rows: readonly InstanceRow[], opts: FigureOptions) =>
+  rows.filter((r) => {
+    const d = num(r, "min_dist_er_nm");
+    const a = num(r, "contact_area_nm2");
+    return d !== undefined && d <= opts.contactNm && a !== undefined && a > 0;
+  });
+
+export const FIGURES: readonly FigurePanel[] = [
+  mitoHistogram("fig3e-mito-volume", "Fig 3E — mitochondrial volume", VOLUME, "volume"),
+  mitoHistogram("fig3e-mito-surface", "Fig 3E — mitochondrial surface area", SURFACE, "surface area"),
+  mitoHistogram("fig3e-mito-sphericity", "Fig 3E — mitochondrial sphericity", SPHERICITY, "sphericity, pi^(1/3) (6V)^(2/3) / A"),
+  fig3f,
+  fig3g,
+  perClassBox("fig4c-volume", "Fig 4C — organelle volume", SMALL_ORGANELLES, VOLUME, "Volume"),
+  perClassBox("fig4d-surface", "Fig 4D — organelle surface area", SMALL_ORGANELLES, SURFACE, "Surface area"),
+  perClassBox("fig4e-vsa", "Fig 4E — organelle volume / surface area", SMALL_ORGANELLES, VSA, "Volume to surface ratio"),
+  perClassBox("fig4f-sphericity", "Fig 4F — organelle sphericity", SMALL_ORGANELLES, SPHERICITY, "Sphericity"),
+  fig5e,
+  fig5f,
+  fig5gBranched,
+  perClassBox(
+    "fig5g-contact-area",
+    "Fig 5G — ER contact area",
+    CONTACT_CLASSES,
+    { key: "contact_area_nm2", scale: NM2_PER_UM2, axis: "contact area with ER (µm²)" },
+    "Area of organelle surface within the contact threshold of the ER",
+    inContact,
+    ", over organelles in contact with a non-zero measured area",
+  ),
+];
+
+// ---------------------------------------------------------------------------------------------------
+// Rendering
+
+async function toSvg(spec: TopLevelSpec): Promise<string> {
+  // Vega and Vega-Lite warn on the console by default; a library stays silent.
+  const logger = vega.logger(vega.None);
+  const view = new vega.View(vega.parse(compile(spec, { logger }).spec), { renderer: "none", logger });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Every registry panel that has data, rendered in registry order (sequentially, so output is stable). */
+export async function renderFigures(rows: readonly InstanceRow[], opts: FigureOptions): Promise<RenderedFigure[]> {
+  if (!Number.isFinite(opts.contactNm) || opts.contactNm < 0) {
+    throw new RangeError(`contact threshold must be >= 0 nm, got ${opts.contactNm}`);
+  }
+  const out: RenderedFigure[] = [];
+  for (const panel of FIGURES) {
+    const spec = panel.build(rows, opts);
+    if (spec === undefined) continue;
+    out.push({ name: panel.name, title: panel.title, caption: panel.caption(opts), svg: await toSvg(spec) });
+  }
+  return out;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/** A standalone page (inline SVG, no scripts or external assets) for report/figures/index.html. */
+export function figureIndexHtml(figures: readonly RenderedFigure[]): string {
+  const body = figures.length
+    ? figures
+        .map(
+          (f) => `<section id="${escapeHtml(f.name)}">
+<h2>${escapeHtml(f.title)}</h2>
+<p class="caption">${escapeHtml(f.caption)} <a href="${escapeHtml(f.name)}.svg">${escapeHtml(f.name)}.svg</a></p>
+<figure>${f.svg}</figure>
+</section>`,
+        )
+        .join("\n")
+    : `<p class="empty">No panels: none of the measurements they need are present in this run.</p>`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>vemscope — figure panels</title>
+<style>
+body { font-family: Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #222; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-bottom: 0.2rem; }
+.caption { color: #444; margin-top: 0; } figure { margin: 0.5rem 0 2rem; } figure svg { max-width: 100%; height: auto; }
+</style>
+</head>
+<body>
+<h1>Figure panels regenerated from this dataset</h1>
+<p>Quantities of Jiang et al. 2021 (J Mol Cell Biol 13(9):636), Fig 3E-G, 4C-F and 5E-G, computed from report/morphometrics.csv. These are not the paper's images.</p>
+${body}
+</body>
+</html>
+`;
+}
