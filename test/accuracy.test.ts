@@ -54,6 +54,20 @@ describe.each(SEEDS.map((s, i) => [s, i]))("phantom seed %i", (_seed, index) => 
     }
   });
 
+  it("volume median error <= 3%, surface <= 6%, sphericity <= 0.04 absolute (organelles inside the volume)", () => {
+    const inside = c().matched.filter((m) => !m.truth.touches_boundary);
+    const rel = (a: number | null, b: number) => Math.abs((a ?? NaN) / b - 1);
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const vol = inside.map((m) => rel(m.row.volume_nm3, m.truth.volume_nm3));
+    const area = inside.map((m) => rel(m.row.surface_nm2, m.truth.surface_nm2));
+    expect(med(vol)).toBeLessThanOrEqual(0.03);
+    expect(med(area)).toBeLessThanOrEqual(0.06);
+    for (const m of inside) {
+      const msg = JSON.stringify({ id: m.truth.id, cls: m.truth.class, shape: m.truth.shape, truth: [m.truth.surface_nm2, m.truth.sphericity], got: [m.row.surface_nm2, m.row.sphericity] });
+      expect(Math.abs((m.row.sphericity ?? NaN) - m.truth.sphericity), msg).toBeLessThanOrEqual(0.04);
+    }
+  });
+
   it("mitochondria: length within 10%, width within 12%, branched classification exact", () => {
     const mitos = c().matched.filter((m) => m.truth.class === "mito");
     expect(mitos.length).toBeGreaterThanOrEqual(8);

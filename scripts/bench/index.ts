@@ -1,6 +1,7 @@
 /** `npm run bench -- <name> [options]`: benchmarks side by side with a reference tool, reported as ratios. */
 const BENCHES: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }> = {
   serve: { summary: "chunk serving vs nginx on the same folder", load: () => import("./serve.js") },
+  surface: { summary: "surface area vs skimage marching cubes", load: () => import("./surface-quick.js") },
   edt: { summary: "anisotropic EDT vs scipy.ndimage.distance_transform_edt", load: () => import("./edt-quick.js") },
 };
 

@@ -5,6 +5,7 @@ import { connectedComponents, type Components } from "./label.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { instanceRows, type InstanceRow } from "./report.js";
 import { measureTube } from "./skeleton.js";
+import { measureSurface, sphericity, volumeToSurface } from "./surface.js";
 import { cropMask, instanceStats } from "./stats.js";
 
 export interface Analysis {
@@ -24,6 +25,16 @@ export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts:
   const stats = instanceStats(components.labels, classes.shape, components.count);
   const rows = instanceRows(components, classes.shape, voxelNm, stats);
   progress.update(1);
+  // The ER network spans the whole volume and is not an organelle the paper measures; everything else is.
+  const solids = rows.filter((r) => r.class !== "er");
+  progress.start("surfaces", solids.length, "instances");
+  solids.forEach((row, k) => {
+    const m = measureSurface(components.labels, classes.shape, voxelNm, row.id, stats.bbox.subarray(6 * row.id, 6 * row.id + 6));
+    row.surface_nm2 = m.surface_nm2;
+    row.vsa_nm = volumeToSurface(row.volume_nm3, m.surface_nm2);
+    row.sphericity = sphericity(row.volume_nm3, m.surface_nm2);
+    progress.update(k + 1);
+  });
   const mitos = rows.filter((r) => r.class === "mito");
   progress.start("mito skeletons", mitos.length, "mitochondria");
   mitos.forEach((row, k) => {
