@@ -31,4 +31,6 @@ const result = await runPipeline({
 });
 process.stdout.write(`pipeline: ${result.instances} instances in ${result.seconds.toFixed(1)} s (demo total ${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
 const { url } = await serve({ root: runDir, port, host, tryNextPorts: 20 });
-process.stdout.write(`\nvemscope demo ready. Open the viewer:\n  ${url}\n(Ctrl-C to stop)\n`);
+process.stdout.write(
+  `\nvemscope demo ready. Open the viewer:\n  ${url}\nfigures: ${url}precomputed/report/figures/index.html\ntable:   ${url}precomputed/report/morphometrics.csv\n(Ctrl-C to stop)\n`,
+);

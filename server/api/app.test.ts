@@ -117,6 +117,15 @@ describe("buildApp: precomputed files", () => {
     }
   });
 
+  it("serves report figures and tables with browser content types", async () => {
+    mkdirSync(path.join(root, "report", "figures"), { recursive: true });
+    writeFileSync(path.join(root, "report", "figures", "a.svg"), "<svg></svg>");
+    writeFileSync(path.join(root, "report", "morphometrics.csv"), "id,class\n");
+    const app = buildApp({ root });
+    expect((await request(app).get("/precomputed/report/figures/a.svg")).headers["content-type"]).toMatch(/image\/svg\+xml/);
+    expect((await request(app).get("/precomputed/report/morphometrics.csv")).headers["content-type"]).toMatch(/text\/csv/);
+  });
+
   it("is read-only", async () => {
     const res = await request(buildApp({ root })).put("/precomputed/image/info").send("x");
     expect(res.status).toBe(405);

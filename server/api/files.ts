@@ -137,6 +137,14 @@ async function resolveInside(
 
 const JSON_NAME = /^(info|.*\.json|\d+:\d+)$/;
 
+/** Report files open in a browser tab; everything else is JSON or opaque chunk bytes. */
+const BY_EXTENSION: Record<string, string> = {
+  ".svg": "image/svg+xml",
+  ".html": "text/html; charset=utf-8",
+  ".csv": "text/csv; charset=utf-8",
+};
+
 function contentType(name: string): string {
-  return JSON_NAME.test(name) ? "application/json" : "application/octet-stream";
+  if (JSON_NAME.test(name)) return "application/json";
+  return BY_EXTENSION[path.extname(name)] ?? "application/octet-stream";
 }
