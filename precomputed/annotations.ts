@@ -18,6 +18,7 @@ import {
 import { buildSpatialIndex, type SpatialItem } from "./annotation-spatial.js";
 import { PrecomputedError } from "./errors.js";
 import type { Storage } from "./storage.js";
+import { joinKey, readStoredJson } from "./keys.js";
 
 export * from "./annotation-codec.js";
 
@@ -192,10 +193,6 @@ export function annotationEncodingSpec(info: AnnotationInfo): AnnotationEncoding
   };
 }
 
-function joinKey(prefix: string, ...parts: string[]): string {
-  const p = prefix.replace(/\/+$/, "");
-  return [...(p === "" ? [] : [p]), ...parts].join("/");
-}
 
 /** Smallest float32 >= x: Neuroglancer parses chunk_size into a Float32Array, so extents must survive that. */
 function float32Ceil(x: number): number {
@@ -335,14 +332,6 @@ export async function writeAnnotations(storage: Storage, prefix: string, input: 
 
 /** Reads and validates `<prefix>/info`. */
 export async function readAnnotationInfo(storage: Storage, prefix: string): Promise<AnnotationInfo> {
-  const key = joinKey(prefix, "info");
-  const bytes = await storage.get(key);
-  if (bytes === undefined) throw new PrecomputedError("not_found", "no annotation info", key);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new PrecomputedError("invalid_info", "not valid JSON", key, { cause: e });
-  }
+  const json = await readStoredJson(storage, joinKey(prefix, "info"), "annotation info");
   return validateAnnotationInfo(json);
 }

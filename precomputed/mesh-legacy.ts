@@ -9,6 +9,7 @@
  */
 import { PrecomputedError } from "./errors.js";
 import type { Storage } from "./storage.js";
+import { joinKey, segmentIdString } from "./keys.js";
 
 export interface MeshFragment {
   /** xyz per vertex */
@@ -123,17 +124,7 @@ export function validateLegacyMeshInfo(json: unknown): LegacyMeshInfo {
   return legacyMeshInfo({ segmentProperties: j.segment_properties as string | undefined });
 }
 
-function joinKey(prefix: string, name: string): string {
-  const p = prefix.replace(/\/+$/, "");
-  return p === "" ? name : `${p}/${name}`;
-}
 
-function segmentIdString(id: number | bigint): string {
-  if (typeof id === "bigint" ? id < 0n || id >= 1n << 64n : !Number.isSafeInteger(id) || id < 0) {
-    throw new PrecomputedError("invalid_argument", `segment id ${String(id)} is not a uint64`, "id");
-  }
-  return String(id);
-}
 
 /**
  * Writes one segment's fragments (`<id>:0:<i>`) and then its manifest `<id>:0`, so the manifest never names

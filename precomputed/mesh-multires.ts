@@ -21,6 +21,7 @@ import type { Vec3 } from "./array.js";
 import { PrecomputedError } from "./errors.js";
 import type { MeshFragment } from "./mesh-legacy.js";
 import type { Storage } from "./storage.js";
+import { joinKey, segmentIdString } from "./keys.js";
 
 export type QuantizationBits = 10 | 16;
 
@@ -654,14 +655,4 @@ export async function readMultiresMeshManifest(storage: Storage, meshPrefix: str
   }
 }
 
-function joinKey(prefix: string, name: string): string {
-  const p = prefix.replace(/\/+$/, "");
-  return p === "" ? name : `${p}/${name}`;
-}
 
-function segmentIdString(id: number | bigint): string {
-  if (typeof id === "bigint" ? id < 0n || id >= 1n << 64n : !Number.isSafeInteger(id) || id < 0) {
-    throw new PrecomputedError("invalid_argument", `segment id ${String(id)} is not a uint64`, "id");
-  }
-  return String(id);
-}

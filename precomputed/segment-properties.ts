@@ -6,6 +6,7 @@
  */
 import { PrecomputedError } from "./errors.js";
 import type { Storage } from "./storage.js";
+import { joinKey, readStoredJson } from "./keys.js";
 
 export type SegmentId = number | bigint;
 export type SegmentPropertyNumberType = "uint8" | "int8" | "uint16" | "int16" | "uint32" | "int32" | "float32";
@@ -265,10 +266,6 @@ export function validateSegmentProperties(json: unknown): SegmentPropertiesInfo 
   return { "@type": "neuroglancer_segment_properties", inline: { ids, properties } };
 }
 
-function joinKey(prefix: string, name: string): string {
-  const p = prefix.replace(/\/+$/, "");
-  return p === "" ? name : `${p}/${name}`;
-}
 
 /** Validates and writes `<prefix>/info`. */
 export async function writeSegmentProperties(storage: Storage, prefix: string, props: SegmentPropertiesInfo): Promise<void> {
@@ -278,14 +275,6 @@ export async function writeSegmentProperties(storage: Storage, prefix: string, p
 
 /** Reads and validates `<prefix>/info`. */
 export async function readSegmentProperties(storage: Storage, prefix: string): Promise<SegmentPropertiesInfo> {
-  const key = joinKey(prefix, "info");
-  const bytes = await storage.get(key);
-  if (bytes === undefined) throw new PrecomputedError("not_found", "no segment properties info", key);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new PrecomputedError("invalid_info", "not valid JSON", key, { cause: e });
-  }
+  const json = await readStoredJson(storage, joinKey(prefix, "info"), "segment properties info");
   return validateSegmentProperties(json);
 }

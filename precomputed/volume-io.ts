@@ -4,6 +4,7 @@ import { PrecomputedError } from "./errors.js";
 import { add, boxesIn, chunkKey, sub, validateInfo, type ChunkBox, type Encoding, type ScaleInfo, type VolumeInfo, type VolumeType } from "./info.js";
 import { downsampleMean, downsampleMode, planScales } from "./multiscale.js";
 import type { Storage } from "./storage.js";
+import { joinKey } from "./keys.js";
 
 /**
  * Reading and writing whole volumes and chunk-aligned regions of a precomputed layer through a Storage.
@@ -78,10 +79,6 @@ const invalid = (message: string): never => {
   throw new PrecomputedError("invalid_argument", message);
 };
 
-function joinKey(prefix: string, key: string): string {
-  const p = prefix.replace(/\/+$/, "");
-  return p ? `${p}/${key}` : key;
-}
 
 function scaleAt(info: VolumeInfo, scaleIndex: number): ScaleInfo {
   const scale = info.scales[scaleIndex];
