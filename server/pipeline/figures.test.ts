@@ -3,34 +3,21 @@ import { classByName } from "./classes.js";
 import { FIGURES, figureIndexHtml, renderFigures, type RenderedFigure } from "./figures.js";
 import { classSummaries } from "./summary.js";
 import { createRng } from "./random.js";
-import type { InstanceRow } from "./report.js";
+import { measuredRow, type InstanceRow } from "./report.js";
 
 let nextId = 0;
 function row(cls: string, extra: Partial<InstanceRow> = {}): InstanceRow {
-  return {
+  return measuredRow({
     id: ++nextId,
     class: cls,
     voxels: 1,
     volume_nm3: 1e9,
-    surface_nm2: null,
-    vsa_nm: null,
-    sphericity: null,
-    length_nm: null,
-    width_nm: null,
-    feret_max_nm: null,
-    branched: null,
-    branch_count: null,
-    min_dist_er_nm: null,
-    in_contact: null,
-    contact_in_plane: null,
-    contact_area_nm2: null,
-    contact_sites: null,
     centroid_x_nm: 0,
     centroid_y_nm: 0,
     centroid_z_nm: 0,
     bbox_voxels: "0 0 0 1 1 1",
     ...extra,
-  };
+  });
 }
 
 /** Capsule mitochondria and spherical small organelles, about half of them within 30 nm of the ER. */

@@ -35,34 +35,55 @@ export interface InstanceRow {
   bbox_voxels: string;
 }
 
+type VoxelFacts = Pick<InstanceRow, "id" | "class" | "voxels" | "volume_nm3" | "centroid_x_nm" | "centroid_y_nm" | "centroid_z_nm" | "bbox_voxels">;
+
+/** A row with its voxel facts and every measured column still null (to be filled by the analysis). */
+export function measuredRow(facts: VoxelFacts & Partial<InstanceRow>): InstanceRow {
+  // Key order is the CSV's column order (DESIGN.md's): facts, measures, then position.
+  const { id, class: cls, voxels, volume_nm3, centroid_x_nm, centroid_y_nm, centroid_z_nm, bbox_voxels, ...measured } = facts;
+  return {
+    id,
+    class: cls,
+    voxels,
+    volume_nm3,
+    surface_nm2: null,
+    vsa_nm: null,
+    sphericity: null,
+    length_nm: null,
+    width_nm: null,
+    feret_max_nm: null,
+    branched: null,
+    branch_count: null,
+    min_dist_er_nm: null,
+    in_contact: null,
+    contact_in_plane: null,
+    contact_area_nm2: null,
+    contact_sites: null,
+    centroid_x_nm,
+    centroid_y_nm,
+    centroid_z_nm,
+    bbox_voxels,
+    ...measured,
+  };
+}
+
 export function instanceRows(components: Components, shape: Vec3, voxelNm: Vec3, stats: InstanceStats = instanceStats(components.labels, shape, components.count)): InstanceRow[] {
   const voxelVolume = voxelNm[0] * voxelNm[1] * voxelNm[2];
   const rows: InstanceRow[] = [];
   for (let id = 1; id <= components.count; id++) {
     const b = stats.bbox.subarray(6 * id, 6 * id + 6);
-    rows.push({
-      id,
-      class: classByCode(components.classOf[id])?.name ?? `class${components.classOf[id]}`,
-      voxels: stats.voxels[id],
-      volume_nm3: stats.voxels[id] * voxelVolume,
-      surface_nm2: null,
-      vsa_nm: null,
-      sphericity: null,
-      length_nm: null,
-      width_nm: null,
-      feret_max_nm: null,
-      branched: null,
-      branch_count: null,
-      min_dist_er_nm: null,
-      in_contact: null,
-      contact_in_plane: null,
-      contact_area_nm2: null,
-      contact_sites: null,
-      centroid_x_nm: stats.centroid[3 * id] * voxelNm[0],
-      centroid_y_nm: stats.centroid[3 * id + 1] * voxelNm[1],
-      centroid_z_nm: stats.centroid[3 * id + 2] * voxelNm[2],
-      bbox_voxels: `${b[0]} ${b[1]} ${b[2]} ${b[3]} ${b[4]} ${b[5]}`,
-    });
+    rows.push(
+      measuredRow({
+        id,
+        class: classByCode(components.classOf[id])?.name ?? `class${components.classOf[id]}`,
+        voxels: stats.voxels[id],
+        volume_nm3: stats.voxels[id] * voxelVolume,
+        centroid_x_nm: stats.centroid[3 * id] * voxelNm[0],
+        centroid_y_nm: stats.centroid[3 * id + 1] * voxelNm[1],
+        centroid_z_nm: stats.centroid[3 * id + 2] * voxelNm[2],
+        bbox_voxels: `${b[0]} ${b[1]} ${b[2]} ${b[3]} ${b[4]} ${b[5]}`,
+      }),
+    );
   }
   return rows;
 }
