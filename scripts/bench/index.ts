@@ -3,6 +3,7 @@ const BENCHES: Record<string, { summary: string; load: () => Promise<{ main(args
   serve: { summary: "chunk serving vs nginx on the same folder", load: () => import("./serve.js") },
   surface: { summary: "surface area vs skimage marching cubes", load: () => import("./surface-quick.js") },
   edt: { summary: "anisotropic EDT vs scipy.ndimage.distance_transform_edt", load: () => import("./edt-quick.js") },
+  analysis: { summary: "CCL, EDT, surface vs scipy/skimage and the whole run --labels", load: () => import("./analysis.js") },
 };
 
 const [name, ...args] = process.argv.slice(2);
