@@ -1,15 +1,20 @@
 import { existsSync, promises as fs } from "node:fs";
 import * as path from "node:path";
-import express, { type Express, type Request } from "express";
+import express, { type Express } from "express";
 import { ApiError, errorHandler } from "./errors.js";
 import { corsHeaders, fileServer } from "./files.js";
+import { originOf } from "./origin.js";
+import { segmentsRouter } from "./segments.js";
 import { RELATIVE_SOURCE } from "./state-sources.js";
+import { StateStore, statesRouter } from "./states.js";
 
 export interface AppOptions {
   /** A vemscope output folder (DESIGN.md's `DIR/`): precomputed layers, state.json, report/. */
   root: string;
   /** The built viewer (dist/plugin); served at `/` when present. */
   viewerDir?: string;
+  /** SQLite file of shared states; default `<root>/.vemscope/states.sqlite`, created on the first share. */
+  stateDb?: string;
 }
 
 
@@ -42,11 +47,20 @@ export function buildApp(options: AppOptions): Express {
     res.json(await resolvedState(root, originOf(req)));
   });
 
+  app.get("/api/summary", async (_req, res) => {
+    res.json(await readJson(path.join(root, "report", "summary.json")));
+  });
+
+  app.use(segmentsRouter(root));
+  const stateDb = path.resolve(options.stateDb ?? path.join(root, ".vemscope", "states.sqlite"));
+  app.use(statesRouter(new StateStore(stateDb)));
+
   app.all("/api/{*rest}", (req) => {
     throw new ApiError(404, "not_found", `no API route ${req.method} ${req.path}`);
   });
 
-  const files = fileServer(root);
+  // The state database may sit inside the served folder (it does by default); it is never a layer file.
+  const files = fileServer(root, { hidden: [stateDb] });
   app.use("/precomputed", (req, res, next) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
       next(new ApiError(405, "method_not_allowed", "precomputed files are read-only"));
@@ -62,10 +76,6 @@ export function buildApp(options: AppOptions): Express {
   app.use((req, _res, next) => next(new ApiError(404, "not_found", `not found: ${req.path}`)));
   app.use(errorHandler);
   return app;
-}
-
-function originOf(req: Request): string {
-  return `${req.protocol}://${req.get("host") ?? "localhost"}`;
 }
 
 async function readJson(file: string): Promise<unknown> {

@@ -8,16 +8,22 @@ import { ApiError } from "./errors.js";
  * `<key>.gz` answered for `<key>` with `Content-Encoding: gzip` (cloud-volume's layout), byte ranges for
  * plain files (sharded layers), and 404 for a missing chunk (Neuroglancer reads that as "empty").
  * Nothing outside the root is reachable: `..` and encoded variants are refused, symlinks are resolved and
- * checked against the root's real path.
+ * checked against the root's real path. The server's private folder (`.vemscope/`: shared states) and any
+ * `hidden` file are answered 404 like a missing file, however they are reached.
  */
-export function fileServer(root: string) {
+export function fileServer(root: string, options: { hidden?: readonly string[] } = {}) {
   let realRoot: string | undefined;
   const dirs = new RealDirCache();
   return async (req: Request, res: Response): Promise<void> => {
     realRoot ??= await fs.realpath(root);
     const segments = splitPath(req.path);
+    const missing = () => new ApiError(404, "not_found", `no such file: ${segments.join("/")}`);
+    if (segments.some(isPrivateName)) throw missing();
     const target = await resolveInside(realRoot, segments, dirs);
-    if (!target) throw new ApiError(404, "not_found", `no such file: ${segments.join("/")}`);
+    if (!target) throw missing();
+    // Symlinks can lead into the private folder or onto a hidden file under an innocent name.
+    if (path.relative(realRoot, target.file).split(path.sep).some(isPrivateName)) throw missing();
+    if (await isHidden(target.file, options.hidden ?? [], dirs)) throw missing();
     const name = segments[segments.length - 1] ?? "";
     res.setHeader("Content-Type", contentType(name));
     res.setHeader("Cache-Control", "no-cache");
@@ -44,6 +50,25 @@ export function fileServer(root: string) {
     }
     res.end(await fs.readFile(target.file));
   };
+}
+
+/** Where the server keeps its own files inside a served folder (the shared-states SQLite by default). */
+export const PRIVATE_DIR = ".vemscope";
+
+/** Case-insensitive: on macOS and Windows `.VEMSCOPE` opens the same folder. */
+function isPrivateName(segment: string): boolean {
+  return segment.toLowerCase() === PRIVATE_DIR;
+}
+
+/** A hidden file and its SQLite companions (`-wal`, `-shm`, `-journal`). */
+async function isHidden(realFile: string, hidden: readonly string[], dirs: RealDirCache): Promise<boolean> {
+  const file = realFile.toLowerCase();
+  for (const h of hidden) {
+    const realDir = (await dirs.get(path.dirname(h))) ?? path.dirname(h);
+    const base = path.join(realDir, path.basename(h)).toLowerCase();
+    if (file === base || file.startsWith(`${base}-`)) return true;
+  }
+  return false;
 }
 
 function sendWithRanges(res: Response, file: string): Promise<void> {

@@ -8,17 +8,47 @@
 // actually get bundled is decided by the resolve conditions in plugin/vite.config.ts.
 import "neuroglancer";
 import { StatusMessage } from "neuroglancer/unstable/status.js";
-import { setupDefaultViewer } from "neuroglancer/unstable/ui/default_viewer_setup.js";
+import { bindDefaultCopyHandler, bindDefaultPasteHandler } from "neuroglancer/unstable/ui/default_clipboard_handling.js";
+import { setDefaultInputEventBindings } from "neuroglancer/unstable/ui/default_input_event_bindings.js";
+import { makeDefaultViewer } from "neuroglancer/unstable/ui/default_viewer.js";
+import { bindTitle } from "neuroglancer/unstable/ui/title.js";
+import { UrlHashBinding } from "neuroglancer/unstable/ui/url_hash_binding.js";
 import type { Viewer } from "neuroglancer/unstable/viewer.js";
 
 export type NgViewer = Viewer;
 
+export interface CreateViewerOptions {
+  /**
+   * Runs after the viewer exists but before the URL's state is applied: state keys added here
+   * (`viewer.state.add`) are restored from `#!...` links. Added later, the hash binding would have
+   * already skipped them and a shared panel state would be lost.
+   */
+  beforeStateRestore?: (viewer: NgViewer) => void;
+}
+
 /**
  * Full-page default viewer (layer panel, keyboard/mouse bindings, title binding, clipboard) with
  * Neuroglancer's own URL hash binding, so `#!{...}` states and shared links keep working unchanged.
+ * This is Neuroglancer's `setupDefaultViewer` with a hook before the hash is read.
  */
-export function createViewer(): NgViewer {
-  return setupDefaultViewer();
+export function createViewer(options: CreateViewerOptions = {}): NgViewer {
+  const viewer = makeDefaultViewer();
+  // Neuroglancer's own setup exposes the viewer as `window.viewer`; console recipes rely on it.
+  Object.assign(window, { viewer });
+  setDefaultInputEventBindings(viewer.inputEventBindings);
+  const hashBinding = viewer.registerDisposer(new UrlHashBinding(viewer.state, viewer.dataSourceProvider.sharedKvStoreContext, {}));
+  viewer.registerDisposer(
+    hashBinding.parseError.changed.add(() => {
+      const { value } = hashBinding.parseError;
+      if (value !== undefined) showError(`Error parsing state: ${value.message}`);
+    }),
+  );
+  options.beforeStateRestore?.(viewer);
+  hashBinding.updateFromUrlHash();
+  viewer.registerDisposer(bindTitle(viewer.title));
+  bindDefaultCopyHandler(viewer);
+  bindDefaultPasteHandler(viewer);
+  return viewer;
 }
 
 /**

@@ -1,0 +1,112 @@
+/** Pure table logic for the morphometrics panel: filter, sort, CSV. No DOM, no Neuroglancer. */
+import type { CellValue, Column, SegmentRow } from "./client.js";
+
+export interface SortSpec {
+  column: string;
+  descending: boolean;
+}
+
+export interface RangeFilter {
+  column: string;
+  min: number | null;
+  max: number | null;
+}
+
+export interface TableQuery {
+  sort: SortSpec | null;
+  /** Classes to leave out; listing the excluded ones keeps classes added later visible. */
+  hiddenClasses: readonly string[];
+  range: RangeFilter | null;
+}
+
+export function filterRows(rows: readonly SegmentRow[], query: TableQuery): SegmentRow[] {
+  const hidden = new Set(query.hiddenClasses);
+  const { range } = query;
+  const hasRange = range !== null && (range.min !== null || range.max !== null);
+  return rows.filter((row) => {
+    if (hidden.has(row.class)) return false;
+    if (!hasRange || range === null) return true;
+    const v = row[range.column];
+    // A range asks about a measured value; unmeasured rows cannot satisfy it.
+    if (typeof v !== "number") return false;
+    if (range.min !== null && v < range.min) return false;
+    if (range.max !== null && v > range.max) return false;
+    return true;
+  });
+}
+
+function compareCells(a: CellValue, b: CellValue): number {
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  if (typeof a === "boolean" && typeof b === "boolean") return Number(a) - Number(b);
+  return String(a).localeCompare(String(b));
+}
+
+/** Stable; nulls go last in both directions, since "unmeasured" is never the interesting end. */
+export function sortRows(rows: SegmentRow[], sort: SortSpec | null): SegmentRow[] {
+  if (sort === null) return rows;
+  const sign = sort.descending ? -1 : 1;
+  const indexed = rows.map((row, i) => ({ row, i }));
+  indexed.sort((x, y) => {
+    const a = x.row[sort.column] ?? null;
+    const b = y.row[sort.column] ?? null;
+    if (a === null || b === null) return a === b ? x.i - y.i : a === null ? 1 : -1;
+    return sign * compareCells(a, b) || x.i - y.i;
+  });
+  return indexed.map((e) => e.row);
+}
+
+export function queryRows(rows: readonly SegmentRow[], query: TableQuery): SegmentRow[] {
+  return sortRows(filterRows(rows, query), query.sort);
+}
+
+/** Same cell rules as the server's report CSV (report.ts toCsv), so exports diff cleanly against it. */
+export function rowsToCsv(columns: readonly Column[], rows: readonly SegmentRow[]): string {
+  const cell = (v: CellValue | undefined): string => {
+    if (v === null || v === undefined) return "";
+    const s = typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(8)) : String(v);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  const ids = columns.map((c) => c.id);
+  const lines = rows.map((r) => ids.map((id) => cell(r[id])).join(","));
+  return `${ids.join(",")}\n${lines.length ? `${lines.join("\n")}\n` : ""}`;
+}
+
+export function formatCell(v: CellValue | undefined): string {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "string") return v;
+  if (Number.isInteger(v) && Math.abs(v) < 1e7) return String(v);
+  if (Math.abs(v) >= 1e7) return v.toExponential(3);
+  return String(Number(v.toPrecision(4)));
+}
+
+export interface ContactCounts {
+  class: string;
+  /** Instances whose ER distance was measured. */
+  measured: number;
+  inContact: number;
+  /** In contact, but the nearest approach is only across sections (contact_in_plane = false). */
+  acrossSections: number;
+}
+
+/** Per-class contact counts at a distance threshold (the paper's Fig 5G), from min_dist_er_nm. */
+export function contactCounts(rows: readonly SegmentRow[], thresholdNm: number): ContactCounts[] {
+  const byClass = new Map<string, ContactCounts>();
+  for (const row of rows) {
+    const d = row.min_dist_er_nm;
+    if (typeof d !== "number") continue;
+    let c = byClass.get(row.class);
+    if (!c) byClass.set(row.class, (c = { class: row.class, measured: 0, inContact: 0, acrossSections: 0 }));
+    c.measured++;
+    if (d <= thresholdNm) {
+      c.inContact++;
+      if (row.contact_in_plane === false) c.acrossSections++;
+    }
+  }
+  return [...byClass.values()];
+}
+
+export function inContact(row: SegmentRow, thresholdNm: number): boolean {
+  const d = row.min_dist_er_nm;
+  return typeof d === "number" && d <= thresholdNm;
+}

@@ -1,0 +1,281 @@
+/**
+ * vemscope's Neuroglancer panels in a real browser: the demo phantom goes through the pipeline, is
+ * served by `serve()`, and the morphometrics, ER-contact and share panels are driven like a user would.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensurePluginBuilt, pluginDistDir } from "../../scripts/build-plugin-if-needed.js";
+import { serve } from "../../server/api/serve.js";
+import { makePhantom } from "../../server/pipeline/phantom-command.js";
+import { runPipeline } from "../../server/pipeline/run.js";
+import { CHROMIUM_PATH, chromiumAvailable, collectConsoleErrors, launchBrowser, saveArtifact, type LaunchedBrowser } from "./harness.js";
+
+/** The page-side objects the tests read, typed just enough for `page.evaluate`. */
+interface PageWindow {
+  vemscope?: {
+    ready: Promise<void>;
+    viewer: { isReady(): boolean; state: { toJSON(): Record<string, unknown> }; position: { value: Float32Array } };
+    panels: Map<string, { open(): void; close(): void; isOpen(): boolean }>;
+  };
+}
+
+const VOXEL_NM = [5, 5, 45] as const;
+
+describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${CHROMIUM_PATH})`, () => {
+  let dir = "";
+  let server: Server | undefined;
+  let url = "";
+  let browser: LaunchedBrowser | undefined;
+
+  beforeAll(async () => {
+    await ensurePluginBuilt();
+    dir = mkdtempSync(path.join(tmpdir(), "vemscope-panels-"));
+    await makePhantom({ out: path.join(dir, "phantom"), seed: 3, size: "256,256,32" });
+    await runPipeline({
+      image: path.join(dir, "phantom", "image.tif"),
+      labels: path.join(dir, "phantom", "labels.tif"),
+      voxelNm: [...VOXEL_NM],
+      out: path.join(dir, "run"),
+    });
+    ({ server, url } = await serve({ root: path.join(dir, "run"), port: 0, host: "127.0.0.1", viewerDir: pluginDistDir }));
+    browser = await launchBrowser({ viewport: { width: 1400, height: 900 } });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function openViewer(target = url): Promise<{ page: Page; errors: string[] }> {
+    if (!browser) throw new Error("setup failed");
+    const page = await browser.newPage();
+    const errors = collectConsoleErrors(page);
+    await page.goto(target);
+    await page.evaluate(async () => {
+      await (window as unknown as PageWindow).vemscope?.ready;
+    });
+    await page.waitForFunction(() => (window as unknown as PageWindow).vemscope?.viewer.isReady() === true, null, { timeout: 60_000, polling: 200 });
+    return { page, errors };
+  }
+
+  const stateOf = (page: Page) => page.evaluate(() => (window as unknown as PageWindow).vemscope?.viewer.state.toJSON() ?? {});
+  const rowIds = (page: Page) =>
+    page.$$eval("#vemscope-morphometrics .vemscope-row", (rows) => rows.map((r) => Number((r as HTMLElement).dataset.id)));
+  const frames = (page: Page) => page.evaluate(() => new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))));
+
+  it("opens each panel from its top-bar toggle, keeps it in the URL state, and restores it on reload", async () => {
+    const { page, errors } = await openViewer();
+    for (const id of ["vemscope-morphometrics", "vemscope-contacts", "vemscope-share"]) {
+      await expect(page.locator(`#${id}`).count()).resolves.toBe(0);
+      await page.click(`#${id}-toggle`);
+      await page.locator(`#${id}`).waitFor({ state: "visible" });
+    }
+    await page.locator("#vemscope-morphometrics .vemscope-row").first().waitFor();
+    await page.locator("#vemscope-contacts .vemscope-counts tbody tr").first().waitFor();
+    await frames(page);
+    console.log(await saveArtifact(page, "panels-all-open"));
+    const state = await stateOf(page);
+    expect(state.vemscope).toMatchObject({ morphometrics: { visible: true }, contacts: { visible: true }, share: { visible: true } });
+    // Neuroglancer writes the state into the hash (throttled); the reloaded page must reopen the panels.
+    await page.waitForFunction(() => window.location.hash.includes("vemscope"), null, { timeout: 10_000 });
+    await page.reload();
+    await page.waitForFunction(() => (window as unknown as PageWindow).vemscope?.viewer.isReady() === true, null, { timeout: 60_000, polling: 200 });
+    for (const id of ["vemscope-morphometrics", "vemscope-contacts", "vemscope-share"]) {
+      await page.locator(`#${id}`).waitFor({ state: "visible" });
+    }
+    await page.click("#vemscope-share-toggle");
+    await page.locator("#vemscope-share").waitFor({ state: "detached" });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("morphometrics: header click sorts, row click selects the segment and moves to its centroid", async () => {
+    const { page, errors } = await openViewer();
+    await page.click("#vemscope-morphometrics-toggle");
+    await page.locator("#vemscope-morphometrics .vemscope-row").first().waitFor();
+    const before = await rowIds(page);
+    expect(before.length).toBeGreaterThan(3);
+    const volumeHeader = page.locator('#vemscope-morphometrics .vemscope-th[data-column="volume_nm3"]');
+    await volumeHeader.click();
+    await frames(page);
+    const ascending = await rowIds(page);
+    await volumeHeader.click();
+    await frames(page);
+    const descending = await rowIds(page);
+    expect(ascending).not.toEqual(before);
+    expect(descending).toEqual([...ascending].reverse());
+    const sortState = await stateOf(page);
+    expect(sortState.vemscope).toMatchObject({ morphometrics: { settings: { sort: { column: "volume_nm3", descending: true } } } });
+    console.log(await saveArtifact(page, "panels-morphometrics-sorted"));
+
+    // Pick a row whose centroid is away from the start position, so the move is observable.
+    const target = await page.evaluate(() => {
+      const rows = [...document.querySelectorAll<HTMLElement>("#vemscope-morphometrics .vemscope-row")];
+      return rows.map((r) => Number(r.dataset.id)).at(-1) ?? -1;
+    });
+    const positionBefore = await page.evaluate(() => [...((window as unknown as PageWindow).vemscope?.viewer.position.value ?? [])]);
+    await page.click(`#vemscope-morphometrics .vemscope-row[data-id="${target}"]`);
+    await frames(page);
+    const after = await stateOf(page);
+    const selection = after.selection as { layers?: Record<string, { value?: string }> } | undefined;
+    expect(selection?.layers?.organelles?.value).toBe(String(target));
+    const layers = after.layers as { name: string; segments?: string[] }[];
+    expect(layers.find((l) => l.name === "organelles")?.segments).toContain(String(target));
+    const positionAfter = await page.evaluate(() => [...((window as unknown as PageWindow).vemscope?.viewer.position.value ?? [])]);
+    expect(positionAfter).not.toEqual(positionBefore);
+    const centroid = await page.$$eval(
+      `#vemscope-morphometrics .vemscope-row[data-id="${target}"] .vemscope-td`,
+      (cells) => cells.map((c) => c.textContent ?? ""),
+    );
+    const headers = await page.$$eval("#vemscope-morphometrics .vemscope-th", (cells) => cells.map((c) => (c as HTMLElement).dataset.column ?? ""));
+    const cx = Number(centroid[headers.indexOf("centroid_x_nm")]);
+    const cy = Number(centroid[headers.indexOf("centroid_y_nm")]);
+    expect(positionAfter[0]).toBeCloseTo(cx / VOXEL_NM[0], 0);
+    expect(positionAfter[1]).toBeCloseTo(cy / VOXEL_NM[1], 0);
+    console.log(await saveArtifact(page, "panels-morphometrics-row-selected"));
+
+    // Class filter and range filter shrink the table; the export holds exactly the filtered rows.
+    await page.uncheck('#vemscope-morphometrics input[data-class="er"]');
+    await frames(page);
+    const noEr = await rowIds(page);
+    expect(noEr.length).toBeLessThan(descending.length);
+    await page.selectOption("#vemscope-morphometrics .vemscope-range-column", "volume_nm3");
+    await page.fill("#vemscope-morphometrics .vemscope-range-min", "30000000");
+    await frames(page);
+    const large = await rowIds(page);
+    expect(large.length).toBeGreaterThan(0);
+    expect(large.length).toBeLessThan(noEr.length);
+    expect((await stateOf(page)).vemscope).toMatchObject({ morphometrics: { settings: { range: { column: "volume_nm3", min: 30_000_000 } } } });
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#vemscope-morphometrics .vemscope-export")]);
+    const csv = await download.createReadStream().then(async (stream) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString("utf8");
+    });
+    const lines = csv.trim().split("\n");
+    expect(lines[0]?.startsWith("id,class,")).toBe(true);
+    expect(lines.length - 1).toBe(large.length);
+    expect(lines.slice(1).every((l) => l.split(",")[1] !== "er")).toBe(true);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("ER contacts: the distance slider changes the highlighted set and the per-class counts", async () => {
+    const { page, errors } = await openViewer();
+    await page.click("#vemscope-contacts-toggle");
+    await page.locator("#vemscope-contacts .vemscope-counts tbody tr").first().waitFor();
+    const colours = async () => {
+      const layers = (await stateOf(page)).layers as { name: string; segmentColors?: Record<string, string> }[];
+      return layers.find((l) => l.name === "organelles")?.segmentColors ?? {};
+    };
+    const counts = () => page.$$eval("#vemscope-contacts .vemscope-counts tbody tr", (rows) => rows.map((r) => r.textContent ?? "").join("|"));
+    const setThreshold = async (nm: number) => {
+      await page.locator("#vemscope-contacts .vemscope-threshold").fill(String(nm));
+      await frames(page);
+    };
+    await setThreshold(0);
+    const grey0 = Object.values(await colours()).filter((c) => c === "#5a5a5a").length;
+    const counts0 = await counts();
+    await setThreshold(200);
+    const grey200 = Object.values(await colours()).filter((c) => c === "#5a5a5a").length;
+    const counts200 = await counts();
+    expect(grey200).toBeLessThan(grey0);
+    expect(counts200).not.toEqual(counts0);
+    expect(await page.locator("#vemscope-contacts .vemscope-threshold-value").textContent()).toContain("200 nm");
+    expect((await stateOf(page)).vemscope).toMatchObject({ contacts: { settings: { thresholdNm: 200 } } });
+    await setThreshold(30);
+    console.log(await saveArtifact(page, "panels-contacts"));
+    // Closing the panel gives the organelles their class colours back.
+    await page.click("#vemscope-contacts-toggle");
+    await frames(page);
+    expect(Object.values(await colours())).not.toContain("#5a5a5a");
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("morphometrics stays virtualised and responsive with 10,000 rows", async () => {
+    if (!browser) throw new Error("setup failed");
+    const page = await browser.newPage();
+    const errors = collectConsoleErrors(page);
+    const classes = ["mito", "ld", "lyso", "perox"];
+    const rows = Array.from({ length: 10_000 }, (_, i) => ({
+      id: i + 1,
+      class: classes[i % classes.length],
+      volume_nm3: ((i * 7919) % 10_000) * 1000,
+      min_dist_er_nm: (i * 31) % 250,
+      in_contact: (i * 31) % 250 <= 30,
+      contact_in_plane: i % 3 !== 0,
+      centroid_x_nm: 640,
+      centroid_y_nm: 640,
+      centroid_z_nm: 720,
+    }));
+    const columns = Object.keys(rows[0] ?? {}).map((id) => ({ id, type: id === "class" ? "string" : typeof rows[0]?.[id as keyof (typeof rows)[0]] }));
+    await page.route("**/api/segments?**", (route) =>
+      route.fulfill({ contentType: "application/json", body: JSON.stringify({ total: rows.length, offset: 0, limit: 100_000, columns, rows }) }),
+    );
+    await page.goto(url);
+    await page.evaluate(async () => {
+      await (window as unknown as PageWindow).vemscope?.ready;
+    });
+    await page.click("#vemscope-morphometrics-toggle");
+    await page.locator("#vemscope-morphometrics .vemscope-row").first().waitFor();
+    expect(await page.locator("#vemscope-morphometrics .vemscope-status").textContent()).toContain("10,000 of 10,000");
+    expect(await page.locator("#vemscope-morphometrics .vemscope-row").count()).toBeLessThan(100);
+    const sortMs = await page.evaluate(async () => {
+      const header = document.querySelector<HTMLElement>('#vemscope-morphometrics .vemscope-th[data-column="volume_nm3"]');
+      // The sort and the re-render of visible rows happen synchronously in the click handler. Waiting
+      // for a frame would also time Neuroglancer's software-rendered (SwiftShader) views.
+      const t0 = performance.now();
+      header?.click();
+      return performance.now() - t0;
+    });
+    expect(sortMs).toBeLessThan(200);
+    console.log(`sorting 10,000 rows took ${sortMs.toFixed(1)} ms`);
+    await page.evaluate(() => {
+      const viewport = document.querySelector("#vemscope-morphometrics .vemscope-table-viewport");
+      if (viewport) viewport.scrollTop = viewport.scrollHeight;
+    });
+    await frames(page);
+    expect(await page.locator("#vemscope-morphometrics .vemscope-row").count()).toBeLessThan(100);
+    const lastIds = await rowIds(page);
+    // Ascending by volume: the largest volume (9999 * 1000) is in the last rendered row.
+    const lastVolume = await page.locator("#vemscope-morphometrics .vemscope-row").last().locator(".vemscope-td").nth(2).textContent();
+    expect(lastIds.length).toBeGreaterThan(0);
+    expect(Number(lastVolume)).toBe(9_999_000);
+    console.log(await saveArtifact(page, "panels-morphometrics-10k"));
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("share: the short link reopens the same layers, position and panels", async (ctx) => {
+    const probe = await fetch(new URL("api/states", url), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    if (probe.status === 404 || probe.status === 405) ctx.skip();
+    const { page, errors } = await openViewer();
+    await page.click("#vemscope-share-toggle");
+    await page.click("#vemscope-morphometrics-toggle");
+    await page.evaluate(() => {
+      const v = (window as unknown as PageWindow).vemscope?.viewer;
+      if (v) v.position.value = Float32Array.from([40.5, 60.5, 10.5]);
+    });
+    const original = await stateOf(page);
+    await page.click("#vemscope-share .vemscope-share-button");
+    await page.waitForFunction(() => (document.querySelector<HTMLInputElement>("#vemscope-share .vemscope-share-url")?.value ?? "").startsWith("http"), null, { timeout: 10_000 });
+    const link = await page.locator("#vemscope-share .vemscope-share-url").inputValue();
+    console.log(await saveArtifact(page, "panels-share"));
+    expect(link).toMatch(/\/s\/[\w-]+$/);
+    const reopened = await openViewer(link);
+    const restored = await stateOf(reopened.page);
+    const names = (s: Record<string, unknown>) => (s.layers as { name: string }[]).map((l) => l.name);
+    expect(names(restored)).toEqual(names(original));
+    expect(restored.position).toEqual(original.position);
+    expect(restored.vemscope).toMatchObject({ morphometrics: { visible: true }, share: { visible: true } });
+    expect([...errors, ...reopened.errors]).toEqual([]);
+    await reopened.page.close();
+    await page.close();
+  });
+});
