@@ -2,16 +2,9 @@
  * The product end to end in a real browser: a small phantom goes through `vemscope run --labels`, is served by
  * `serve()`, and Neuroglancer shows the EM image and the organelles in their class colours.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:http";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensurePluginBuilt, pluginDistDir } from "../../scripts/build-plugin-if-needed.js";
-import { serve } from "../../server/api/serve.js";
 import { classByName } from "../../server/pipeline/classes.js";
-import { makePhantom } from "../../server/pipeline/phantom-command.js";
-import { runPipeline } from "../../server/pipeline/run.js";
+import { startDemoServer, type DemoServer } from "./demo-server.js";
 import { CHROMIUM_PATH, canvasIsNonBlank, canvasScreenshot, chromiumAvailable, collectConsoleErrors, findPixels, launchBrowser, saveArtifact, type LaunchedBrowser } from "./harness.js";
 
 interface PageWindow {
@@ -24,29 +17,19 @@ function rgb(hex: string): [number, number, number] {
 }
 
 describe.skipIf(!chromiumAvailable())(`demo pipeline in headless Chromium (${CHROMIUM_PATH})`, () => {
-  let dir = "";
-  let server: Server | undefined;
+  let demo: DemoServer | undefined;
   let url = "";
   let browser: LaunchedBrowser | undefined;
 
   beforeAll(async () => {
-    await ensurePluginBuilt();
-    dir = mkdtempSync(path.join(tmpdir(), "vemscope-demo-"));
-    await makePhantom({ out: path.join(dir, "phantom"), seed: 3, size: "256,256,32" });
-    await runPipeline({
-      image: path.join(dir, "phantom", "image.tif"),
-      labels: path.join(dir, "phantom", "labels.tif"),
-      voxelNm: [5, 5, 45],
-      out: path.join(dir, "run"),
-    });
-    ({ server, url } = await serve({ root: path.join(dir, "run"), port: 0, host: "127.0.0.1", viewerDir: pluginDistDir }));
+    demo = await startDemoServer("demo");
+    url = demo.url;
     browser = await launchBrowser();
   });
 
   afterAll(async () => {
     await browser?.close();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await demo?.close();
   });
 
   it("shows the EM image and class-coloured organelles, without console errors", async () => {

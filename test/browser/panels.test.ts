@@ -2,16 +2,9 @@
  * vemscope's Neuroglancer panels in a real browser: the demo phantom goes through the pipeline, is
  * served by `serve()`, and the morphometrics, ER-contact and share panels are driven like a user would.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:http";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensurePluginBuilt, pluginDistDir } from "../../scripts/build-plugin-if-needed.js";
-import { serve } from "../../server/api/serve.js";
-import { makePhantom } from "../../server/pipeline/phantom-command.js";
-import { runPipeline } from "../../server/pipeline/run.js";
+import { startDemoServer, type DemoServer } from "./demo-server.js";
 import { CHROMIUM_PATH, chromiumAvailable, collectConsoleErrors, launchBrowser, saveArtifact, type LaunchedBrowser } from "./harness.js";
 
 /** The page-side objects the tests read, typed just enough for `page.evaluate`. */
@@ -26,29 +19,19 @@ interface PageWindow {
 const VOXEL_NM = [5, 5, 45] as const;
 
 describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${CHROMIUM_PATH})`, () => {
-  let dir = "";
-  let server: Server | undefined;
+  let demo: DemoServer | undefined;
   let url = "";
   let browser: LaunchedBrowser | undefined;
 
   beforeAll(async () => {
-    await ensurePluginBuilt();
-    dir = mkdtempSync(path.join(tmpdir(), "vemscope-panels-"));
-    await makePhantom({ out: path.join(dir, "phantom"), seed: 3, size: "256,256,32" });
-    await runPipeline({
-      image: path.join(dir, "phantom", "image.tif"),
-      labels: path.join(dir, "phantom", "labels.tif"),
-      voxelNm: [...VOXEL_NM],
-      out: path.join(dir, "run"),
-    });
-    ({ server, url } = await serve({ root: path.join(dir, "run"), port: 0, host: "127.0.0.1", viewerDir: pluginDistDir }));
+    demo = await startDemoServer("panels");
+    url = demo.url;
     browser = await launchBrowser({ viewport: { width: 1400, height: 900 } });
   });
 
   afterAll(async () => {
     await browser?.close();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await demo?.close();
   });
 
   async function openViewer(target = url): Promise<{ page: Page; errors: string[] }> {
