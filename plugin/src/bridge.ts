@@ -19,6 +19,14 @@ export interface ViewerBridge {
    * not loaded yet; `onLayersChanged` fires when it may be.
    */
   setSegmentColors(colors: ReadonlyMap<number, string>): boolean;
+  /**
+   * Shows only `ids` of the organelles layer, as Neuroglancer's segment-list query does: a
+   * temporary visible set that leaves the saved `segments` untouched, so `null` restores exactly
+   * what was shown before. Returns false when the layer is not loaded yet.
+   */
+  showOnlySegments(ids: readonly number[] | null): boolean;
+  /** Follows the segment under the mouse in the 2D/3D views (`null` when none). */
+  onHoveredSegmentChanged(listener: (id: number | null) => void): () => void;
   layerVisible(name: string): boolean | undefined;
   setLayerVisible(name: string, visible: boolean): void;
   onLayersChanged(listener: () => void): () => void;

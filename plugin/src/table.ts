@@ -17,22 +17,64 @@ export interface TableQuery {
   /** Classes to leave out; listing the excluded ones keeps classes added later visible. */
   hiddenClasses: readonly string[];
   range: RangeFilter | null;
+  /** The range brushed on the histogram; applies on top of `range` (both must hold). */
+  brush?: RangeFilter | null;
+}
+
+function isActive(range: RangeFilter | null | undefined): range is RangeFilter {
+  return range !== null && range !== undefined && (range.min !== null || range.max !== null);
+}
+
+export function inRange(row: SegmentRow, range: RangeFilter | null | undefined): boolean {
+  if (!isActive(range)) return true;
+  const v = row[range.column];
+  // A range asks about a measured value; unmeasured rows cannot satisfy it.
+  if (typeof v !== "number") return false;
+  if (range.min !== null && v < range.min) return false;
+  if (range.max !== null && v > range.max) return false;
+  return true;
 }
 
 export function filterRows(rows: readonly SegmentRow[], query: TableQuery): SegmentRow[] {
   const hidden = new Set(query.hiddenClasses);
-  const { range } = query;
-  const hasRange = range !== null && (range.min !== null || range.max !== null);
-  return rows.filter((row) => {
-    if (hidden.has(row.class)) return false;
-    if (!hasRange || range === null) return true;
-    const v = row[range.column];
-    // A range asks about a measured value; unmeasured rows cannot satisfy it.
-    if (typeof v !== "number") return false;
-    if (range.min !== null && v < range.min) return false;
-    if (range.max !== null && v > range.max) return false;
-    return true;
-  });
+  return rows.filter((row) => !hidden.has(row.class) && inRange(row, query.range) && inRange(row, query.brush));
+}
+
+export interface Histogram {
+  /** The binned domain; bin `i` covers [min + i·width, min + (i+1)·width), the last one closed. */
+  min: number;
+  max: number;
+  counts: number[];
+}
+
+/**
+ * Counts of `column` over `rows` in `bins` equal bins of `domain`. The domain is passed in (from
+ * all rows) so that filtering the table changes the bars, never the axis under a brush.
+ */
+export function histogram(rows: readonly SegmentRow[], column: string, bins: number, domain: { min: number; max: number }): Histogram {
+  const counts = new Array<number>(bins).fill(0);
+  const span = domain.max - domain.min;
+  for (const row of rows) {
+    const v = row[column];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < domain.min || v > domain.max) continue;
+    // A zero span (one distinct value) puts everything in the first bin.
+    const i = span > 0 ? Math.min(bins - 1, Math.floor(((v - domain.min) / span) * bins)) : 0;
+    counts[i] = (counts[i] ?? 0) + 1;
+  }
+  return { min: domain.min, max: domain.max, counts };
+}
+
+/** Finite extent of a numeric column, or null when nothing in it is measured. */
+export function extent(rows: readonly SegmentRow[], column: string): { min: number; max: number } | null {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const row of rows) {
+    const v = row[column];
+    if (typeof v !== "number" || !Number.isFinite(v)) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return min <= max ? { min, max } : null;
 }
 
 function compareCells(a: CellValue, b: CellValue): number {

@@ -11,12 +11,48 @@ import { CHROMIUM_PATH, chromiumAvailable, collectConsoleErrors, launchBrowser, 
 interface PageWindow {
   vemscope?: {
     ready: Promise<void>;
-    viewer: { isReady(): boolean; state: { toJSON(): Record<string, unknown> }; position: { value: Float32Array } };
+    viewer: {
+      isReady(): boolean;
+      state: { toJSON(): Record<string, unknown> };
+      position: { value: Float32Array };
+      layerManager: { getLayerByName(name: string): { layer: OrganellesLayer | null } | undefined };
+    };
     panels: Map<string, { open(): void; close(): void; isOpen(): boolean }>;
   };
 }
 
+/** The parts of Neuroglancer's SegmentationUserLayer the tests read or drive. */
+interface OrganellesLayer {
+  displayState: {
+    segmentSelectionState: { set(id: bigint | null): void };
+    segmentationGroupState: {
+      value: { temporaryVisibleSegments: { size: number; has(id: bigint): boolean }; useTemporaryVisibleSegments: { value: boolean } };
+    };
+  };
+}
+
 const VOXEL_NM = [5, 5, 45] as const;
+
+/** Sets the hovered segment as Neuroglancer does when the mouse is over it in a view. */
+async function hoverSegment(page: Page, id: number | null): Promise<void> {
+  await page.evaluate((id) => {
+    const layer = (window as unknown as PageWindow).vemscope?.viewer.layerManager.getLayerByName("organelles")?.layer;
+    layer?.displayState.segmentSelectionState.set(id === null ? null : BigInt(id));
+  }, id);
+}
+
+/** The organelles layer's temporary visible set: whether it is in use, its size, and which of `ids` it holds. */
+async function viewerSegmentSet(page: Page, ids: readonly number[]): Promise<{ active: boolean; size: number; holds: boolean[] }> {
+  return page.evaluate((ids) => {
+    const layer = (window as unknown as PageWindow).vemscope?.viewer.layerManager.getLayerByName("organelles")?.layer;
+    const group = layer?.displayState.segmentationGroupState.value;
+    return {
+      active: group?.useTemporaryVisibleSegments.value ?? false,
+      size: group?.temporaryVisibleSegments.size ?? -1,
+      holds: ids.map((id) => group?.temporaryVisibleSegments.has(BigInt(id)) ?? false),
+    };
+  }, ids);
+}
 
 describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${CHROMIUM_PATH})`, () => {
   let demo: DemoServer | undefined;
@@ -148,6 +184,68 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     await page.close();
   });
 
+  it("morphometrics: brushing the histogram filters the table and the viewer's segments; viewer hover highlights the row", async () => {
+    const { page, errors } = await openViewer();
+    const segments = page.waitForResponse((r) => r.url().includes("/api/segments"));
+    await page.click("#vemscope-morphometrics-toggle");
+    // DESIGN: bulk tables travel as protobuf; the JSON answer is only for clients that ask for it.
+    expect((await segments).headers()["content-type"]).toContain("application/x-protobuf");
+    await page.locator("#vemscope-morphometrics .vemscope-row").first().waitFor();
+    await page.locator("#vemscope-morphometrics .vemscope-hist-bar").first().waitFor();
+    const status = () => page.locator("#vemscope-morphometrics .vemscope-status").textContent();
+    const countOf = (text: string | null) => Number((text ?? "").split(" of ")[0]?.replace(/,/g, ""));
+    const total = countOf(await status());
+    expect(await page.inputValue("#vemscope-morphometrics .vemscope-histogram-column")).toBe("volume_nm3");
+
+    const box = await page.locator("#vemscope-morphometrics .vemscope-histogram").boundingBox();
+    if (!box) throw new Error("histogram not laid out");
+    const y = box.y + box.height / 2;
+    await page.mouse.move(box.x + box.width * 0.02, y);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.2, y, { steps: 4 });
+    await page.mouse.up();
+    await frames(page);
+    const settings = ((await stateOf(page)).vemscope as { morphometrics?: { settings?: { brush?: { column: string; min: number; max: number } } } })
+      .morphometrics?.settings;
+    const brush = settings?.brush;
+    expect(brush?.column).toBe("volume_nm3");
+    if (!brush) throw new Error("no brush in the state");
+    const brushed = countOf(await status());
+    expect(brushed).toBeGreaterThan(0);
+    expect(brushed).toBeLessThan(total);
+    const headers = await page.$$eval("#vemscope-morphometrics .vemscope-th", (cells) => cells.map((c) => (c as HTMLElement).dataset.column ?? ""));
+    const volumeAt = headers.indexOf("volume_nm3");
+    const rows = await page.$$eval("#vemscope-morphometrics .vemscope-row", (lines) =>
+      lines.map((l) => ({ id: Number((l as HTMLElement).dataset.id), cells: [...l.children].map((c) => c.textContent ?? "") })),
+    );
+    expect(rows.length).toBeLessThanOrEqual(brushed);
+    for (const row of rows) {
+      const v = Number(row.cells[volumeAt]);
+      // Cells show 4 significant digits; the brush compares exact values.
+      expect(v).toBeGreaterThanOrEqual(brush.min * 0.999);
+      expect(v).toBeLessThanOrEqual(brush.max * 1.001);
+    }
+    const set = await viewerSegmentSet(page, rows.map((r) => r.id));
+    expect(set).toEqual({ active: true, size: brushed, holds: rows.map(() => true) });
+    console.log(await saveArtifact(page, "panels-morphometrics-brushed"));
+
+    // Hover in the views: the row of the hovered segment is highlighted.
+    const target = rows.at(-1)?.id ?? -1;
+    await hoverSegment(page, target);
+    await page.locator(`#vemscope-morphometrics .vemscope-row.hovered[data-id="${target}"]`).waitFor({ timeout: 5_000 });
+    expect(await page.locator("#vemscope-morphometrics .vemscope-row.hovered").count()).toBe(1);
+    await hoverSegment(page, null);
+    await page.locator("#vemscope-morphometrics .vemscope-row.hovered").waitFor({ state: "detached", timeout: 5_000 });
+
+    // A click without a drag clears the brush: every row and the viewer's own segment set come back.
+    await page.mouse.click(box.x + box.width / 2, y);
+    await frames(page);
+    expect(countOf(await status())).toBe(total);
+    expect((await viewerSegmentSet(page, [])).active).toBe(false);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("ER contacts: the distance slider changes the highlighted set and the per-class counts", async () => {
     const { page, errors } = await openViewer();
     await page.click("#vemscope-contacts-toggle");
@@ -230,6 +328,15 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     const lastVolume = await page.locator("#vemscope-morphometrics .vemscope-row").last().locator(".vemscope-td").nth(2).textContent();
     expect(lastIds.length).toBeGreaterThan(0);
     expect(Number(lastVolume)).toBe(9_999_000);
+    // Hovering segment 1 (volume 0: the first row, now scrolled far out of view) brings its row back into view.
+    await hoverSegment(page, 1);
+    await page.locator('#vemscope-morphometrics .vemscope-row.hovered[data-id="1"]').waitFor({ timeout: 5_000 });
+    const inView = await page.evaluate(() => {
+      const viewport = document.querySelector("#vemscope-morphometrics .vemscope-table-viewport")?.getBoundingClientRect();
+      const row = document.querySelector('#vemscope-morphometrics .vemscope-row.hovered[data-id="1"]')?.getBoundingClientRect();
+      return viewport !== undefined && row !== undefined && row.top >= viewport.top && row.bottom <= viewport.bottom;
+    });
+    expect(inView).toBe(true);
     console.log(await saveArtifact(page, "panels-morphometrics-10k"));
     expect(errors).toEqual([]);
     await page.close();

@@ -11,6 +11,7 @@ import type { NgViewer } from "./viewer.js";
 interface BigintSet {
   add(x: bigint): void;
   has(x: bigint): boolean;
+  clear(): void;
 }
 interface BigintMap {
   get(key: bigint): bigint | undefined;
@@ -20,9 +21,20 @@ interface BigintMap {
 interface SegmentationLayerLike {
   selectSegment(id: bigint, pin: boolean | "toggle"): void;
   displayState: {
-    segmentationGroupState: { value: { selectedSegments: BigintSet; visibleSegments: BigintSet } };
+    segmentationGroupState: {
+      value: {
+        selectedSegments: BigintSet;
+        visibleSegments: BigintSet;
+        temporaryVisibleSegments: BigintSet;
+        useTemporaryVisibleSegments: { value: boolean };
+      };
+    };
     segmentStatedColors: { value: BigintMap };
-    segmentSelectionState: { set(id: bigint | null): void };
+    segmentSelectionState: {
+      set(id: bigint | null): void;
+      readonly value: bigint | undefined;
+      changed: { add(listener: () => void): () => void };
+    };
   };
 }
 
@@ -102,6 +114,49 @@ export function makeBridge(viewer: NgViewer): ViewerBridge {
         map.set(key, value);
       }
       return true;
+    },
+    showOnlySegments(ids) {
+      const layer = organelles();
+      if (!layer) return false;
+      const group = layer.displayState.segmentationGroupState.value;
+      group.temporaryVisibleSegments.clear();
+      if (ids === null) {
+        group.useTemporaryVisibleSegments.value = false;
+        return true;
+      }
+      for (const id of ids) group.temporaryVisibleSegments.add(BigInt(id));
+      group.useTemporaryVisibleSegments.value = true;
+      return true;
+    },
+    onHoveredSegmentChanged(listener) {
+      // The organelles layer may load (or be replaced) after the panel subscribes, so the signal
+      // is re-attached whenever the layer list changes.
+      let attached: SegmentationLayerLike | undefined;
+      let detach = (): void => {};
+      const attach = (): void => {
+        const layer = organelles();
+        if (layer === attached) return;
+        detach();
+        attached = layer;
+        if (!layer) {
+          detach = () => {};
+          return;
+        }
+        const selection = layer.displayState.segmentSelectionState;
+        detach = selection.changed.add(() => {
+          const id = selection.value;
+          listener(id === undefined ? null : Number(id));
+        });
+      };
+      attach();
+      const { layerManager } = viewer;
+      const a = layerManager.layersChanged.add(attach);
+      const b = layerManager.readyStateChanged.add(attach);
+      return () => {
+        a();
+        b();
+        detach();
+      };
     },
     layerVisible(name) {
       return managed(name)?.visible;

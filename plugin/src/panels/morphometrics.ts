@@ -2,24 +2,40 @@
  * Morphometrics table: every column of the report, sortable, filterable by class and by a numeric
  * range, virtualised (only rows in view are in the DOM) so tens of thousands of rows stay fluid.
  * Clicking a row selects that organelle in the viewer and centres the view on it.
+ *
+ * The histogram beside the table plots one numeric column of the rows that pass the class and
+ * range filters. Dragging across it brushes a range: the table keeps only rows inside it, and the
+ * organelles layer shows only those segments (others hidden, via Neuroglancer's temporary visible
+ * set, so the saved segment list is untouched). A click on the histogram or "clear" ends the brush
+ * and the viewer shows what it showed before; closing the panel does the same, reopening reapplies.
+ * Hovering a segment in the 2D/3D views highlights its row and scrolls it into view.
  */
 import type { ViewerBridge } from "../bridge.js";
 import type { Column, SegmentRow, SegmentTable } from "../client.js";
 import { segmentTable } from "../data.js";
 import { Settings, booleanOr, numberOr, stringOr } from "../settings.js";
-import { formatCell, queryRows, rowsToCsv, type RangeFilter, type SortSpec, type TableQuery } from "../table.js";
+import { extent, filterRows, formatCell, histogram, inRange, rowsToCsv, sortRows, type RangeFilter, type SortSpec, type TableQuery } from "../table.js";
 import { Disposers, downloadText, el, errorText } from "./dom.js";
+import { histogramView, type Brush } from "./histogram.js";
 
 export interface MorphometricsSettings extends TableQuery {
   sort: SortSpec | null;
   hiddenClasses: string[];
   range: RangeFilter | null;
+  /** Column plotted in the histogram; null = the default (volume, or the first numeric column). */
+  histogramColumn: string | null;
+  /** Brushed range on the histogram; its column is always the histogram's. */
+  brush: RangeFilter | null;
 }
 
 export const ROW_HEIGHT = 20;
 const HEADER_HEIGHT = 24;
 /** Rows rendered beyond each edge of the view, so a fast scroll does not flash empty space. */
 const OVERSCAN = 8;
+/** Bins grow with √n (clamped), so eight organelles do not draw as eight hairlines in 40 slots. */
+const histogramBins = (n: number): number => Math.min(40, Math.max(10, Math.ceil(Math.sqrt(n))));
+/** Neuroglancer reports hover on every mouse move; the table follows once the pointer settles. */
+const HOVER_DEBOUNCE_MS = 60;
 
 function parseMorphometrics(json: Record<string, unknown>, defaults: MorphometricsSettings): MorphometricsSettings {
   const sortJson = json.sort;
@@ -37,11 +53,19 @@ function parseMorphometrics(json: Record<string, unknown>, defaults: Morphometri
     const column = stringOr(r.column, null);
     if (column !== null) range = { column, min: numberOr(r.min, null), max: numberOr(r.max, null) };
   }
-  return { sort, hiddenClasses, range };
+  const histogramColumn = stringOr(json.histogramColumn, defaults.histogramColumn);
+  let brush = defaults.brush;
+  const brushJson = json.brush;
+  if (typeof brushJson === "object" && brushJson !== null && !Array.isArray(brushJson)) {
+    const b = brushJson as Record<string, unknown>;
+    const column = stringOr(b.column, null);
+    if (column !== null) brush = { column, min: numberOr(b.min, null), max: numberOr(b.max, null) };
+  }
+  return { sort, hiddenClasses, range, histogramColumn, brush };
 }
 
 export function morphometricsSettings(): Settings<MorphometricsSettings> {
-  return new Settings<MorphometricsSettings>({ sort: null, hiddenClasses: [], range: null }, parseMorphometrics);
+  return new Settings<MorphometricsSettings>({ sort: null, hiddenClasses: [], range: null, histogramColumn: null, brush: null }, parseMorphometrics);
 }
 
 function columnWidth(column: Column): number {
@@ -69,18 +93,48 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
     exportButton,
     status,
   ]);
+  const histogramColumn = el("select", { className: "vemscope-histogram-column", title: "Column plotted in the histogram" });
+  const clearBrush = el("button", { className: "vemscope-brush-clear", textContent: "clear", title: "Clear the brushed range" });
+  const brushLabel = el("span", { className: "vemscope-brush-label" });
+  const hist = histogramView((brush: Brush | null) => {
+    const column = plottedColumn();
+    settings.update({ brush: brush === null || column === null ? null : { column, min: brush.min, max: brush.max } });
+  });
+  const histogramBox = el("div", { className: "vemscope-histogram-box" }, [
+    el("div", { className: "vemscope-row-control" }, [histogramColumn, clearBrush]),
+    hist.element,
+    brushLabel,
+  ]);
+  disposers.add(() => hist.dispose());
   const viewport = el("div", { className: "vemscope-table-viewport" });
   const canvas = el("div", { className: "vemscope-table-canvas" });
   const header = el("div", { className: "vemscope-table-header" });
   const rowsLayer = el("div", { className: "vemscope-table-rows" });
   canvas.append(header, rowsLayer);
   viewport.append(canvas);
-  body.append(toolbar, viewport);
+  body.append(toolbar, el("div", { className: "vemscope-morphometrics-main" }, [histogramBox, viewport]));
 
   let table: SegmentTable | undefined;
   let shown: SegmentRow[] = [];
   let selectedId: number | undefined;
+  let hoveredId: number | null = null;
   let gridTemplate = "";
+  let domain: { column: string; min: number; max: number } | null = null;
+  /** Whether this panel has replaced the viewer's visible set, so only then is there one to restore. */
+  let viewerFiltered = false;
+
+  const plottedColumn = (): string | null => {
+    if (!table) return null;
+    const numeric = table.columns.filter((c) => c.type === "number" && c.id !== "id").map((c) => c.id);
+    const chosen = settings.value.histogramColumn;
+    if (chosen !== null && numeric.includes(chosen)) return chosen;
+    return numeric.includes("volume_nm3") ? "volume_nm3" : (numeric[0] ?? null);
+  };
+  /** The brush only counts while it is on the plotted column; a stale one from a URL is ignored. */
+  const activeBrush = (): RangeFilter | null => {
+    const { brush } = settings.value;
+    return brush !== null && brush.column === plottedColumn() ? brush : null;
+  };
 
   const renderHeader = (): void => {
     if (!table) return;
@@ -105,7 +159,9 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
     for (let i = first; i < last; i++) {
       const row = shown[i];
       if (!row) continue;
-      const line = el("div", { className: row.id === selectedId ? "vemscope-row selected" : "vemscope-row" });
+      const line = el("div", { className: "vemscope-row" });
+      if (row.id === selectedId) line.classList.add("selected");
+      if (row.id === hoveredId) line.classList.add("hovered");
       line.dataset.id = String(row.id);
       line.style.top = `${HEADER_HEIGHT + i * ROW_HEIGHT}px`;
       line.style.gridTemplateColumns = gridTemplate;
@@ -132,20 +188,51 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
       box.checked = !hiddenClasses.includes(box.value);
     }
     rangeColumn.value = range?.column ?? "";
+    histogramColumn.value = plottedColumn() ?? "";
     const asText = (v: number | null | undefined): string => (v === null || v === undefined ? "" : String(v));
     // Rewriting a focused input would move the caret while the user types.
     if (document.activeElement !== rangeMin) rangeMin.value = asText(range?.min);
     if (document.activeElement !== rangeMax) rangeMax.value = asText(range?.max);
   };
 
+  const renderHistogram = (unbrushed: readonly SegmentRow[]): void => {
+    const column = plottedColumn();
+    if (!table || column === null) {
+      hist.render(null, null);
+      return;
+    }
+    if (domain?.column !== column) {
+      const e = extent(table.rows, column);
+      domain = e ? { column, ...e } : null;
+    }
+    const brush = activeBrush();
+    hist.render(
+      domain ? histogram(unbrushed, column, histogramBins(table.rows.length), domain) : null,
+      brush ? { min: brush.min ?? domain?.min ?? 0, max: brush.max ?? domain?.max ?? 0 } : null,
+    );
+    brushLabel.textContent = brush ? `brushed ${formatCell(brush.min)} – ${formatCell(brush.max)}` : "drag to brush a range";
+    clearBrush.disabled = brush === null;
+  };
+
+  const applyToViewer = (): void => {
+    const brush = activeBrush();
+    if (brush !== null) viewerFiltered = bridge.showOnlySegments(shown.map((r) => r.id));
+    else if (viewerFiltered) viewerFiltered = !bridge.showOnlySegments(null);
+  };
+
   const refresh = (): void => {
     if (!table) return;
-    shown = queryRows(table.rows, settings.value);
+    const query: TableQuery = { ...settings.value, brush: null };
+    const unbrushed = filterRows(table.rows, query);
+    const brush = activeBrush();
+    shown = sortRows(brush ? unbrushed.filter((r) => inRange(r, brush)) : unbrushed, settings.value.sort);
     status.textContent = `${shown.length.toLocaleString()} of ${table.rows.length.toLocaleString()} segments`;
     canvas.style.height = `${HEADER_HEIGHT + shown.length * ROW_HEIGHT}px`;
     renderHeader();
     syncControls();
+    renderHistogram(unbrushed);
     renderRows();
+    applyToViewer();
   };
 
   const build = (loaded: SegmentTable): void => {
@@ -169,6 +256,7 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
       el("option", { textContent: "(none)" }),
       ...loaded.columns.filter((c) => c.type === "number").map((c) => el("option", { textContent: c.id })),
     );
+    histogramColumn.replaceChildren(...loaded.columns.filter((c) => c.type === "number" && c.id !== "id").map((c) => el("option", { textContent: c.id })));
     // The "(none)" option's value must be "" so an unset range round-trips through the select.
     const none = rangeColumn.options[0];
     if (none) none.value = "";
@@ -182,6 +270,11 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
   };
 
   disposers.listen(rangeColumn, "change", readRange);
+  disposers.listen(histogramColumn, "change", () => {
+    // A brush is a range of one column; carrying it over to another would filter by nonsense.
+    settings.update({ histogramColumn: histogramColumn.value, brush: null });
+  });
+  disposers.listen(clearBrush, "click", () => settings.update({ brush: null }));
   disposers.listen(rangeMin, "input", readRange);
   disposers.listen(rangeMax, "input", readRange);
   disposers.listen(classBox, "change", (event) => {
@@ -227,6 +320,38 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
     downloadText("morphometrics-filtered.csv", rowsToCsv(table.columns, shown));
   });
   disposers.add(settings.subscribe(refresh));
+  // The organelles layer may load after the table; a brush from the URL must still reach it.
+  disposers.add(
+    bridge.onLayersChanged(() => {
+      if (activeBrush() !== null) applyToViewer();
+    }),
+  );
+  disposers.add(() => {
+    if (viewerFiltered) bridge.showOnlySegments(null);
+  });
+
+  const showHovered = (id: number | null): void => {
+    hoveredId = id;
+    if (id !== null) {
+      const index = shown.findIndex((r) => r.id === id);
+      if (index >= 0) {
+        const top = HEADER_HEIGHT + index * ROW_HEIGHT;
+        const visibleTop = viewport.scrollTop + HEADER_HEIGHT;
+        const visibleBottom = viewport.scrollTop + viewport.clientHeight - ROW_HEIGHT;
+        // Only an off-screen row scrolls: moving rows under a user reading the table is disorienting.
+        if (top < visibleTop || top > visibleBottom) viewport.scrollTop = top - HEADER_HEIGHT - (viewport.clientHeight - HEADER_HEIGHT - ROW_HEIGHT) / 2;
+      }
+    }
+    renderRows();
+  };
+  let hoverTimer: ReturnType<typeof setTimeout> | undefined;
+  disposers.add(
+    bridge.onHoveredSegmentChanged((id) => {
+      clearTimeout(hoverTimer);
+      hoverTimer = setTimeout(() => showHovered(id), HOVER_DEBOUNCE_MS);
+    }),
+  );
+  disposers.add(() => clearTimeout(hoverTimer));
 
   let alive = true;
   disposers.add(() => (alive = false));
