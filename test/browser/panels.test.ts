@@ -342,17 +342,24 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     await page.close();
   });
 
-  it("share: the short link reopens the same layers, position and panels", async (ctx) => {
+  it("share: the short link reopens the same layers, position, selection and panels", async (ctx) => {
     const probe = await fetch(new URL("api/states", url), { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     if (probe.status === 404 || probe.status === 405) ctx.skip();
     const { page, errors } = await openViewer();
     await page.click("#vemscope-share-toggle");
     await page.click("#vemscope-morphometrics-toggle");
+    // Select a segment through the table, then move away: both must travel in the link.
+    await page.locator("#vemscope-morphometrics .vemscope-row").first().waitFor();
+    const picked = await page.evaluate(() => document.querySelector<HTMLElement>("#vemscope-morphometrics .vemscope-row")?.dataset.id ?? "");
+    await page.click(`#vemscope-morphometrics .vemscope-row[data-id="${picked}"]`);
+    await frames(page);
     await page.evaluate(() => {
       const v = (window as unknown as PageWindow).vemscope?.viewer;
       if (v) v.position.value = Float32Array.from([40.5, 60.5, 10.5]);
     });
     const original = await stateOf(page);
+    const selected = (st: Record<string, unknown>) => (st.selection as { layers?: Record<string, { value?: string }> } | undefined)?.layers?.organelles?.value;
+    expect(selected(original)).toBe(picked);
     await page.click("#vemscope-share .vemscope-share-button");
     await page.waitForFunction(() => (document.querySelector<HTMLInputElement>("#vemscope-share .vemscope-share-url")?.value ?? "").startsWith("http"), null, { timeout: 10_000 });
     const link = await page.locator("#vemscope-share .vemscope-share-url").inputValue();
@@ -363,6 +370,7 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     const names = (s: Record<string, unknown>) => (s.layers as { name: string }[]).map((l) => l.name);
     expect(names(restored)).toEqual(names(original));
     expect(restored.position).toEqual(original.position);
+    expect(selected(restored)).toBe(picked);
     expect(restored.vemscope).toMatchObject({ morphometrics: { visible: true }, share: { visible: true } });
     expect([...errors, ...reopened.errors]).toEqual([]);
     await reopened.page.close();
