@@ -111,6 +111,7 @@ async function describeDataset(root: string) {
     name: path.basename(root),
     layers,
     state: existsSync(path.join(root, "state.json")) ? "/api/state" : null,
-    summary: existsSync(path.join(root, "report", "summary.json")) ? "/precomputed/report/summary.json" : null,
+    summary: existsSync(path.join(root, "report", "summary.json")) ? "/api/summary" : null,
+    figures: existsSync(path.join(root, "report", "figures", "index.html")) ? "/precomputed/report/figures/index.html" : null,
   };
 }
