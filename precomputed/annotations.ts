@@ -19,6 +19,7 @@ import { buildSpatialIndex, type SpatialItem } from "./annotation-spatial.js";
 import { PrecomputedError } from "./errors.js";
 import type { Storage } from "./storage.js";
 import { joinKey, readStoredJson } from "./keys.js";
+import { INTEGER_RANGES, integerRange, isRecord } from "./json-checks.js";
 
 export * from "./annotation-codec.js";
 
@@ -62,19 +63,6 @@ const TYPE_NAMES: Record<AnnotationGeometryType, AnnotationTypeName> = {
 const PROPERTY_ID = /^[a-z][a-zA-Z0-9_]*$/;
 const DIMENSION_NAME = /^[a-zA-Z][a-zA-Z0-9_]*$/;
 const KEY_SAFE = /^[A-Za-z0-9_.-]+$/;
-const INTEGER_RANGES: Partial<Record<AnnotationPropertySpec["type"], [number, number]>> = {
-  uint8: [0, 0xff],
-  int8: [-0x80, 0x7f],
-  uint16: [0, 0xffff],
-  int16: [-0x8000, 0x7fff],
-  uint32: [0, 0xffffffff],
-  int32: [-0x80000000, 0x7fffffff],
-};
-
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
 function numberArray(x: unknown, rank: number, path: string, fail: (m: string, p: string) => never): number[] {
   if (!Array.isArray(x) || x.length !== rank || x.some((v) => typeof v !== "number" || !Number.isFinite(v))) {
     fail(`expected ${rank} finite numbers`, path);
@@ -87,10 +75,10 @@ export function validateAnnotationInfo(json: unknown, code: "invalid_info" | "in
   const fail = (m: string, p: string): never => {
     throw new PrecomputedError(code, m, p);
   };
-  if (!isObject(json)) fail("expected a JSON object", "");
+  if (!isRecord(json)) fail("expected a JSON object", "");
   const j = json as Record<string, unknown>;
   if (j["@type"] !== "neuroglancer_annotations_v1") fail('must be "neuroglancer_annotations_v1"', "@type");
-  if (!isObject(j.dimensions) || Object.keys(j.dimensions).length === 0) fail("expected a non-empty object", "dimensions");
+  if (!isRecord(j.dimensions) || Object.keys(j.dimensions).length === 0) fail("expected a non-empty object", "dimensions");
   const dimensions = j.dimensions as Record<string, unknown>;
   for (const [name, v] of Object.entries(dimensions)) {
     if (!DIMENSION_NAME.test(name)) fail("dimension names must match /^[a-zA-Z][a-zA-Z0-9_]*$/", `dimensions.${name}`);
@@ -111,15 +99,15 @@ export function validateAnnotationInfo(json: unknown, code: "invalid_info" | "in
   const properties = validatePropertySpecs(j.properties, fail);
   if (!Array.isArray(j.relationships)) fail("expected an array", "relationships");
   const relationships = (j.relationships as unknown[]).map((r, i) => {
-    if (!isObject(r) || typeof r.id !== "string" || typeof r.key !== "string" || r.key === "") fail("expected {id, key}", `relationships[${i}]`);
+    if (!isRecord(r) || typeof r.id !== "string" || typeof r.key !== "string" || r.key === "") fail("expected {id, key}", `relationships[${i}]`);
     const rel = r as { id: string; key: string };
     return { id: rel.id, key: rel.key };
   });
-  if (!isObject(j.by_id) || typeof j.by_id.key !== "string" || j.by_id.key === "") fail("expected {key}", "by_id");
+  if (!isRecord(j.by_id) || typeof j.by_id.key !== "string" || j.by_id.key === "") fail("expected {key}", "by_id");
   if (!Array.isArray(j.spatial)) fail("expected an array", "spatial");
   const spatial = (j.spatial as unknown[]).map((s, i) => {
     const p = `spatial[${i}]`;
-    if (!isObject(s) || typeof s.key !== "string" || s.key === "") fail("expected {key, grid_shape, chunk_size, limit}", p);
+    if (!isRecord(s) || typeof s.key !== "string" || s.key === "") fail("expected {key, grid_shape, chunk_size, limit}", p);
     const level = s as Record<string, unknown>;
     const grid = numberArray(level.grid_shape, rank, `${p}.grid_shape`, fail);
     if (grid.some((g) => !Number.isInteger(g) || g < 1)) fail("expected positive integers", `${p}.grid_shape`);
@@ -153,7 +141,7 @@ function validatePropertySpecs(json: unknown, fail: (m: string, p: string) => ne
 }
 
 function validatePropertySpec(p: unknown, path: string, fail: (m: string, p: string) => never): AnnotationPropertySpec {
-  if (!isObject(p)) fail("expected an object", path);
+  if (!isRecord(p)) fail("expected an object", path);
   const spec = p as Record<string, unknown>;
   if (typeof spec.id !== "string" || !PROPERTY_ID.test(spec.id)) fail("id must match /^[a-z][a-zA-Z0-9_]*$/", `${path}.id`);
   const type = spec.type as AnnotationPropertySpec["type"];
@@ -166,7 +154,7 @@ function validatePropertySpec(p: unknown, path: string, fail: (m: string, p: str
   if ((spec.enum_values === undefined) !== (spec.enum_labels === undefined)) fail("enum_values and enum_labels come together", path);
   if (spec.enum_values !== undefined) {
     if (type === "rgb" || type === "rgba") fail("colour properties cannot have enum values", `${path}.enum_values`);
-    const range = INTEGER_RANGES[type];
+    const range = integerRange(type);
     const values = spec.enum_values;
     if (!Array.isArray(values) || values.some((v) => typeof v !== "number" || !Number.isFinite(v) || (range && (!Number.isInteger(v) || v < range[0] || v > range[1])))) {
       fail(`expected ${type} values`, `${path}.enum_values`);

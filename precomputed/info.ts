@@ -1,5 +1,6 @@
 import type { DataType, Vec3 } from "./array.js";
 import { PrecomputedError } from "./errors.js";
+import { isRecord } from "./json-checks.js";
 
 /**
  * The `info` file of a Neuroglancer precomputed volume
@@ -50,10 +51,6 @@ const fail = (message: string, path: string): never => {
 
 const describe = (v: unknown): string =>
   v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "string" ? JSON.stringify(v) : typeof v;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function objectAt(v: unknown, path: string): Record<string, unknown> {
   return isRecord(v) ? v : fail(`expected an object, got ${describe(v)}`, path);

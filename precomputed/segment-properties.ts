@@ -7,6 +7,7 @@
 import { PrecomputedError } from "./errors.js";
 import type { Storage } from "./storage.js";
 import { joinKey, readStoredJson } from "./keys.js";
+import { integerRange, isRecord } from "./json-checks.js";
 
 export type SegmentId = number | bigint;
 export type SegmentPropertyNumberType = "uint8" | "int8" | "uint16" | "int16" | "uint32" | "int32" | "float32";
@@ -47,16 +48,6 @@ export interface SegmentPropertiesInput {
   tags?: { names: string[]; descriptions?: string[]; values: number[][] };
   numbers?: { id: string; type: SegmentPropertyNumberType; description?: string; values: number[] }[];
 }
-
-const NUMBER_RANGES: Record<SegmentPropertyNumberType, [number, number] | undefined> = {
-  uint8: [0, 0xff],
-  int8: [-0x80, 0x7f],
-  uint16: [0, 0xffff],
-  int16: [-0x8000, 0x7fff],
-  uint32: [0, 0xffffffff],
-  int32: [-0x80000000, 0x7fffffff],
-  float32: undefined,
-};
 
 const UINT64_MAX = (1n << 64n) - 1n;
 // Neuroglancer's numeric query syntax (`volume_nm3>100`) only recognises ids of this shape.
@@ -150,10 +141,6 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
 function stringArray(x: unknown, path: string): string[] {
   if (!Array.isArray(x)) fail("expected an array of strings", path);
   x.forEach((s, i) => {
@@ -178,7 +165,7 @@ const ALLOWED_KEYS: Record<SegmentProperty["type"], string[]> = {
 };
 
 function validateProperty(p: unknown, n: number, path: string): SegmentProperty {
-  if (!isObject(p)) fail("expected an object", path);
+  if (!isRecord(p)) fail("expected an object", path);
   if (typeof p.id !== "string" || p.id.length === 0 || /\s/.test(p.id)) fail("id must be a non-empty string without spaces", `${path}.id`);
   const type = p.type;
   if (type !== "label" && type !== "description" && type !== "string" && type !== "tags" && type !== "number") {
@@ -217,9 +204,9 @@ function validateProperty(p: unknown, n: number, path: string): SegmentProperty 
   const description = p.description as string | undefined;
   if (type === "number") {
     const dt = p.data_type;
-    if (typeof dt !== "string" || !(dt in NUMBER_RANGES)) fail("data_type must be one of uint8, int8, uint16, int16, uint32, int32, float32", `${path}.data_type`);
+    if (typeof dt !== "string" || (dt !== "float32" && integerRange(dt) === undefined)) fail("data_type must be one of uint8, int8, uint16, int16, uint32, int32, float32", `${path}.data_type`);
     const dataType = dt as SegmentPropertyNumberType;
-    const range = NUMBER_RANGES[dataType];
+    const range = integerRange(dataType);
     values.forEach((v, i) => {
       const vp = `${path}.values[${i}]`;
       if (typeof v !== "number" || !Number.isFinite(v)) fail("expected a finite number", vp);
@@ -233,14 +220,14 @@ function validateProperty(p: unknown, n: number, path: string): SegmentProperty 
 
 /** Checks a parsed info JSON against the spec (and Neuroglancer's parser); returns it typed. */
 export function validateSegmentProperties(json: unknown): SegmentPropertiesInfo {
-  if (!isObject(json)) fail("expected a JSON object", "");
+  if (!isRecord(json)) fail("expected a JSON object", "");
   if (json["@type"] !== "neuroglancer_segment_properties") fail('must be "neuroglancer_segment_properties"', "@type");
   for (const key of Object.keys(json)) {
     if (key !== "@type" && key !== "inline") fail("unknown member", key);
   }
   if (json.inline === undefined) return { "@type": "neuroglancer_segment_properties" };
   const inline = json.inline;
-  if (!isObject(inline)) fail("expected an object", "inline");
+  if (!isRecord(inline)) fail("expected an object", "inline");
   const ids = stringArray(inline.ids, "inline.ids");
   const seenIds = new Set<string>();
   ids.forEach((s, i) => {
