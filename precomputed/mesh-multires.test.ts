@@ -25,6 +25,7 @@ import {
 import { LocalStorage, type Storage } from "./storage.js";
 import { loadNeuroglancer } from "./testing/neuroglancer-node.js";
 import { mulberry32 } from "./testing/random.js";
+import { triangleArea as area } from "./testing/mesh-geometry.js";
 
 // ---- Neuroglancer's own multi-resolution mesh reader, driven under Node ----------------------------------------
 
@@ -202,17 +203,6 @@ function icosphere(level: number, center: Vec3, r: number): MeshFragment {
     positions: Float32Array.from(v.flatMap((p) => p.map((x, d) => center[d] + r * x))),
     indices: Uint32Array.from(f.flat()),
   };
-}
-
-function area(positions: ArrayLike<number>, indices: ArrayLike<number>): number {
-  let s = 0;
-  for (let t = 0; t < indices.length; t += 3) {
-    const [a, b, c] = [3 * indices[t], 3 * indices[t + 1], 3 * indices[t + 2]];
-    const u = [0, 1, 2].map((d) => positions[b + d] - positions[a + d]);
-    const w = [0, 1, 2].map((d) => positions[c + d] - positions[a + d]);
-    s += Math.hypot(u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]) / 2;
-  }
-  return s;
 }
 
 /** Vertex `i` of a fragment as an integer on the lod's global quantisation grid (cell origin = position * M). */

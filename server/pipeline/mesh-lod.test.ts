@@ -11,6 +11,7 @@ import { loadNeuroglancer } from "../../precomputed/testing/neuroglancer-node.js
 import { PipelineError } from "./errors.js";
 import { buildMeshLods, writeSegmentMultiresMesh } from "./mesh-lod.js";
 import { meshSegments, type SegmentMesh } from "./mesh.js";
+import { triangleArea as area } from "../../precomputed/testing/mesh-geometry.js";
 
 // ---- Neuroglancer's multi-resolution mesh reader under Node (as in precomputed/mesh-multires.test.ts) ----------
 
@@ -106,17 +107,6 @@ function volumeOf(shape: Vec3, fill: (x: number, y: number, z: number) => number
   let i = 0;
   for (let z = 0; z < shape[2]; ++z) for (let y = 0; y < shape[1]; ++y) for (let x = 0; x < shape[0]; ++x) labels[i++] = fill(x, y, z);
   return labels;
-}
-
-function area(p: ArrayLike<number>, t: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < t.length; i += 3) {
-    const [a, b, c] = [3 * t[i], 3 * t[i + 1], 3 * t[i + 2]];
-    const u = [p[b] - p[a], p[b + 1] - p[a + 1], p[b + 2] - p[a + 2]];
-    const w = [p[c] - p[a], p[c + 1] - p[a + 1], p[c + 2] - p[a + 2]];
-    s += 0.5 * Math.hypot(u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]);
-  }
-  return s;
 }
 
 /** Edges whose uses in one direction and the other differ in number (0 for a closed, consistently wound surface). */

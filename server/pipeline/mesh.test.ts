@@ -3,6 +3,7 @@ import type { Vec3 } from "../../precomputed/array.js";
 import { PipelineError } from "./errors.js";
 import { meshSegments, type SegmentMesh } from "./mesh.js";
 import { TRIANGLES } from "./mesh-tables.js";
+import { triangleArea } from "../../precomputed/testing/mesh-geometry.js";
 
 function volumeOf(shape: Vec3, fill: (x: number, y: number, z: number) => number): Uint32Array {
   const [nx, ny, nz] = shape;
@@ -21,17 +22,6 @@ function signedVolume({ positions: p, indices: t }: SegmentMesh): number {
     v += p[a] * (p[b + 1] * p[c + 2] - p[b + 2] * p[c + 1]) - p[a + 1] * (p[b] * p[c + 2] - p[b + 2] * p[c]) + p[a + 2] * (p[b] * p[c + 1] - p[b + 1] * p[c]);
   }
   return v / 6;
-}
-
-function area({ positions: p, indices: t }: SegmentMesh): number {
-  let s = 0;
-  for (let i = 0; i < t.length; i += 3) {
-    const [a, b, c] = [3 * t[i], 3 * t[i + 1], 3 * t[i + 2]];
-    const u = [p[b] - p[a], p[b + 1] - p[a + 1], p[b + 2] - p[a + 2]];
-    const w = [p[c] - p[a], p[c + 1] - p[a + 1], p[c + 2] - p[a + 2]];
-    s += 0.5 * Math.hypot(u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]);
-  }
-  return s;
 }
 
 /** Every directed edge appears once and its reverse once: closed, 2-manifold along edges, consistently wound. */
@@ -110,7 +100,7 @@ describe("meshSegments", () => {
     const vol = signedVolume(m);
     expect(vol).toBeGreaterThan(0);
     expect(Math.abs(vol / ((4 / 3) * Math.PI * R ** 3) - 1)).toBeLessThan(0.03);
-    expect(Math.abs(area(m) / (4 * Math.PI * R ** 2) - 1)).toBeLessThan(0.08);
+    expect(Math.abs(triangleArea(m.positions, m.indices) / (4 * Math.PI * R ** 2) - 1)).toBeLessThan(0.08);
     expectClosedAndConsistent(m);
     expectNoDuplicateVertices(m);
     // physical placement: centred at (45 voxels) * 4 nm, reaching about r on each side
