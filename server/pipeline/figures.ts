@@ -7,7 +7,7 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import { CLASSES, classByName, type OrganelleClass } from "./classes.js";
 import type { InstanceRow } from "./report.js";
-import { PAPER_CONTACT_PERCENT, PAPER_CONTACT_NM, PAPER_UNBRANCHED_LENGTH_NM, PAPER_UNBRANCHED_LW, type NumericKey, num, column, mean, median, contactTally, type ContactTally , mitoSummary } from "./summary.js";
+import { PAPER_CONTACT_PERCENT, PAPER_CONTACT_NM, PAPER_UNBRANCHED_LENGTH_NM, PAPER_UNBRANCHED_LW, type NumericKey, num, column, contactTally, type ContactTally, mitoSummary } from "./summary.js";
 
 export interface FigureOptions {
   /** ER contact threshold in nm (minimum surface distance <= this counts as a contact). */
