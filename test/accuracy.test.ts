@@ -2,7 +2,9 @@
  * Accuracy against analytic truth: the phantom's organelles (formulas of spheres, capsules, swept tubes; ER
  * gaps placed on voxel faces) measured by the same analysis `vemscope run` uses. Tolerances are one-sided
  * and those of the analysis issue: counts exact, min distance <= 6 nm for in-plane gaps, contact
- * classification >= 95%.
+ * classification >= 95%. Organelles whose only ER contact is across sections (ER in the section above or
+ * below, none within the threshold in their own sections) and their negative controls one empty section
+ * away must be classified exactly, and their contact sites flagged across-section-only.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { analyseClasses, type Analysis } from "../server/pipeline/analyse.js";
@@ -84,5 +86,49 @@ describe.each(SEEDS.map((s, i) => [s, i]))("phantom seed %i", (_seed, index) => 
     const right = graded.filter((m) => m.row.in_contact === m.truth.er_contact).length;
     expect(right / graded.length).toBeGreaterThanOrEqual(0.95);
     for (const m of graded.filter((g) => g.truth.er_contact && g.truth.min_dist_in_plane)) expect(m.row.contact_in_plane).toBe(true);
+  });
+
+  it("in-plane contacts: every contact site is flagged in-plane, the closest at the designed gap", () => {
+    const { matched, analysis } = c();
+    const inPlane = matched.filter((m) => m.truth.er_contact && m.truth.min_dist_in_plane && m.truth.class !== "nucleus");
+    expect(inPlane.length).toBeGreaterThan(5);
+    for (const { truth, row } of inPlane) {
+      const sites = analysis.contacts.sites.filter((s) => s.organelle === row.id);
+      const msg = JSON.stringify({ id: truth.id, cls: truth.class, gap: truth.min_dist_er_nm, sites: sites.map((s) => [s.min_gap_nm, s.in_plane]) });
+      expect(sites.length, msg).toBeGreaterThan(0);
+      for (const s of sites) expect(s.in_plane, msg).toBe(true);
+      expect(Math.min(...sites.map((s) => s.min_gap_nm)), msg).toBeCloseTo(truth.min_dist_er_nm ?? NaN, 6);
+    }
+  });
+
+  it("contacts only across sections: classified exactly, min distance exact, every site flagged across sections; controls one section away have none", () => {
+    const { matched, analysis } = c();
+    const across = matched.filter((m) => m.truth.min_dist_axis === "z");
+    const inContact = across.filter((m) => m.truth.contact_across_sections_only);
+    const controls = across.filter((m) => m.truth.er_contact === false);
+    expect(inContact.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(inContact.map((m) => m.truth.class)).size).toBeGreaterThanOrEqual(2);
+    expect(controls.length).toBeGreaterThanOrEqual(2);
+    for (const { truth, row } of across) {
+      const sites = analysis.contacts.sites.filter((s) => s.organelle === row.id);
+      const msg = JSON.stringify({ id: truth.id, cls: truth.class, truth: [truth.min_dist_er_nm, truth.er_contact], got: [row.min_dist_er_nm, row.in_contact, row.contact_in_plane], sites: sites.map((s) => [s.min_gap_nm, s.in_plane]) });
+      expect(row.in_contact, msg).toBe(truth.er_contact);
+      expect(row.min_dist_er_nm, msg).not.toBeNull();
+      expect(Math.abs((row.min_dist_er_nm as number) - (truth.min_dist_er_nm as number)), msg).toBeLessThanOrEqual(6);
+      // The minimum is attained only across sections, for the controls as well.
+      expect(row.contact_in_plane, msg).toBe(false);
+      if (truth.er_contact) {
+        expect(sites.length, msg).toBeGreaterThan(0);
+        expect(row.contact_sites, msg).toBe(sites.length);
+        for (const s of sites) expect(s.in_plane, msg).toBe(false);
+        expect(Math.min(...sites.map((s) => s.min_gap_nm)), msg).toBe(truth.min_dist_er_nm);
+        // The site's ER partner is the designed one: its point lies in the next section beyond the organelle.
+        const closest = sites.reduce((a, b) => (b.min_gap_nm < a.min_gap_nm ? b : a));
+        expect(Math.abs(closest.erPoint[2] - closest.organellePoint[2]), msg).toBe(1);
+      } else {
+        expect(sites.length, msg).toBe(0);
+        expect(row.contact_area_nm2 ?? 0, msg).toBe(0);
+      }
+    }
   });
 });

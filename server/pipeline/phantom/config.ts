@@ -17,6 +17,12 @@ export interface PhantomConfig {
     lyso: Range;
     perox: Range;
     erTrunks: Range;
+    /**
+     * Organelles whose only ER contact is across sections (partner just above or below, z gap 0) and
+     * negative controls one empty section away (the smallest z gap beyond the threshold); see across-sections.ts.
+     */
+    acrossContact: Range;
+    acrossNoContact: Range;
   };
   radii: { mito: Range; ld: Range; lyso: Range; perox: Range; erTube: Range };
   erSheetThickness: Range;
@@ -34,6 +40,8 @@ export interface PhantomConfig {
   erClearance: number;
   /** ER elements of different components stay this far apart, so they never touch in the voxel grid. */
   erSeparation: number;
+  /** Across-section designs: other ER stays max(gap, threshold) + this away (see layout.ts acrossClearance). */
+  acrossClearance: number;
   boundaryMargin: number;
   boundaryMarginSections: number;
   /** Radii whose voxelised cross-section at zero phase deviates more than this are not used. */
@@ -53,6 +61,8 @@ export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = {
     lyso: [3, 5],
     perox: [3, 6],
     erTrunks: [5, 8],
+    acrossContact: [2, 3],
+    acrossNoContact: [2, 3],
   },
   radii: { mito: [120, 220], ld: [200, 420], lyso: [150, 300], perox: [100, 200], erTube: [40, 60] },
   erSheetThickness: [40, 60],
@@ -67,6 +77,7 @@ export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = {
   organelleSeparation: 150,
   erClearance: 60,
   erSeparation: 100,
+  acrossClearance: 30,
   boundaryMargin: 60,
   boundaryMarginSections: 2,
   maxRepresentationError: 0.02,

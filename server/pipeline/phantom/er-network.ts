@@ -54,7 +54,7 @@ export function placeTrunks(L: Layout, tubeRadii: number[]): void {
 const isTubeLike = (e: ErElement) => e.box.lo[0] === e.box.hi[0] && e.box.lo[1] === e.box.hi[1];
 
 /** A point inside `e` at height z, as near to `toward` as the element allows, on voxel centres. */
-function corePoint(L: Layout, e: ErElement, z: number, toward: Vec3, rc: number): Vec3 {
+export function corePoint(L: Layout, e: ErElement, z: number, toward: Vec3, rc: number): Vec3 {
   if (isTubeLike(e)) return [e.box.lo[0], e.box.lo[1], z];
   const p: Vec3 = [0, 0, z];
   const spanX = e.box.hi[0] - e.box.lo[0];
@@ -79,7 +79,7 @@ function sharedHeights(L: Layout, a: ErElement, b: ErElement): number[] {
   return out;
 }
 
-function leg(p: Vec3, q: Vec3, r: number): ErElement {
+export function leg(p: Vec3, q: Vec3, r: number): ErElement {
   const box: Box = {
     lo: [Math.min(p[0], q[0]), Math.min(p[1], q[1]), Math.min(p[2], q[2])],
     hi: [Math.max(p[0], q[0]), Math.max(p[1], q[1]), Math.max(p[2], q[2])],
@@ -96,7 +96,9 @@ function tryConnector(L: Layout, a: ErElement, b: ErElement, rc: number): Connec
   const heights = sharedHeights(L, a, b);
   if (heights.length === 0) return undefined;
   const owner = a.ownerId === undefined ? undefined : L.organelles.find((o) => o.id === a.ownerId);
-  const design = owner?.contact;
+  const c = owner?.contact;
+  // Across-section partners are placed after the network (across-sections.ts) and connect themselves.
+  const design = c && c.axis !== 2 ? { ...c, axis: c.axis } : undefined;
   for (let attempt = 0; attempt < 30; attempt++) {
     const z = design && attempt === 0 && heights.includes(design.extremePoint[2]) ? design.extremePoint[2] : L.rng.pick(heights);
     const tb = corePoint(L, b, z, [(a.box.lo[0] + a.box.hi[0]) / 2, (a.box.lo[1] + a.box.hi[1]) / 2, z], rc);
@@ -145,7 +147,7 @@ function tryConnector(L: Layout, a: ErElement, b: ErElement, rc: number): Connec
  * and so join its network; near misses, which the grid might or might not bridge, are refused.
  * Returns the ids crossed, or undefined if the leg does not fit.
  */
-function legFits(L: Layout, l: ErElement, a: ErElement, b: ErElement, slabOwner: number | undefined): number[] | undefined {
+export function legFits(L: Layout, l: ErElement, a: ErElement, b: ErElement, slabOwner: number | undefined): number[] | undefined {
   for (let i = 0; i < 2; i++) {
     if ((l.box.lo[i] as number) - l.r < 0 || (l.box.hi[i] as number) + l.r > (L.extent[i] as number)) return undefined;
   }

@@ -57,7 +57,7 @@ export function lowerBoundOrgEr(L: Layout, o: Organelle, e: ErElement): number {
 }
 
 /** Whether two organelles may be closer than `need` (conservative: centreline samples, early exit). */
-function organellesTooClose(L: Layout, a: Organelle, aSamples: Vec3[], aBounds: Box, b: Organelle, need: number): boolean {
+export function organellesTooClose(L: Layout, a: Organelle, aSamples: Vec3[], aBounds: Box, b: Organelle, need: number): boolean {
   const bBounds = L.bounds.get(b.id) ?? organelleBounds(b);
   if (distBoxBox(aBounds, bBounds) >= need) return false;
   const bSamples = L.samples.get(b.id) ?? [];
@@ -74,8 +74,27 @@ function organellesTooClose(L: Layout, a: Organelle, aSamples: Vec3[], aBounds: 
 
 export const erDistance = (a: ErElement, b: ErElement): number => distBoxBox(a.box, b.box) - a.r - b.r;
 
-/** The ER clearance an organelle needs from every ER element except its partner. */
-export const requiredClearance = (L: Layout, o: Organelle): number => (o.contact?.gapNm ?? 0) + L.cfg.erClearance;
+/**
+ * The ER clearance an organelle needs from every ER element except its partner. An across-section design
+ * (partner along z) also keeps every other element clear of the threshold, so that no ER comes within it
+ * inside the organelle's own sections.
+ */
+export function requiredClearance(L: Layout, o: Organelle): number {
+  const gap = o.contact?.gapNm ?? 0;
+  return o.contact?.axis === 2 ? acrossClearance(L, gap) : gap + L.cfg.erClearance;
+}
+
+/**
+ * Clearance from every ER element but the partner for an across-section design with z gap `gap`:
+ * max(gap, threshold) + acrossClearance. Both voxel centres of a voxel pair lie inside their shapes, so
+ * their distance is at least the analytic one, d; the face-to-face gap drops the z step of adjacent sections
+ * (45 nm) and at most 5 sqrt(2) nm in-plane, so it is >= sqrt(d^2 - 45^2) - 7.1 nm (adjacent sections),
+ * >= d - 7.1 nm (same section), >= 45 nm (further). With d >= 60 nm that is > 30 nm: no other ER within the
+ * threshold anywhere; with d >= 75 nm > 45 nm, the negative controls' partner alone sets min_dist_er.
+ */
+export function acrossClearance(L: Layout, gap: number): number {
+  return Math.max(gap, L.cfg.contactThreshold) + L.cfg.acrossClearance;
+}
 
 export function erElementFits(L: Layout, e: ErElement, ignoreOrganelle?: number, ignoreEr: ReadonlySet<number> = new Set()): boolean {
   for (const o of L.organelles) {

@@ -137,7 +137,8 @@ describe("default phantom (512 x 512 x 64, 5 x 5 x 45 nm)", () => {
     for (const code of [0, 1, 2, 3, 4, 5, 6]) expect(present.has(code)).toBe(true);
     expect(truth.counts.nucleus).toBe(1);
     expect(truth.counts.mito).toBeGreaterThanOrEqual(8);
-    expect(truth.counts.mito).toBeLessThanOrEqual(12);
+    // The configured 8-12, plus those placed for across-section contacts.
+    expect(truth.organelles.filter((o) => o.class === "mito" && o.min_dist_axis !== "z").length).toBeLessThanOrEqual(12);
     for (const cls of ["ld", "lyso"] as const) expect(truth.counts[cls]).toBeGreaterThanOrEqual(3);
     expect(truth.counts.perox).toBeGreaterThanOrEqual(3);
     const mitos = truth.organelles.filter((o) => o.class === "mito");
@@ -175,27 +176,67 @@ describe("default phantom (512 x 512 x 64, 5 x 5 x 45 nm)", () => {
     expect(p.truth.voxel_volume_error_worst).toEqual(worst);
   });
 
-  it("min_dist_er equals the brute-force face-to-face gap on the label volume, in-plane", () => {
+  it("min_dist_er equals the brute-force face-to-face gap on the label volume, in-plane or only across sections", () => {
     const seen = new Uint8Array(p.labels.data.length);
+    const threshold = p.truth.contact_threshold_nm;
     let contacts = 0;
     let others = 0;
     for (const o of p.truth.organelles) {
       const gap = o.min_dist_er_nm;
       expect(gap).not.toBeNull();
       if (gap === null) continue;
-      expect(Math.abs(gap - p.truth.contact_threshold_nm)).toBeGreaterThanOrEqual(8);
-      expect(o.min_dist_in_plane).toBe(true);
-      if (o.class !== "nucleus") {
-        if (gap <= 30) contacts++;
+      expect(Math.abs(gap - threshold)).toBeGreaterThanOrEqual(8);
+      expect(o.min_dist_in_plane).toBe(o.min_dist_axis !== "z");
+      expect(o.er_contact).toBe(gap <= threshold);
+      expect(o.contact_across_sections_only).toBe(gap <= threshold && o.min_dist_axis === "z");
+      if (o.class !== "nucleus" && o.min_dist_in_plane) {
+        if (gap <= threshold) contacts++;
         else others++;
       }
       const set = floodFill(p.labels.data, shape, index(o.seed_voxel), o.class_code, seen);
-      const measured3d = faceDistanceToEr(p.labels.data, shape, voxel, set, gap + 10, false);
-      const measuredPlane = faceDistanceToEr(p.labels.data, shape, voxel, set, gap + 10, true);
+      const cap = Math.max(gap, threshold) + 10;
+      const measured3d = faceDistanceToEr(p.labels.data, shape, voxel, set, cap, false);
+      const measuredPlane = faceDistanceToEr(p.labels.data, shape, voxel, set, cap, true);
       expect(measured3d, `organelle ${o.id} (${o.class}) 3D`).toBeCloseTo(gap, 9);
-      expect(measuredPlane, `organelle ${o.id} (${o.class}) in-plane`).toBeCloseTo(gap, 9);
+      if (o.min_dist_in_plane) expect(measuredPlane, `organelle ${o.id} (${o.class}) in-plane`).toBeCloseTo(gap, 9);
+      // Across sections only: no ER within the threshold (nor within the gap) in the organelle's own sections.
+      else expect(measuredPlane, `organelle ${o.id} (${o.class}) in-plane`).toBeGreaterThan(Math.max(gap, threshold));
     }
     expect(Math.abs(contacts - others)).toBeLessThanOrEqual(2);
+  });
+
+  it("has organelles of several classes in contact only across sections, and negative controls one section away", () => {
+    const threshold = p.truth.contact_threshold_nm;
+    const across = p.truth.organelles.filter((o) => o.min_dist_axis === "z");
+    const inContact = across.filter((o) => o.er_contact);
+    const controls = across.filter((o) => !o.er_contact);
+    expect(inContact.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(inContact.map((o) => o.class)).size).toBeGreaterThanOrEqual(2);
+    expect(controls.length).toBeGreaterThanOrEqual(2);
+    for (const o of inContact) {
+      // The ER fills the section next to the organelle's last one: touching across the section face.
+      expect(o.min_dist_er_nm).toBe(0);
+      expect(o.contact_across_sections_only).toBe(true);
+    }
+    // The smallest gap along z beyond the threshold: one empty 45 nm section.
+    for (const o of controls) expect(o.min_dist_er_nm).toBe(voxel[2]);
+    for (const o of across) {
+      expect(o.touches_boundary).toBe(false);
+      // Radius (m + 1/2) sections on a voxel-centre centreline: top and bottom points on section faces.
+      expect((o.geometry.radius_nm / voxel[2]) % 1).toBeCloseTo(0.5, 9);
+      const partner = p.truth.er.elements.find((e) => e.id === o.contact_er_element);
+      expect(partner?.partner_of).toBe(o.id);
+      if (!partner) continue;
+      const first = o.geometry.centreline[0];
+      const z = first?.kind === "point" ? first.centre_nm[2] : first?.kind === "segment" ? first.a_nm[2] : NaN;
+      const top = z + o.geometry.radius_nm;
+      const bottom = z - o.geometry.radius_nm;
+      const lo = partner.box_nm.lo[2] - partner.radius_nm;
+      const hi = partner.box_nm.hi[2] + partner.radius_nm;
+      const gap = o.min_dist_er_nm ?? NaN;
+      expect(Math.abs(lo - (top + gap)) < 1e-9 || Math.abs(hi - (bottom - gap)) < 1e-9, `organelle ${o.id} partner ${partner.id}`).toBe(true);
+    }
+    expect(threshold).toBeLessThan(voxel[2]);
   });
 
   it("has as many 26-connected ER networks as truth says, each reached from its seed voxel", () => {

@@ -1,6 +1,7 @@
 /** Builds the phantom's geometry: nucleus, organelles with contact partners, ER trunks and connectors. */
 import { createRng } from "../random.js";
 import { DEFAULT_PHANTOM_CONFIG, admissibleRadii, type PhantomConfig } from "./config.js";
+import { connectAcrossPartners, placeAcrossSections } from "./across-sections.js";
 import { connectNetwork, placeTrunks } from "./er-network.js";
 import type { Vec3 } from "./geometry.js";
 import { branchedMitoCandidate, curvedMitoCandidate, sphereCandidate, straightMitoCandidate } from "./candidates.js";
@@ -62,5 +63,10 @@ export function buildScene(seed: number, size: Vec3, voxel: Vec3, cfg: PhantomCo
   });
   placeTrunks(L, tubeRadii);
   const erComponents = connectNetwork(L, tubeRadii);
+  // Last, from their own stream, so that everything above is the same with or without them.
+  L.rng = rng.fork("across-sections");
+  const across = placeAcrossSections(L, radii);
+  skipped.push(...across.skipped);
+  connectAcrossPartners(L, across, erComponents);
   return { seed, size, voxel, extent: L.extent, organelles: L.organelles, er: L.er, erComponents, skipped };
 }

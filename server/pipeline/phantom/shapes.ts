@@ -11,11 +11,16 @@ export type ClassName = Exclude<keyof typeof CLASS_CODES, "background">;
 export type OrganelleClass = Exclude<ClassName, "er">;
 export type ShapeKind = "sphere" | "capsule" | "arc_tube" | "branched" | "sphere_cap";
 
-/** The designed nearest approach to the ER: an ER element at `gapNm` beyond the organelle's extreme point. */
+/**
+ * The designed nearest approach to the ER: an ER element at `gapNm` beyond the organelle's extreme point.
+ * Along x or y (axis 0, 1) the gap is resolved within a section ("in-plane"); along z (axis 2) the partner
+ * lies in the sections above or below and nothing comes as close within the organelle's own sections, so the
+ * gap is seen only across sections.
+ */
 export interface ContactDesign {
   erElementId: number;
-  /** In-plane axis (0 x, 1 y) and side of the approach. */
-  axis: 0 | 1;
+  /** Axis (0 x, 1 y, 2 z) and side of the approach. */
+  axis: 0 | 1 | 2;
   sign: 1 | -1;
   gapNm: number;
   /** The organelle's surface point furthest along (axis, sign): on a voxel face along the axis, voxel centres across. */

@@ -29,9 +29,18 @@ export interface OrganelleTruth {
   feret_max_nm: number | null;
   branched: boolean | null;
   branch_count: number | null;
+  /** Analytic surface-to-surface distance to the nearest ER; equals the voxel face-to-face distance by design. */
   min_dist_er_nm: number | null;
+  /** Whether min_dist_er_nm is attained within one section (false: only across sections). */
   min_dist_in_plane: boolean | null;
+  /** Axis of the designed nearest approach: x or y (in-plane) or z (across sections). */
+  min_dist_axis: "x" | "y" | "z" | null;
   er_contact: boolean | null;
+  /**
+   * In contact, and only across sections: the ER within the threshold lies in the sections above or below,
+   * none within the threshold in the organelle's own sections. False when in-plane or not in contact.
+   */
+  contact_across_sections_only: boolean | null;
   /** The ER element placed at min_dist_er_nm. */
   contact_er_element: number | null;
   touches_boundary: boolean;
@@ -92,6 +101,8 @@ const METHODS: Record<string, string> = {
     "Mitochondria: tip to tip along the centreline: straight L + 2r; arc R*phi + 2r; branched: longest junction-to-tip pair of arms + 2r. width = 2r. branch_count = branch points of the centreline graph (a Y or T has 1). feret_max: largest centreline point distance + 2r.",
   min_dist_er:
     "Analytic surface-to-surface distance to the nearest ER. Each organelle has one designed partner element beyond its extreme point along +-x or +-y; all centreline points lie on voxel centres and radii are (m + 1/2) voxels, so the gap is a whole number of in-plane voxels and equals the voxel face-to-face distance (touching = 0). Every other ER element is at least gap + 60 nm away. Gaps are <= 20 nm (contact) or >= 40 nm (no contact), never within 8 nm of the 30 nm threshold.",
+  across_sections:
+    "A few organelles (min_dist_axis z) have their partner just above or below them: a horizontal ER sheet (one 45 nm section thick) or in-plane tubule (radius 22.5 nm, axis at a section centre) passing over a centreline point. Their radius is (m + 1/2) sections, so the top and bottom points lie on section faces, and the z gap is a whole number of sections: 0 (in contact: the ER fills the section next to the organelle's last section, face-to-face distance 0, DESIGN.md's metric) or 45 nm (no contact: one empty section, the smallest z gap beyond 30 nm). Analytic distance = face-to-face distance. Every other ER element is at least max(gap, 30) + 60 nm away, so no ER is within 30 nm inside the organelle's own sections: contact_across_sections_only is true for the z-gap-0 ones. Their partners join the nearest ER trunk by in-plane connector legs in the partner's section, or form a small network of their own. They are placed last from their own random stream, so the rest of a seed's scene does not change.",
   bbox_voxels: "Inclusive voxel index bounds of the rasterised organelle (a grid fact, not a measurement).",
   seed_voxel: "A voxel whose centre lies on (or within a few nm of) the centreline: certainly inside the organelle.",
   er_components: "Known by construction: ER elements overlap by design (connectors start and end inside what they join, or cross a vertical element by >= 20 nm) or stay >= 100 nm apart.",
@@ -104,6 +115,8 @@ function centrelineJson(p: Centreline): CentrelineJson {
   if (p.kind === "segment") return { kind: "segment", a_nm: p.a, b_nm: p.b };
   return { kind: "arc", centre_nm: p.c, radius_nm: p.R, theta0_rad: p.theta0, theta1_rad: p.theta1 };
 }
+
+const AXES = ["x", "y", "z"] as const;
 
 const toVoxel = (p: Vec3, voxel: Vec3): Vec3 => [Math.floor(p[0] / voxel[0]), Math.floor(p[1] / voxel[1]), Math.floor(p[2] / voxel[2])];
 
@@ -131,6 +144,7 @@ export function buildTruth(scene: Scene, raster: Raster, contactThreshold: numbe
     if (Math.abs(err) > Math.abs(worst[o.cls] ?? 0)) worst[o.cls] = err;
     const bbox = raster.voxelBounds.get(o.id) ?? { min: [0, 0, 0], max: [-1, -1, -1] };
     const gap = o.contact?.gapNm;
+    const axis = o.contact?.axis;
     return {
       id: o.id,
       class: o.cls,
@@ -147,8 +161,10 @@ export function buildTruth(scene: Scene, raster: Raster, contactThreshold: numbe
       branched: m.mito?.branched ?? null,
       branch_count: m.mito?.branchCount ?? null,
       min_dist_er_nm: gap ?? null,
-      min_dist_in_plane: gap === undefined ? null : true,
+      min_dist_in_plane: gap === undefined ? null : axis !== 2,
+      min_dist_axis: axis === undefined ? null : AXES[axis],
       er_contact: gap === undefined ? null : gap <= contactThreshold,
+      contact_across_sections_only: gap === undefined ? null : gap <= contactThreshold && axis === 2,
       contact_er_element: o.contact?.erElementId ?? null,
       touches_boundary: o.shape === "sphere_cap",
       centroid_nm: m.centroidNm,
