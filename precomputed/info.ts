@@ -1,6 +1,7 @@
 import type { DataType, Vec3 } from "./array.js";
 import { PrecomputedError } from "./errors.js";
 import { isRecord } from "./json-checks.js";
+import { validateSharding, type ShardingSpec } from "./sharding.js";
 
 /**
  * The `info` file of a Neuroglancer precomputed volume
@@ -23,8 +24,8 @@ export interface ScaleInfo {
   compressed_segmentation_block_size?: Vec3;
   /** Not part of Neuroglancer's spec (it ignores it); the quality our jpeg writer uses for this scale. */
   jpeg_quality?: number;
-  /** Sharded layout; kept so a valid info round-trips, but the chunk I/O here handles unsharded scales only. */
-  sharding?: Record<string, unknown>;
+  /** Sharded layout (validated); chunk I/O for sharded scales lives in sharding-volume.ts, not volume-io. */
+  sharding?: ShardingSpec;
   hidden?: boolean;
 }
 
@@ -140,7 +141,7 @@ function validateScale(raw: unknown, path: string, dataType: DataType, numChanne
     scale.jpeg_quality = q;
   }
   if (obj.sharding !== undefined) {
-    scale.sharding = objectAt(obj.sharding, join(path, "sharding"));
+    scale.sharding = validateSharding(obj.sharding, join(path, "sharding"));
     if (chunk_sizes.length !== 1) fail("sharding requires exactly one chunk size", csPath);
   }
   if (obj.hidden !== undefined) {

@@ -20,6 +20,11 @@ export interface Storage {
   /** Keys (as passed to put, without `.gz`) starting with prefix, sorted. */
   list(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+  /**
+   * Bytes [start, end) of the object (fewer if it is shorter), undefined if it does not exist. Optional:
+   * sharded reads use it where present and fall back to get + slice (precomputed/sharding.ts readRange).
+   */
+  getRange?(key: string, start: number, end: number): Promise<Uint8Array | undefined>;
 }
 
 export function checkKey(key: string): string {
@@ -32,6 +37,12 @@ export function checkKey(key: string): string {
     }
   }
   return key;
+}
+
+export function checkRange(start: number, end: number, key: string): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new PrecomputedError("invalid_argument", `byte range [${start}, ${end}) is not 0 <= start <= end`, key);
+  }
 }
 
 const TMP_MARK = ".tmp-";
@@ -54,6 +65,36 @@ export class LocalStorage implements Storage {
       return new Uint8Array(gunzipSync(gz));
     } catch (e) {
       throw new PrecomputedError("invalid_chunk", "stored .gz object is not valid gzip", key, { cause: e });
+    }
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined> {
+    checkRange(start, end, key);
+    const file = this.file(key);
+    let handle;
+    try {
+      handle = await fs.open(file, "r");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw new PrecomputedError("io", `cannot read: ${(e as Error).message}`, key, { cause: e });
+      // A gzip-stored object has no byte addressing on disk: ranges are over its decompressed bytes.
+      return (await this.get(key))?.slice(start, end);
+    }
+    try {
+      const size = (await handle.stat()).size;
+      const length = Math.max(0, Math.min(end, size) - start);
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(out, done, length - done, start + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === length ? out : out.subarray(0, done);
+    } catch (e) {
+      throw new PrecomputedError("io", `cannot read: ${(e as Error).message}`, key, { cause: e });
+    } finally {
+      await handle.close();
     }
   }
 

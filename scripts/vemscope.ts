@@ -27,7 +27,7 @@ function required(values: Values, name: string): string {
 
 const COMMANDS: Record<string, Command> = {
   run: {
-    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--no-align] [--export-tiff] [--contact-nm 30]",
+    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
     summary: "whole pipeline into DIR",
     options: {
       image: { type: "string" },
@@ -38,6 +38,9 @@ const COMMANDS: Record<string, Command> = {
       "no-align": { type: "boolean" },
       "export-tiff": { type: "boolean" },
       "contact-nm": { type: "string" },
+      "block-budget": { type: "string" },
+      blockwise: { type: "boolean" },
+      queue: { type: "string" },
     },
     async run(v) {
       const { runPipeline } = await import("../server/pipeline/run.js");
@@ -54,6 +57,9 @@ const COMMANDS: Record<string, Command> = {
         align: v["no-align"] !== true,
         exportTiff: v["export-tiff"] === true,
         contactNm,
+        blockBudget: typeof v["block-budget"] === "string" ? Number(v["block-budget"]) : undefined,
+        blockwise: v.blockwise === true ? true : undefined,
+        queue: typeof v.queue === "string" ? v.queue : undefined,
         progress: terminalProgress(),
       });
       process.stdout.write(`${result.instances} instances written to ${path.resolve(out)} in ${result.seconds.toFixed(1)} s\n`);
@@ -70,6 +76,37 @@ const COMMANDS: Record<string, Command> = {
       const out = required(v, "out");
       const summary = await makePhantom({ out, seed, size: typeof v.size === "string" ? v.size : undefined, progress: terminalProgress() });
       process.stdout.write(`${summary}\n`);
+    },
+  },
+  align: {
+    usage: "align --image IMG --out OUT.tif",
+    summary: "coarse (features + RANSAC affine) + elastic (patch correlation, spring mesh) alignment; slice 0 stays fixed; report in OUT.align.json",
+    options: { image: { type: "string" }, out: { type: "string" } },
+    async run(v) {
+      const { alignCommand } = await import("../server/pipeline/align/command.js");
+      const out = required(v, "out");
+      const { report, reportPath, maxRssMiB } = await alignCommand({ image: required(v, "image"), out, progress: terminalProgress() });
+      for (const s of report.sections) if (s.flags.length > 0) process.stderr.write(`section ${s.index}: ${s.flags.join(", ")}${s.message ? `: ${s.message}` : ""}\n`);
+      const [w, h, d] = report.shape;
+      process.stdout.write(
+        `${d} sections of ${w}x${h} aligned to ${path.resolve(out)} in ${report.seconds.total.toFixed(1)} s (${report.megapixelsPerSecond.toFixed(2)} Mpx/s, peak RSS ${maxRssMiB} MiB); ` +
+          `${report.flagged.length} flagged; report ${path.resolve(reportPath)}\n`,
+      );
+    },
+  },
+  "align-eval": {
+    usage: "align-eval [--data DIR] [--sections N] [--seed S] [--json OUT]",
+    summary: "seeded affine + elastic warps of an aligned real stack: warp recovery, adjacent consistency, NCC; elastic vs affine-only",
+    options: { data: { type: "string" }, sections: { type: "string" }, seed: { type: "string" }, json: { type: "string" } },
+    async run(v) {
+      const { alignEvalCommand, summariseEval } = await import("../server/pipeline/align/command.js");
+      const sections = typeof v.sections === "string" ? Number(v.sections) : 32;
+      if (!Number.isInteger(sections) || sections < 3) throw new UsageError(`--sections: expected an integer >= 3, got '${String(v.sections)}'`);
+      const seed = typeof v.seed === "string" ? Number(v.seed) : 1;
+      if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a non-negative integer, got '${String(v.seed)}'`);
+      const data = typeof v.data === "string" ? v.data : path.join("..", "shared", "data", "lucchi_train", "image");
+      const result = await alignEvalCommand({ data, sections, seed, json: typeof v.json === "string" ? v.json : undefined, progress: terminalProgress() });
+      process.stdout.write(`${summariseEval(result)}\n`);
     },
   },
   serve: {
@@ -89,6 +126,144 @@ const COMMANDS: Record<string, Command> = {
       });
       process.stdout.write(`vemscope serving ${path.resolve(dir)}\nviewer: ${url}\n`);
       return new Promise<number>(() => {}); // serve until interrupted
+    },
+  },
+  segment: {
+    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--tile 512] [--overlap 64] [--workers N] [--threads N]",
+    summary: "class volume (uint8, codes 0-6) from the 2D U-Net; optional per-class probabilities (uint8)",
+    options: {
+      image: { type: "string" },
+      voxel: { type: "string" },
+      out: { type: "string" },
+      model: { type: "string" },
+      probabilities: { type: "string" },
+      tile: { type: "string" },
+      overlap: { type: "string" },
+      workers: { type: "string" },
+      threads: { type: "string" },
+    },
+    async run(v) {
+      const { segmentCommand } = await import("../server/pipeline/segment/command.js");
+      const { intOption, runnerOption } = await import("../server/pipeline/segment/cli-options.js");
+      const out = required(v, "out");
+      const stats = await segmentCommand({
+        image: required(v, "image"),
+        voxelNm: parseVoxel(required(v, "voxel")),
+        out,
+        model: typeof v.model === "string" ? v.model : undefined,
+        probabilities: typeof v.probabilities === "string" ? v.probabilities : undefined,
+        tile: intOption(v.tile, "--tile", 16),
+        overlap: intOption(v.overlap, "--overlap", 0),
+        runner: runnerOption(v.workers, v.threads),
+        progress: terminalProgress(),
+      });
+      const rate = stats.megapixels / stats.seconds;
+      process.stdout.write(
+        `${stats.sections} sections (${stats.megapixels.toFixed(1)} Mpx, ${stats.tiles} tiles of ${stats.tileSize.join("x")}, ${stats.runner}) segmented in ${stats.seconds.toFixed(1)} s = ${rate.toFixed(2)} Mpx/s -> ${path.resolve(out)}\n`,
+      );
+    },
+  },
+  eval: {
+    usage: "eval --pred P --truth T [--classes mito,er] [--slices 47-54] [--json OUT.json]",
+    summary: "Dice and IoU per class, per section and overall (class volumes, or binary masks with one --classes)",
+    options: { pred: { type: "string" }, truth: { type: "string" }, classes: { type: "string" }, slices: { type: "string" }, json: { type: "string" } },
+    async run(v) {
+      const { evalCommand } = await import("../server/pipeline/segment/command.js");
+      const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+      const { text } = await evalCommand({ pred: required(v, "pred"), truth: required(v, "truth"), classes: str("classes"), slices: str("slices"), json: str("json") });
+      process.stdout.write(text);
+    },
+  },
+  train: {
+    usage:
+      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N]",
+    summary: "train the 2D U-Net with scripts/train/train.py (needs python3-torch, python3-onnx); exports DIR/model.onnx",
+    options: {
+      data: { type: "string" },
+      images: { type: "string" },
+      masks: { type: "string", multiple: true },
+      labels: { type: "string" },
+      out: { type: "string" },
+      iters: { type: "string" },
+      minutes: { type: "string" },
+      seed: { type: "string" },
+      resume: { type: "boolean" },
+      crop: { type: "string" },
+      batch: { type: "string" },
+      "val-every": { type: "string" },
+      threads: { type: "string" },
+    },
+    async run(v) {
+      const { runTraining, trainPrinter } = await import("./train/command.js");
+      const { intOption, numberOption } = await import("../server/pipeline/segment/cli-options.js");
+      const printer = trainPrinter();
+      const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+      try {
+        const result = await runTraining({
+          out: required(v, "out"),
+          data: str("data"),
+          images: str("images"),
+          masks: Array.isArray(v.masks) ? v.masks.filter((m): m is string => typeof m === "string") : undefined,
+          labels: str("labels"),
+          iters: intOption(v.iters, "--iters", 1),
+          minutes: numberOption(v.minutes, "--minutes"),
+          seed: intOption(v.seed, "--seed", 0),
+          resume: v.resume === true,
+          crop: intOption(v.crop, "--crop", 16),
+          batch: intOption(v.batch, "--batch", 1),
+          valEvery: intOption(v["val-every"], "--val-every", 1),
+          threads: intOption(v.threads, "--threads", 1),
+          onEvent: (e) => printer.onEvent(e),
+        });
+        printer.stop();
+        process.stdout.write(`model: ${path.resolve(result.model.path)} (spec ${result.spec})\n`);
+      } finally {
+        printer.stop();
+      }
+    },
+  },
+  token: {
+    usage: "token create DIR --user NAME --role viewer|editor|admin",
+    summary: "a bearer token for DIR's server (printed once; stored hashed in DIR/.vemscope/)",
+    options: { user: { type: "string" }, role: { type: "string" } },
+    async run(v, positionals) {
+      const { tokenCommand } = await import("../server/edits/token-command.js");
+      const user = typeof v.user === "string" ? v.user : undefined;
+      const role = typeof v.role === "string" ? v.role : undefined;
+      let token: string;
+      try {
+        token = tokenCommand(positionals[0], positionals[1], user, role);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      process.stdout.write(`${token}\n`);
+    },
+  },
+  worker: {
+    usage: "worker --queue redis://HOST:PORT [--concurrency N] [--queue-name NAME] [--lock-ms MS] | worker --queue URL --dead-letters [--run ID]",
+    summary: "run queued tasks (see README, Scale-out) until interrupted; or list the tasks that failed for good",
+    options: {
+      queue: { type: "string" },
+      concurrency: { type: "string" },
+      "queue-name": { type: "string" },
+      "lock-ms": { type: "string" },
+      "dead-letters": { type: "boolean" },
+      run: { type: "string" },
+    },
+    async run(v) {
+      const { workerCommand } = await import("../server/jobs/worker-command.js");
+      const str = (name: string) => (typeof v[name] === "string" ? (v[name] as string) : undefined);
+      const opts = { queue: str("queue"), concurrency: str("concurrency"), queueName: str("queue-name"), lockMs: str("lock-ms"), run: str("run") };
+      try {
+        return await workerCommand({ ...opts, deadLetters: v["dead-letters"] === true, out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
+      } catch (e) {
+        if ((e as { name?: string; code?: string }).name === "JobError" && (e as { code?: string }).code === "invalid_argument") throw new UsageError((e as Error).message);
+        if ((e as { name?: string }).name === "JobError") {
+          process.stderr.write(`vemscope worker: ${(e as Error).message}\n`);
+          return 1;
+        }
+        throw e;
+      }
     },
   },
 };

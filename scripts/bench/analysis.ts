@@ -12,7 +12,10 @@
  *    skimage marching_cubes(level 0.5, spacing (45,5,5)) + mesh_surface_area on each instance's padded crop.
  *    Skipped, with the reason, when server/pipeline/surface.ts offers no usable measureSurface.
  * 4. `vemscope run --labels` on the phantom written as TIFFs, in a child process: Mvox/s end to end, per
- *    progress stage, and peak RSS (process.resourceUsage via the analysis-rusage.ts preload).
+ *    progress stage, and peak RSS (process.resourceUsage via the analysis-rusage.ts preload). With
+ *    `--baseline DIR` (another checkout of vemscope, e.g. `git archive` of an earlier commit with
+ *    node_modules linked) that tree's run goes through the same input too, alternating with ours
+ *    `--run-reps` times (default 1), best of each: before/after on the same machine load.
  *
  * Throughput is always the whole volume's voxels over the time taken. The machine is shared, so every time is
  * reported as wall clock and as CPU time of the process doing the work (process.cpuUsage here,
@@ -45,6 +48,8 @@ interface Timing {
 }
 
 interface Options {
+  baseline?: string;
+  runReps: number;
   size: Shape3;
   seed: number;
   reps: number;
@@ -69,7 +74,15 @@ function parseOptions(args: string[]): Options {
   const size: Shape3 = [positive("size", parts[0]), positive("size", parts[1]), positive("size", parts[2])];
   const seed = Number(opt("seed", "1"));
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed: expected a non-negative integer`);
-  return { size, seed, reps: positive("reps", opt("reps", "3")), python: opt("python", "/usr/bin/python3") };
+  const baseline = opt("baseline", "");
+  return {
+    size,
+    seed,
+    reps: positive("reps", opt("reps", "3")),
+    python: opt("python", "/usr/bin/python3"),
+    baseline: baseline === "" ? undefined : path.resolve(baseline),
+    runReps: positive("run-reps", opt("run-reps", "1")),
+  };
 }
 
 interface SideBySide<T> {
@@ -157,18 +170,18 @@ interface RunMeasure {
 }
 
 /** `vemscope run --labels` in a child process, with the rusage preload; stage times from the CLI's non-TTY progress lines. */
-function runCli(dir: string): RunMeasure {
+function runCli(dir: string, root = ROOT, outName = "run-out"): RunMeasure {
   const rusagePath = path.join(dir, "rusage.json");
-  const out = path.join(dir, "run-out");
+  const out = path.join(dir, outName);
   const args = [
     "--import", "tsx",
     "--import", pathToFileURL(path.join(ROOT, "scripts/bench/analysis-rusage.ts")).href,
-    path.join(ROOT, "scripts/vemscope.ts"),
+    path.join(root, "scripts/vemscope.ts"),
     "run", "--image", path.join(dir, "image.tif"), "--labels", path.join(dir, "labels.tif"), "--voxel", SPACING.join(","), "--out", out,
   ];
   const w0 = performance.now();
   const r = spawnSync(process.execPath, args, {
-    cwd: ROOT,
+    cwd: root,
     encoding: "utf8",
     maxBuffer: 1 << 26,
     env: { ...process.env, VEMSCOPE_BENCH_RUSAGE: rusagePath },
@@ -319,25 +332,49 @@ export async function main(args: string[]): Promise<void> {
     say("whole run: writing TIFFs, vemscope run --labels ...");
     await writeTiffStack(path.join(dir, "image.tif"), phantom.image, { voxelNm: SPACING });
     await writeTiffStack(path.join(dir, "labels.tif"), phantom.labels, { voxelNm: SPACING });
-    const run = runCli(dir);
-    const cpuS = run.rusage.userCpuS + run.rusage.systemCpuS;
-    const runRate = mvox / run.pipelineS;
-    lines.push(
-      "",
-      `vemscope run --labels (child process, ${run.instances} instances): pipeline ${run.pipelineS.toFixed(1)} s wall = ` +
-        `${runRate.toFixed(2)} Mvox/s (target >= ${TARGETS.runMvoxS}: ${runRate >= TARGETS.runMvoxS ? "met" : "BELOW"}); ` +
-        `process ${run.processWallS.toFixed(1)} s wall incl. startup, ${cpuS.toFixed(1)} s CPU all threads = ${(mvox / cpuS).toFixed(2)} Mvox/s CPU; ` +
-        `peak RSS ${(run.rusage.maxRssKb / 1024).toFixed(0)} MiB`,
-      "| stage (progress) | wall s | Mvox/s |",
-      "| --- | --- | --- |",
-    );
-    let staged = 0;
-    for (const s of run.stages) {
-      staged += s.seconds;
-      lines.push(`| ${s.name} | ${s.seconds.toFixed(1)} | ${s.seconds > 0 ? rate(s.seconds) : "-"} |`);
+    // Alternating with the baseline tree (if any), best pipeline time of each.
+    let run: RunMeasure | undefined;
+    let base: RunMeasure | undefined;
+    for (let r = 0; r < o.runReps; r++) {
+      for (const which of r % 2 === 0 ? ["ours", "base"] : ["base", "ours"]) {
+        if (which === "base") {
+          if (o.baseline === undefined) continue;
+          say(`whole run: baseline ${o.baseline} ...`);
+          const m = runCli(dir, o.baseline, "run-base");
+          if (base === undefined || m.pipelineS < base.pipelineS) base = m;
+        } else {
+          const m = runCli(dir);
+          if (run === undefined || m.pipelineS < run.pipelineS) run = m;
+        }
+      }
     }
-    const rest = Math.max(0, run.pipelineS - staged);
-    lines.push(`| other (ingest, contact layer, report, state, rename) | ${rest.toFixed(1)} | ${rest > 0 ? rate(rest) : "-"} |`);
+    if (run === undefined) throw new Error("no run measured");
+    const describeRun = (title: string, m: RunMeasure): void => {
+      const cpuS = m.rusage.userCpuS + m.rusage.systemCpuS;
+      const runRate = mvox / m.pipelineS;
+      lines.push(
+        "",
+        `${title} (child process, ${m.instances} instances): pipeline ${m.pipelineS.toFixed(1)} s wall = ` +
+          `${runRate.toFixed(2)} Mvox/s (target >= ${TARGETS.runMvoxS}: ${runRate >= TARGETS.runMvoxS ? "met" : "BELOW"}); ` +
+          `process ${m.processWallS.toFixed(1)} s wall incl. startup, ${cpuS.toFixed(1)} s CPU all threads = ${(mvox / cpuS).toFixed(2)} Mvox/s CPU; ` +
+          `peak RSS ${(m.rusage.maxRssKb / 1024).toFixed(0)} MiB`,
+        "| stage (progress) | wall s | Mvox/s |",
+        "| --- | --- | --- |",
+      );
+      let staged = 0;
+      for (const s of m.stages) {
+        staged += s.seconds;
+        lines.push(`| ${s.name} | ${s.seconds.toFixed(1)} | ${s.seconds > 0 ? rate(s.seconds) : "-"} |`);
+      }
+      const rest = Math.max(0, m.pipelineS - staged);
+      lines.push(`| other (ingest, contact layer, report, state, rename) | ${rest.toFixed(1)} | ${rest > 0 ? rate(rest) : "-"} |`);
+    };
+    const reps = o.runReps > 1 ? `, best of ${o.runReps}` : "";
+    describeRun(`vemscope run --labels${reps}`, run);
+    if (base !== undefined) {
+      describeRun(`baseline ${o.baseline} run --labels, same input, alternating with ours${reps}`, base);
+      lines.push("", `whole run speed-up over the baseline (pipeline wall time, same machine load): ${(base.pipelineS / run.pipelineS).toFixed(2)}x`);
+    }
   } finally {
     reference?.close();
     rmSync(dir, { recursive: true, force: true });

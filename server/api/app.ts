@@ -2,6 +2,8 @@ import { existsSync, promises as fs } from "node:fs";
 import * as path from "node:path";
 import express, { type Express } from "express";
 import { ApiError, errorHandler } from "./errors.js";
+import { editsRouter } from "./edits.js";
+import type { EditorOptions } from "../edits/editor.js";
 import { corsHeaders, fileServer } from "./files.js";
 import { originOf } from "./origin.js";
 import { segmentsRouter } from "./segments.js";
@@ -15,6 +17,10 @@ export interface AppOptions {
   viewerDir?: string;
   /** SQLite file of shared states; default `<root>/.vemscope/states.sqlite`, created on the first share. */
   stateDb?: string;
+  /** Proofreading: reads (layers and API) need a viewer token too (`serve --auth-reads`; default open). */
+  authReads?: boolean;
+  /** Proofreading editor hooks (tests, bench). */
+  edits?: EditorOptions;
 }
 
 
@@ -34,6 +40,8 @@ export function buildApp(options: AppOptions): Express {
     }
     next();
   });
+
+  app.use(editsRouter({ root, authReads: options.authReads, editor: options.edits }));
 
   app.get("/api/health", (_req, res) => {
     res.json({ ok: true, version: process.env.npm_package_version ?? "dev" });

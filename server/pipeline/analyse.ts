@@ -1,12 +1,14 @@
+import { availableParallelism } from "node:os";
 import type { Vec3, Volume } from "../../precomputed/array.js";
 import { applyContacts, DEFAULT_CONTACT_NM } from "./contact-layer.js";
 import { analyseContacts, type ContactAnalysis } from "./contacts.js";
 import { connectedComponents, type Components } from "./label.js";
+import type { ObjectJob } from "./object-measures.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { instanceRows, type InstanceRow } from "./report.js";
-import { measureTube } from "./skeleton.js";
-import { measureSurface, sphericity, volumeToSurface } from "./surface.js";
-import { cropMask, instanceStats } from "./stats.js";
+import { instanceStats } from "./stats.js";
+import { sphericity, volumeToSurface } from "./surface.js";
+import { startSharedJobs } from "./workers/shared-jobs.js";
 
 export interface Analysis {
   components: Components;
@@ -14,43 +16,87 @@ export interface Analysis {
   contacts: ContactAnalysis;
 }
 
+export interface AnalyseOptions {
+  contactNm?: number;
+  progress?: Progress;
+  /**
+   * Measure surfaces and mito skeletons on a helper thread while this one finds the ER contacts (same
+   * numbers either way). Default: when there is more than one core and VEMSCOPE_WORKERS is not 0.
+   */
+  helperThread?: boolean;
+}
+
 /**
  * The measuring half of the pipeline on a class volume, in memory: instances, per-instance rows, ER contacts.
  * `run` writes what this returns; accuracy tests compare it with the phantom's analytic truth.
  */
-export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts: { contactNm?: number; progress?: Progress } = {}): Analysis {
+export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts: AnalyseOptions = {}): Analysis {
   const progress = opts.progress ?? silentProgress;
   progress.start("instances", 1, "volume");
   const components = connectedComponents(classes.data, classes.shape);
   const stats = instanceStats(components.labels, classes.shape, components.count);
   const rows = instanceRows(components, classes.shape, voxelNm, stats);
   progress.update(1);
+
   // The ER network spans the whole volume and is not an organelle the paper measures; everything else is.
-  const solids = rows.filter((r) => r.class !== "er");
-  progress.start("surfaces", solids.length, "instances");
-  solids.forEach((row, k) => {
-    const m = measureSurface(components.labels, classes.shape, voxelNm, row.id, stats.bbox.subarray(6 * row.id, 6 * row.id + 6));
-    row.surface_nm2 = m.surface_nm2;
-    row.vsa_nm = volumeToSurface(row.volume_nm3, m.surface_nm2);
-    row.sphericity = sphericity(row.volume_nm3, m.surface_nm2);
-    progress.update(k + 1);
-  });
-  const mitos = rows.filter((r) => r.class === "mito");
-  progress.start("mito skeletons", mitos.length, "mitochondria");
-  mitos.forEach((row, k) => {
-    const crop = cropMask(components.labels, classes.shape, stats, row.id);
-    const m = measureTube(crop.mask, crop.shape, voxelNm);
-    row.length_nm = m.length_nm;
-    row.width_nm = m.width_nm;
-    row.feret_max_nm = m.feret_max_nm;
-    row.branched = m.branched;
-    row.branch_count = m.branch_count;
-    progress.update(k + 1);
-  });
+  // Surfaces and mito tubes are per object and independent of the contacts, so they run beside them.
+  const objects = rows.filter((r) => r.class !== "er");
+  const helper = opts.helperThread ?? defaultHelper();
+  // The helper reads the labels in place: one copy into shared memory instead of one crop per object.
+  const labels = helper ? shareLabels(components.labels) : components.labels;
+  const jobs: ObjectJob[] = objects.map((row) => ({
+    labels,
+    shape: classes.shape,
+    voxelNm,
+    id: row.id,
+    bbox: Array.from(stats.bbox.subarray(6 * row.id, 6 * row.id + 6)),
+    surface: true,
+    tube: row.class === "mito",
+  }));
+  // Largest boxes first, so that the last job claimed is a small one.
+  const order = jobs.map((_, k) => k).sort((a, b) => boxVolume(jobs[b].bbox) - boxVolume(jobs[a].bbox) || a - b);
+  const run = startSharedJobs("object", order.map((k) => jobs[k]), helper);
+
   progress.start("ER contacts", 1, "volume");
   const contacts = analyseContacts(components.labels, components.classOf, classes.shape, voxelNm, opts.contactNm ?? DEFAULT_CONTACT_NM);
-  applyContacts(rows, contacts);
   progress.update(1);
+
+  progress.start("surfaces + mito skeletons", objects.length, "instances");
+  const measured = run.finish();
+  order.forEach((k, j) => {
+    const row = objects[k];
+    const m = measured[j];
+    if (m.surface_nm2 !== null) {
+      row.surface_nm2 = m.surface_nm2;
+      row.vsa_nm = volumeToSurface(row.volume_nm3, m.surface_nm2);
+      row.sphericity = sphericity(row.volume_nm3, m.surface_nm2);
+    }
+    if (m.tube !== null) {
+      row.length_nm = m.tube.length_nm;
+      row.width_nm = m.tube.width_nm;
+      row.feret_max_nm = m.tube.feret_max_nm;
+      row.branched = m.tube.branched;
+      row.branch_count = m.tube.branch_count;
+    }
+  });
+  progress.update(objects.length);
+  // Contact areas scale the measured surfaces, so they go in last.
+  applyContacts(rows, contacts);
   progress.end();
   return { components, rows, contacts };
+}
+
+function defaultHelper(): boolean {
+  const env = process.env.VEMSCOPE_WORKERS;
+  return availableParallelism() > 1 && env !== "0";
+}
+
+function shareLabels(labels: Uint32Array): Uint32Array {
+  const shared = new Uint32Array(new SharedArrayBuffer(labels.byteLength));
+  shared.set(labels);
+  return shared;
+}
+
+function boxVolume(b: number[]): number {
+  return (b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2]);
 }

@@ -6,7 +6,7 @@
  */
 import type { Vec3 } from "../../precomputed/array.js";
 import { CLASSES } from "./classes.js";
-import { contactSurfaceVoxels, minDistanceToFeature } from "./edt.js";
+import { featureDistances } from "./edt.js";
 
 export interface ContactSite {
   id: number;
@@ -64,8 +64,8 @@ export function analyseContacts(labels: Uint32Array, classOf: Uint8Array, shape:
     return { thresholdNm, perInstance, sites };
   }
 
-  const dist = minDistanceToFeature(organelles, er, shape, voxelNm);
-  const faceArea = exposedFaceArea(organelles, shape, voxelNm);
+  const { distances: dist, contacts: contact } = featureDistances(organelles, er, shape, voxelNm, thresholdNm);
+  const faceArea = exposedFaceArea(organelles, classOf.length, shape, voxelNm);
   dist.ids.forEach((id, k) => {
     const gap = dist.minGapNm[k];
     perInstance.set(id, {
@@ -73,12 +73,11 @@ export function analyseContacts(labels: Uint32Array, classOf: Uint8Array, shape:
       contact_in_plane: Number.isFinite(gap) ? dist.inPlane[k] === 1 : null,
       in_contact: gap <= thresholdNm,
       contact_face_area_nm2: 0,
-      face_area_nm2: faceArea.get(id) ?? 0,
+      face_area_nm2: faceArea[id] ?? 0,
       sites: 0,
     });
   });
 
-  const contact = contactSurfaceVoxels(organelles, er, shape, voxelNm, thresholdNm);
   const xyz = (i: number): Vec3 => [(i % nx) + 0.5, (Math.floor(i / nx) % ny) + 0.5, Math.floor(i / sxy) + 0.5];
   for (let k = 0; k < contact.ids.length; k++) {
     const id = contact.ids[k];
@@ -161,13 +160,29 @@ function voxelFaceArea(labels: Uint32Array, v: number, id: number, shape: Vec3, 
   return a;
 }
 
-function exposedFaceArea(labels: Uint32Array, shape: Vec3, voxelNm: Vec3): Map<number, number> {
-  const out = new Map<number, number>();
-  for (let v = 0; v < labels.length; v++) {
-    const id = labels[v];
-    if (id === 0) continue;
-    const a = voxelFaceArea(labels, v, id, shape, voxelNm);
-    if (a > 0) out.set(id, (out.get(id) ?? 0) + a);
+/** Exposed face area per instance id (ids < idCount, as connectedComponents numbers them). */
+function exposedFaceArea(labels: Uint32Array, idCount: number, shape: Vec3, voxelNm: Vec3): Float64Array {
+  const [nx, ny, nz] = shape;
+  const sxy = nx * ny;
+  const ax = voxelNm[1] * voxelNm[2];
+  const ay = voxelNm[0] * voxelNm[2];
+  const az = voxelNm[0] * voxelNm[1];
+  const out = new Float64Array(idCount);
+  for (let z = 0, v = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++, v++) {
+        const id = labels[v];
+        if (id === 0) continue;
+        let a = 0;
+        if (x > 0 && labels[v - 1] !== id) a += ax;
+        if (x < nx - 1 && labels[v + 1] !== id) a += ax;
+        if (y > 0 && labels[v - nx] !== id) a += ay;
+        if (y < ny - 1 && labels[v + nx] !== id) a += ay;
+        if (z > 0 && labels[v - sxy] !== id) a += az;
+        if (z < nz - 1 && labels[v + sxy] !== id) a += az;
+        out[id] += a;
+      }
+    }
   }
   return out;
 }

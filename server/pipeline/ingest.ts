@@ -20,7 +20,7 @@ export interface Stack {
 
 export type LabelVolume = Volume<Uint8Array | Uint16Array | Uint32Array>;
 
-type Mode = "image" | "labels";
+export type Mode = "image" | "labels";
 
 /** One decodable plane: a TIFF page or a PNG file. */
 interface Plane {
@@ -34,6 +34,35 @@ interface Plane {
 }
 
 const SLICE_EXT = new Set([".png", ".tif", ".tiff"]);
+
+/**
+ * A stack opened for reading a few sections at a time: every header is checked up front (sizes, bit depths,
+ * sample types), so a bad stack fails before any pixel is decoded, and `read` holds only the sections asked for.
+ */
+export interface StackReader {
+  path: string;
+  shape: [number, number, number];
+  bits: number;
+  /** Sections [z0, z1) decoded, x fastest; a fresh array per call. */
+  read(z0: number, z1: number): Promise<Uint8Array | Uint16Array | Uint32Array>;
+}
+
+export async function openStack(path: string, mode: Mode): Promise<StackReader> {
+  const { planes, bits } = await collectPlanes(path, mode);
+  if (mode === "image" && bits !== 8 && bits !== 16) throw bad(path, `unsupported bit depth ${bits}`);
+  const first = planes[0] as Plane;
+  return {
+    path,
+    shape: [first.width, first.height, planes.length],
+    bits,
+    read: async (z0, z1) => {
+      if (!Number.isInteger(z0) || !Number.isInteger(z1) || z0 < 0 || z1 > planes.length || z0 >= z1) {
+        throw new RangeError(`sections [${z0}, ${z1}) outside a stack of ${planes.length}`);
+      }
+      return decodePlanes(path, planes.slice(z0, z1), bits);
+    },
+  };
+}
 
 export async function readStack(path: string, options: ReadOptions = {}): Promise<Stack> {
   const { planes, bits } = await collectPlanes(path, "image");

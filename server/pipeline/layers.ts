@@ -1,21 +1,23 @@
 import type { Vec3, Volume } from "../../precomputed/array.js";
 import { multiresMeshInfo, writeMultiresMeshInfo } from "../../precomputed/mesh-multires.js";
 import { buildSegmentProperties, writeSegmentProperties } from "../../precomputed/segment-properties.js";
+import type { VolumeInfo } from "../../precomputed/info.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { makeInfo, writeVolume } from "../../precomputed/volume-io.js";
 import { CLASSES } from "./classes.js";
 import type { Components } from "./label.js";
-import { meshSegments } from "./mesh.js";
-import { writeSegmentMultiresMesh } from "./mesh-lod.js";
+import { PipelineError } from "./errors.js";
+import { MESH_QUANTIZATION_BITS, segmentMeshObjects, type MeshJob, type StoredObject } from "./mesh-job.js";
+import { instanceStats } from "./stats.js";
+import { defaultPoolSize, KernelPool } from "./workers/pool.js";
 import type { Progress } from "./progress.js";
 import type { InstanceRow } from "./report.js";
-
-const DISPLAY_MESH_DOWNSAMPLE: Vec3 = [2, 2, 1];
 
 /** Chunks of 128 x 128 x 16 voxels: about 640 x 640 x 720 nm at 5 x 5 x 45, near-cubic in space. */
 const CHUNK: Vec3 = [128, 128, 16];
 
-export async function writeImageLayer(storage: Storage, prefix: string, image: Volume<Uint8Array | Uint16Array>, voxelNm: Vec3, progress: Progress): Promise<void> {
+/** The image layer's info, and whether its chunks are gzipped (raw 16-bit) or not (jpeg 8-bit). */
+export function imageLayerInfo(image: Volume<Uint8Array | Uint16Array>, voxelNm: Vec3): { info: VolumeInfo; gzip: boolean } {
   const uint8 = image.data instanceof Uint8Array;
   const info = makeInfo({
     type: "image",
@@ -26,7 +28,12 @@ export async function writeImageLayer(storage: Storage, prefix: string, image: V
     // JPEG only exists for 8-bit; 16-bit keeps its full range in gzipped raw chunks.
     encoding: uint8 ? "jpeg" : "raw",
   });
-  await writeVolume(storage, prefix, info, image, { gzip: !uint8, onProgress: stageProgress(progress, "image layer", "chunks") });
+  return { info, gzip: !uint8 };
+}
+
+export async function writeImageLayer(storage: Storage, prefix: string, image: Volume<Uint8Array | Uint16Array>, voxelNm: Vec3, progress: Progress): Promise<void> {
+  const { info, gzip } = imageLayerInfo(image, voxelNm);
+  await writeVolume(storage, prefix, info, image, { gzip, onProgress: stageProgress(progress, "image layer", "chunks") });
   progress.end();
 }
 
@@ -50,30 +57,70 @@ export async function writeSegmentationLayer(
     mesh: "mesh",
     segmentProperties: "segment_properties",
   });
-  await writeVolume(storage, prefix, info, { data: components.labels, shape }, { gzip: true, onProgress: stageProgress(progress, "segmentation", "chunks") });
-  progress.end();
-
-  await writeSegmentProperties(storage, `${prefix}/segment_properties`, segmentProperties(rows));
-
-  // Display meshes at half the in-plane resolution (10 x 10 x 45 nm at the paper's voxel): still finer in-plane
-  // than the 45 nm sections, and 2.6x fewer triangles, so meshing + LODs take ~2.7x less time. Measurements
-  // never use these meshes (surface.ts measures areas).
-  const meshes = meshSegments(components.labels, shape, voxelNm, { downsample: DISPLAY_MESH_DOWNSAMPLE });
-  // Objects thinner than the coarse grid (a one-voxel ER sheet) vanish there: mesh those at full resolution.
-  const thin = rows.map((r) => r.id).filter((id) => (meshes.get(id)?.indices.length ?? 0) === 0);
-  if (thin.length > 0) {
-    for (const [id, mesh] of meshSegments(components.labels, shape, voxelNm, { ids: thin, downsample: [1, 1, 1] })) meshes.set(id, mesh);
+  // Meshing starts first, on worker threads, so that it overlaps the chunk encoding on this thread.
+  const meshes = startMeshes(components, shape, voxelNm, `${prefix}/mesh`);
+  try {
+    await writeVolume(storage, prefix, info, { data: components.labels, shape }, { gzip: true, onProgress: stageProgress(progress, "segmentation", "chunks") });
+    progress.end();
+    await writeSegmentProperties(storage, `${prefix}/segment_properties`, segmentProperties(rows));
+    await writeMultiresMeshInfo(storage, `${prefix}/mesh`, multiresMeshInfo({ vertexQuantizationBits: MESH_QUANTIZATION_BITS }));
+    progress.start("meshes", meshes.results.length, "segments");
+    await meshes.drainHere();
+    let done = 0;
+    // In id order, as the meshes come: the write order (and so the folder) does not depend on thread timing.
+    for (const result of meshes.results) {
+      for (const o of await result()) await storage.put(o.key, o.data, o.options);
+      progress.update(++done);
+    }
+    progress.end();
+  } finally {
+    await meshes.close();
   }
-  progress.start("meshes", meshes.size, "segments");
-  // 10 bits suffice: LOD-0 cells are at most ~1 um, so a quantisation step is ~1 nm.
-  await writeMultiresMeshInfo(storage, `${prefix}/mesh`, multiresMeshInfo({ vertexQuantizationBits: 10 }));
-  let done = 0;
-  for (const [id, mesh] of meshes) {
-    if (mesh.indices.length === 0) continue;
-    await writeSegmentMultiresMesh(storage, `${prefix}/mesh`, id, mesh, { quantizationBits: 10 });
-    progress.update(++done);
+}
+
+/**
+ * Display meshes of every segment, one job each, on a worker pool over a shared copy of the labels (jobs
+ * largest box first, so one big ER network does not finish last alone). Measurements never use these meshes
+ * (surface.ts measures areas). VEMSCOPE_WORKERS=0 keeps everything on this thread; a job whose worker fails
+ * is redone here.
+ */
+function startMeshes(components: Components, shape: Vec3, voxelNm: Vec3, meshPrefix: string): { results: (() => Promise<StoredObject[]>)[]; drainHere(): Promise<void>; close(): Promise<void> } {
+  const stats = instanceStats(components.labels, shape, components.count);
+  const ids: number[] = [];
+  for (let id = 1; id <= components.count; id++) if (stats.voxels[id] > 0) ids.push(id);
+  const job = (labels: Uint32Array, id: number): MeshJob => ({ labels, shape, voxelNm, id, bbox: Array.from(stats.bbox.subarray(6 * id, 6 * id + 6)), meshPrefix });
+  const local = (id: number): Promise<StoredObject[]> => segmentMeshObjects(job(components.labels, id));
+  const size = workerCount(ids.length);
+  if (size === 0) {
+    // Each job starts when the writer asks for it, so only one mesh is held at a time.
+    return { results: ids.map((id) => () => local(id)), drainHere: async () => undefined, close: async () => undefined };
   }
-  progress.end();
+  const shared = new Uint32Array(new SharedArrayBuffer(components.labels.byteLength));
+  shared.set(components.labels);
+  const pool = new KernelPool(size);
+  const volume = (id: number): number => {
+    const b = stats.bbox.subarray(6 * id, 6 * id + 6);
+    return (b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2]);
+  };
+  const byId = new Map<number, Promise<StoredObject[]>>();
+  for (const id of [...ids].sort((a, b) => volume(b) - volume(a))) {
+    const p = pool.run("mesh", job(shared, id)).catch(() => local(id));
+    p.catch(() => undefined); // awaited later in id order; an early failure must not count as unhandled
+    byId.set(id, p);
+  }
+  return {
+    results: ids.map((id) => () => byId.get(id) ?? local(id)),
+    // Jobs no worker has taken yet run here, on the labels as they are (the same numbers).
+    drainHere: () => pool.drainHere((_kind, input) => segmentMeshObjects({ ...(input as MeshJob), labels: components.labels })),
+    close: () => pool.close(),
+  };
+}
+
+function workerCount(jobs: number): number {
+  const env = process.env.VEMSCOPE_WORKERS;
+  const requested = env === undefined || env === "" ? defaultPoolSize() : Number(env);
+  if (!Number.isInteger(requested) || requested < 0) throw new PipelineError("bad_argument", `VEMSCOPE_WORKERS must be a non-negative integer, got '${env}'`);
+  return jobs < 2 ? 0 : Math.min(requested, jobs);
 }
 
 /** Adapts a (done, total) callback to a Progress stage that starts on the first call, when the total is known. */

@@ -245,7 +245,7 @@ export function meshSegments(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, op
     throw new PipelineError("shape_mismatch", `labels hold ${labels.length} voxels, shape ${shape.join("x")} needs ${shape[0] * shape[1] * shape[2]}`);
   }
   if (voxelNm.length !== 3 || voxelNm.some((v) => !(v > 0) || !Number.isFinite(v))) throw new PipelineError("bad_argument", "voxel size must be three positive numbers");
-  const { downsample, smooth = true, maxVoxels = 1 << 22 } = options;
+  const { downsample } = options;
   if (downsample && (downsample.length !== 3 || downsample.some((f) => !Number.isInteger(f) || f < 1))) {
     throw new PipelineError("bad_argument", "downsample must be three positive integers");
   }
@@ -255,16 +255,30 @@ export function meshSegments(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, op
   const ids = [...boxes.keys()].sort((a, b) => a - b);
   for (const id of ids) {
     const box = boxes.get(id);
-    if (!box) continue;
-    const f = downsample ?? autoFactor(box, maxVoxels);
-    // two blocks of zeros around the mask: one for the smoothing to spread into, one to close the surface
-    const { field, dims, origin } = occupancy(labels, shape, id, box, f, 2);
-    let smoothed: Float32Array | undefined;
-    if (smooth) {
-      smoothed = field.slice();
-      smooth3(smoothed, dims);
-    }
-    out.set(id, marchingCubes(field, smoothed, dims, origin, f, voxelNm));
+    if (box) out.set(id, meshBoxed(labels, shape, voxelNm, id, box, options));
   }
   return out;
+}
+
+/**
+ * One segment's mesh given its bounding box (voxels, x0, y0, z0, x1, y1, z1 end exclusive, the layout of
+ * stats.ts): what meshSegments does per id, without scanning the volume for boxes.
+ */
+export function meshSegment(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, id: number, bbox: ArrayLike<number>, options: Omit<MeshOptions, "ids"> = {}): SegmentMesh {
+  if (labels.length !== shape[0] * shape[1] * shape[2]) throw new PipelineError("shape_mismatch", `labels hold ${labels.length} voxels, shape ${shape.join("x")} needs ${shape[0] * shape[1] * shape[2]}`);
+  if (!(bbox[3] > bbox[0] && bbox[4] > bbox[1] && bbox[5] > bbox[2])) return { positions: new Float32Array(0), indices: new Uint32Array(0) };
+  return meshBoxed(labels, shape, voxelNm, id, { lo: [bbox[0], bbox[1], bbox[2]], hi: [bbox[3] - 1, bbox[4] - 1, bbox[5] - 1] }, options);
+}
+
+function meshBoxed(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, id: number, box: Box, options: Omit<MeshOptions, "ids">): SegmentMesh {
+  const { downsample, smooth = true, maxVoxels = 1 << 22 } = options;
+  const f = downsample ?? autoFactor(box, maxVoxels);
+  // two blocks of zeros around the mask: one for the smoothing to spread into, one to close the surface
+  const { field, dims, origin } = occupancy(labels, shape, id, box, f, 2);
+  let smoothed: Float32Array | undefined;
+  if (smooth) {
+    smoothed = field.slice();
+    smooth3(smoothed, dims);
+  }
+  return marchingCubes(field, smoothed, dims, origin, f, voxelNm);
 }

@@ -6,13 +6,15 @@ import { PipelineError } from "./errors.js";
 import type { Components } from "./label.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { readLabelsChecked, readImage } from "./inputs.js";
-import { writeImageLayer, writeSegmentationLayer } from "./layers.js";
+import { imageLayerInfo, writeImageLayer, writeSegmentationLayer } from "./layers.js";
 import type { ContactAnalysis } from "./contacts.js";
 import { DEFAULT_CONTACT_NM, writeContactLayer } from "./contact-layer.js";
 import { analyseClasses } from "./analyse.js";
 import { writeReport, type InstanceRow } from "./report.js";
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
+import { openStack } from "./ingest.js";
+import { DEFAULT_BLOCK_BUDGET, runBlockwise } from "./blockwise/run.js";
 
 export interface RunOptions {
   image: string;
@@ -25,10 +27,29 @@ export interface RunOptions {
   exportTiff?: boolean;
   contactNm?: number;
   progress?: Progress;
+  /**
+   * Voxels. Volumes above it run out of core (blockwise/run.ts), with blocks, crops and pyramid regions sized
+   * to it. Default DEFAULT_BLOCK_BUDGET (64 Mvoxel).
+   */
+  blockBudget?: number;
+  /** true: out of core whatever the size; false: in memory whatever the size. */
+  blockwise?: boolean;
+  /** Processing block shape of the out-of-core run (tests); default planned from the budget. */
+  blockShape?: Vec3;
+  /** Halo of the out-of-core contact pass in nm (default 300): min_dist_er_nm is exact below it, capped above. */
+  distanceCapNm?: number;
+  /**
+   * redis://HOST:PORT: the in-memory run's image-layer pyramid (scales below 0) is built by `downsample` tasks on
+   * this queue, run by `vemscope worker`s, which must see the output folder at the same absolute path (README,
+   * Scale-out). Default: built in this process.
+   */
+  queue?: string;
 }
 
 export interface RunResult {
   instances: number;
+  /** Which path ran. */
+  mode: "memory" | "blockwise";
   seconds: number;
   out: string;
 }
@@ -68,14 +89,23 @@ const STAGES: Stage[] = [
     },
   },
   {
+    name: "align",
+    when: (ctx) => ctx.classes === undefined && ctx.options.align !== false,
+    async run(ctx) {
+      const { alignStack } = await import("./align/align.js");
+      const { aligned, report } = await alignStack(need(ctx.image, "image"), { progress: ctx.progress, file: ctx.options.image });
+      ctx.image = aligned;
+      await ctx.storage.put("report/alignment.json", JSON.stringify(report, null, 1));
+    },
+  },
+  {
     name: "segment",
     when: (ctx) => ctx.classes === undefined,
-    async run() {
-      throw new PipelineError(
-        "stage_failed",
-        "no segmentation model is shipped yet: pass --labels with a class volume (codes 0-6)",
-        "--model",
-      );
+    async run(ctx) {
+      // Loaded lazily: onnxruntime is only needed when no --labels are given.
+      const { segmentVolume } = await import("./segment/index.js");
+      const result = await segmentVolume(need(ctx.image, "image"), { model: ctx.options.model, progress: ctx.progress });
+      ctx.classes = result.classes;
     },
   },
   {
@@ -96,7 +126,29 @@ const STAGES: Stage[] = [
   {
     name: "image layer",
     async run(ctx) {
-      await writeImageLayer(ctx.storage, "image", need(ctx.image, "image"), ctx.options.voxelNm, ctx.progress);
+      const queue = ctx.options.queue;
+      if (queue === undefined) {
+        await writeImageLayer(ctx.storage, "image", need(ctx.image, "image"), ctx.options.voxelNm, ctx.progress);
+        return;
+      }
+      const image = need(ctx.image, "image");
+      const { info, gzip } = imageLayerInfo(image, ctx.options.voxelNm);
+      const { writeLayerOnQueue } = await import("../jobs/pyramid.js");
+      let started = false;
+      try {
+        await writeLayerOnQueue(queue, ctx.storage, "image", path.join(ctx.staging, "image"), info, image, {
+          gzip,
+          onProgress: (p) => {
+            if (!started) ctx.progress.start("image pyramid (queue)", p.total, "tasks");
+            started = true;
+            ctx.progress.update(p.done + p.failed);
+          },
+        });
+      } catch (e) {
+        if ((e as Error).name === "JobError") throw new PipelineError("stage_failed", `image pyramid: ${(e as Error).message}`, "--queue", { cause: e });
+        throw e;
+      }
+      ctx.progress.end();
     },
   },
   {
@@ -159,10 +211,34 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   await fs.rm(staging, { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
   const ctx: RunContext = { options, progress: options.progress ?? silentProgress, staging, storage: new LocalStorage(staging) };
+  let mode: RunResult["mode"] = "memory";
+  let instances = 0;
   try {
-    for (const stage of STAGES) {
-      if (stage.when && !stage.when(ctx)) continue;
-      await stage.run(ctx);
+    const budget = options.blockBudget ?? DEFAULT_BLOCK_BUDGET;
+    if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
+    if (options.queue !== undefined && !/^rediss?:\/\//.test(options.queue)) throw new PipelineError("bad_argument", `expected redis://HOST:PORT, got '${options.queue}'`, "--queue");
+    if (await outOfCore(options, budget)) {
+      if (options.queue !== undefined) throw new PipelineError("bad_argument", "covers the in-memory run's image pyramid only, not out-of-core runs", "--queue");
+      mode = "blockwise";
+      const labels = need(options.labels, "--labels");
+      ({ instances } = await runBlockwise({
+        image: options.image,
+        labels,
+        voxelNm: options.voxelNm,
+        contactNm: options.contactNm ?? DEFAULT_CONTACT_NM,
+        staging,
+        storage: ctx.storage,
+        progress: ctx.progress,
+        budget,
+        blockShape: options.blockShape,
+        capNm: options.distanceCapNm,
+      }));
+    } else {
+      for (const stage of STAGES) {
+        if (stage.when && !stage.when(ctx)) continue;
+        await stage.run(ctx);
+      }
+      instances = ctx.components?.count ?? 0;
     }
     await replaceFolder(staging, out);
   } catch (e) {
@@ -170,7 +246,24 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     await fs.rm(staging, { recursive: true, force: true });
     throw e;
   }
-  return { instances: ctx.components?.count ?? 0, seconds: (performance.now() - t0) / 1000, out };
+  return { instances, mode, seconds: (performance.now() - t0) / 1000, out };
+}
+
+/**
+ * Out of core when asked, or when the volume (from the image's headers) exceeds the budget. Only with --labels:
+ * segmentation and TIFF export still need the whole volume.
+ */
+async function outOfCore(options: RunOptions, budget: number): Promise<boolean> {
+  if (options.blockwise === false || !options.labels) {
+    if (options.blockwise === true) throw new PipelineError("bad_argument", "out-of-core runs need --labels: alignment and segmentation still hold the whole stack", "--blockwise");
+    return false;
+  }
+  if (options.blockwise !== true) {
+    const [nx, ny, nz] = (await openStack(options.image, "image")).shape;
+    if (nx * ny * nz <= budget) return false;
+  }
+  if (options.exportTiff) throw new PipelineError("bad_argument", "TIFF export needs the whole volume in memory: not available for out-of-core runs (raise --block-budget)", "--export-tiff");
+  return true;
 }
 
 /** Replacing `out` is only safe when it is an earlier vemscope result (or empty), never someone's other files. */

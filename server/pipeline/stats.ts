@@ -47,8 +47,12 @@ export function instanceStats(labels: Uint32Array, shape: readonly [number, numb
 
 /** One instance's binary mask cut to its bounding box (x fastest), for the per-object kernels. */
 export function cropMask(labels: Uint32Array, shape: readonly [number, number, number], stats: InstanceStats, id: number): { mask: Uint8Array; shape: [number, number, number]; origin: [number, number, number] } {
+  return cropBox(labels, shape, stats.bbox.subarray(6 * id, 6 * id + 6), id);
+}
+
+/** The voxels of `id` inside box b (x0, y0, z0, x1, y1, z1, end exclusive) as a binary mask, x fastest. */
+export function cropBox(labels: Uint32Array, shape: readonly [number, number, number], b: ArrayLike<number>, id: number): { mask: Uint8Array; shape: [number, number, number]; origin: [number, number, number] } {
   const [nx, ny] = shape;
-  const b = stats.bbox.subarray(6 * id, 6 * id + 6);
   const cs: [number, number, number] = [b[3] - b[0], b[4] - b[1], b[5] - b[2]];
   const mask = new Uint8Array(Math.max(0, cs[0] * cs[1] * cs[2]));
   let o = 0;

@@ -1,0 +1,123 @@
+/**
+ * `npm run bench -- segment [--image DIR|TIF] [--slices 6] [--tile 512] [--overlap 64] [--model M.onnx]`
+ *
+ * Tiled inference (normalise, tile, infer, blend, argmax) against a bare onnxruntime session that only runs
+ * the same tiles, on real EM (default: the shared lucchi_train images). Each configuration runs in its own
+ * child process so its peak RSS is its own. Reports tiles/s, Mpx/s of section pixels, CPU seconds (on a
+ * shared machine wall time is an upper bound; Mpx per CPU-second is steadier) and ours/bare ratios.
+ */
+import { spawnSync } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import * as ort from "onnxruntime-node";
+import type { Volume } from "../../precomputed/array.js";
+import { readStack } from "../../server/pipeline/ingest.js";
+import { loadModelInfo } from "../../server/pipeline/segment/model.js";
+import { normaliseSection } from "../../server/pipeline/segment/normalise.js";
+import { DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume } from "../../server/pipeline/segment/segment.js";
+import { extractTile, planTiles, tilesOf } from "../../server/pipeline/segment/tiling.js";
+
+const DEFAULT_IMAGE = fileURLToPath(new URL("../../../shared/data/lucchi_train/image", import.meta.url));
+
+interface Config {
+  name: string;
+  kind: "bare" | "ours";
+  workers: number;
+  threads: number;
+}
+
+interface Measured {
+  name: string;
+  tiles: number;
+  megapixels: number;
+  wallS: number;
+  cpuS: number;
+  peakRssMiB: number;
+}
+
+function opt(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
+}
+
+async function load(args: string[]): Promise<{ image: Volume<Uint8Array | Uint16Array>; tile: number; overlap: number; model: string }> {
+  const slices = Number(opt(args, "slices", "6"));
+  const { volume } = await readStack(opt(args, "image", DEFAULT_IMAGE));
+  const [W, H, D] = volume.shape;
+  const d = Math.min(D, slices);
+  return {
+    image: { data: volume.data.subarray(0, W * H * d) as Uint8Array | Uint16Array, shape: [W, H, d] },
+    tile: Number(opt(args, "tile", String(DEFAULT_TILE))),
+    overlap: Number(opt(args, "overlap", String(DEFAULT_OVERLAP))),
+    model: opt(args, "model", DEFAULT_MODEL_PATH),
+  };
+}
+
+/** One configuration, in this (child) process. */
+async function measure(config: Config, args: string[]): Promise<Measured> {
+  const { image, tile, overlap, model: modelPath } = await load(args);
+  const model = await loadModelInfo(modelPath);
+  const [W, H, D] = image.shape;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let tiles = 0;
+  if (config.kind === "bare") {
+    // The reference: the same tiles, prepared up front (not timed), through one session, nothing else.
+    const plan = planTiles(W, H, Math.floor(tile / model.sizeMultiple) * model.sizeMultiple, overlap, model.sizeMultiple);
+    const inputs = [];
+    for (let z = 0; z < D; z++) {
+      const norm = normaliseSection(image.data.subarray(z * W * H, (z + 1) * W * H));
+      for (const t of tilesOf(plan)) inputs.push({ data: extractTile(norm, W, H, t), h: t.h, w: t.w });
+    }
+    const session = await ort.InferenceSession.create(model.bytes, { intraOpNumThreads: config.threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+    const name = session.inputNames[0] as string;
+    const s0 = performance.now();
+    const c0 = process.cpuUsage();
+    for (const inp of inputs) await session.run({ [name]: new ort.Tensor("float32", inp.data, [1, 1, inp.h, inp.w]) });
+    const c1 = process.cpuUsage(c0);
+    tiles = inputs.length;
+    return { name: config.name, tiles, megapixels: (W * H * D) / 1e6, wallS: (performance.now() - s0) / 1000, cpuS: (c1.user + c1.system) / 1e6, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+  }
+  const r = await segmentVolume(image, { model, tile, overlap, runner: { workers: config.workers, threads: config.threads } });
+  tiles = r.stats.tiles;
+  const c = process.cpuUsage(cpu0);
+  return { name: config.name, tiles, megapixels: r.stats.megapixels, wallS: (performance.now() - t0) / 1000, cpuS: (c.user + c.system) / 1e6, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const child = opt(args, "child", "");
+  const cores = availableParallelism();
+  const configs: Config[] = [
+    { name: `bare ORT, 1 session x ${cores} threads`, kind: "bare", workers: 0, threads: cores },
+    { name: `ours, 1 session x ${cores} threads`, kind: "ours", workers: 0, threads: cores },
+    { name: `ours, ${cores} workers x 1 thread`, kind: "ours", workers: cores, threads: 1 },
+    { name: `ours, 1 worker x ${cores} threads`, kind: "ours", workers: 1, threads: cores },
+  ];
+  if (child) {
+    const config = configs.find((c) => c.name === child);
+    if (!config) throw new Error(`unknown configuration ${child}`);
+    process.stdout.write(`${JSON.stringify(await measure(config, args))}\n`);
+    return;
+  }
+  const { image } = await load(args);
+  const [W, H, D] = image.shape;
+  process.stdout.write(`segment bench: ${W}x${H}x${D} (${((W * H * D) / 1e6).toFixed(1)} Mpx), ${cores} cores, model ${opt(args, "model", DEFAULT_MODEL_PATH)}\n`);
+  const results: Measured[] = [];
+  for (const c of configs) {
+    const self = fileURLToPath(new URL("./index.ts", import.meta.url));
+    const run = spawnSync(process.execPath, [...process.execArgv, self, "segment", ...args, "--child", c.name], { encoding: "utf8", maxBuffer: 1 << 24 });
+    if (run.status !== 0) throw new Error(`${c.name} failed: ${run.stderr}`);
+    const m = JSON.parse(run.stdout.trim().split("\n").pop() as string) as Measured;
+    results.push(m);
+    process.stdout.write(
+      `${m.name.padEnd(36)} ${m.tiles} tiles  ${(m.tiles / m.wallS).toFixed(2)} tiles/s  ${(m.megapixels / m.wallS).toFixed(3)} Mpx/s  ` +
+        `cpu ${m.cpuS.toFixed(1)} s (${(m.megapixels / m.cpuS).toFixed(3)} Mpx/cpu-s)  peak RSS ${m.peakRssMiB.toFixed(0)} MiB\n`,
+    );
+  }
+  const bare = results[0] as Measured;
+  const best = results.slice(1).reduce((a, b) => (b.wallS < a.wallS ? b : a));
+  process.stdout.write(
+    `\nfastest of ours: ${best.name}: ${(best.megapixels / best.wallS).toFixed(3)} Mpx/s = ${(bare.wallS / best.wallS).toFixed(2)}x bare ORT throughput ` +
+      `(wall overhead ratio ours/bare ${(best.wallS / bare.wallS).toFixed(2)}, cpu ratio ${(best.cpuS / bare.cpuS).toFixed(2)}); target 2 Mpx/s on 2 cores\n`,
+  );
+}

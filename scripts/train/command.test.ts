@@ -1,0 +1,105 @@
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PipelineError } from "../../server/pipeline/errors.js";
+import { segmentVolume } from "../../server/pipeline/segment/segment.js";
+import { buildSpec, DEFAULT_PYTHON, runTraining, type TrainEvent } from "./command.js";
+
+const dir = mkdtempSync(join(tmpdir(), "vemscope-train-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const probe = spawnSync(DEFAULT_PYTHON, ["-c", "import numpy, torch, onnx, tifffile, skimage"], { encoding: "utf8" });
+const haveTorch = probe.status === 0;
+const skipReason = haveTorch ? "" : ` (skipped: ${DEFAULT_PYTHON} cannot import torch/onnx/tifffile/skimage; apt-get install python3-torch python3-onnx python3-tifffile python3-skimage)`;
+
+const W = 64;
+beforeAll(async () => {
+  // Two sections: dark discs ("mitochondria") on a textured background, masks 0/255.
+  for (const sub of ["image", "mito"]) mkdirSync(join(dir, "data", sub), { recursive: true });
+  for (let z = 0; z < 2; z++) {
+    const img = new Uint8Array(W * W);
+    const mask = new Uint8Array(W * W);
+    for (let y = 0; y < W; y++) {
+      for (let x = 0; x < W; x++) {
+        const inside = (x - 20 - z * 8) ** 2 + (y - 30) ** 2 < 100 || (x - 46) ** 2 + (y - 14 - z * 4) ** 2 < 64;
+        img[y * W + x] = inside ? 60 + ((x * 7 + y) % 13) : 170 + ((x * 3 + y * 5) % 29);
+        mask[y * W + x] = inside ? 255 : 0;
+      }
+    }
+    const name = `${String(z).padStart(4, "0")}.png`;
+    await sharp(img, { raw: { width: W, height: W, channels: 1 } }).toColourspace("b-w").png().toFile(join(dir, "data/image", name));
+    await sharp(mask, { raw: { width: W, height: W, channels: 1 } }).toColourspace("b-w").png().toFile(join(dir, "data/mito", name));
+  }
+});
+
+async function rejection(p: Promise<unknown>): Promise<PipelineError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(PipelineError);
+  return e as PipelineError;
+}
+
+describe("train command", () => {
+  it("writes a spec for --images with --masks CLASS=DIR, and checks the simple form's options", () => {
+    const spec = buildSpec({ images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`] });
+    expect(spec.sources[0]).toMatchObject({ name: "image", images: join(dir, "data/image"), masks: { mito: join(dir, "data/mito") } });
+    expect(() => buildSpec({ images: join(dir, "data/image"), masks: ["golgi=/x"] })).toThrow(/--masks: expected CLASS=DIR/);
+    expect(() => buildSpec({ images: join(dir, "data/image") })).toThrow(/either --masks/);
+    expect(() => buildSpec({ images: join(dir, "nope"), labels: "x.tif" })).toThrow(/--images .*nope: no such file/);
+  });
+
+  it("says what to install when Python lacks torch", async () => {
+    const fake = join(dir, "fake-python");
+    writeFileSync(fake, "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n");
+    chmodSync(fake, 0o755);
+    const e = await rejection(runTraining({ out: join(dir, "out-fake"), images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`], python: fake }));
+    expect(e.message).toMatch(/Python module 'torch' is missing; .*apt-get install python3-torch python3-onnx/);
+    expect(JSON.parse(readFileSync(join(dir, "out-fake/spec.json"), "utf8")).sources).toHaveLength(1);
+    const none = await rejection(runTraining({ out: join(dir, "out-none"), images: join(dir, "data/image"), labels: join(dir, "data/mito"), python: join(dir, "no-python") }));
+    expect(none.message).toMatch(/cannot run Python/);
+  });
+
+  it("refuses a missing or malformed spec, naming it", async () => {
+    expect((await rejection(runTraining({ out: join(dir, "o1"), data: join(dir, "missing.json") }))).message).toMatch(/missing\.json: file not found/);
+    writeFileSync(join(dir, "bad.json"), "{\"sources\": []}");
+    expect((await rejection(runTraining({ out: join(dir, "o2"), data: join(dir, "bad.json") }))).message).toMatch(/bad\.json: spec needs a non-empty "sources"/);
+  });
+
+  it.skipIf(!haveTorch)(`trains 4 iterations on two 64 x 64 sections and exports a model that segment can run${skipReason}`, async () => {
+    const events: TrainEvent[] = [];
+    const out = join(dir, "run");
+    const result = await runTraining({
+      out,
+      images: join(dir, "data/image"),
+      masks: [`mito=${join(dir, "data/mito")}`],
+      iters: 4,
+      crop: 32,
+      batch: 2,
+      valEvery: 2,
+      logEvery: 1,
+      threads: 1,
+      seed: 3,
+      onEvent: (e) => events.push(e),
+    });
+    expect(events.some((e) => e.event === "packed")).toBe(true);
+    const iters = events.filter((e) => e.event === "iter");
+    expect(iters.map((e) => e.iter)).toEqual([1, 2, 3, 4]);
+    expect(typeof iters[0]?.loss).toBe("number");
+    expect(events.some((e) => e.event === "val")).toBe(true);
+    expect(result.last?.event).toBe("done");
+    expect(result.model.classNames).toEqual(["background", "er", "mito", "ld", "lyso", "perox", "nucleus"]);
+    expect(existsSync(join(out, "model-card.json"))).toBe(true);
+    const seg = await segmentVolume({ data: new Uint8Array(48 * 40).fill(100), shape: [48, 40, 1] }, { model: result.model, runner: { workers: 0, threads: 1 } });
+    expect(seg.classes.shape).toEqual([48, 40, 1]);
+    // --resume continues from the checkpoint rather than starting afresh.
+    const resumed: TrainEvent[] = [];
+    await runTraining({ out, images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`], iters: 5, crop: 32, batch: 2, valEvery: 5, logEvery: 1, threads: 1, resume: true, onEvent: (e) => resumed.push(e) });
+    expect(resumed.find((e) => e.event === "resumed")?.iter).toBe(4);
+    expect(resumed.filter((e) => e.event === "iter").map((e) => e.iter)).toEqual([5]);
+  }, 180_000);
+});

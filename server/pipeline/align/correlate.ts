@@ -1,0 +1,234 @@
+/**
+ * Patch registration by phase correlation: Hann-windowed, mean-free patches, whitened cross-power
+ * spectrum tapered by a Gaussian so that the correlation peak becomes a Gaussian blob of ~1 px, whose
+ * sub-pixel position a log-parabola fit recovers almost without bias. Two real patches travel through
+ * one complex FFT (a + i b) and are separated by Hermitian symmetry.
+ */
+import { Fft } from "./fft.js";
+
+export interface PatchShift {
+  /** Content at p in patch a is found at p + (dx, dy) in patch b. */
+  dx: number;
+  dy: number;
+  /** Main peak over the best peak outside its neighbourhood (>= 1; higher is more trustworthy). */
+  ratio: number;
+}
+
+export interface Spectrum {
+  re: Float64Array;
+  im: Float64Array;
+  /** The patch had no texture: nothing to correlate. */
+  flat: boolean;
+}
+
+export class PhaseCorrelator {
+  readonly patch: number;
+  readonly n: number;
+  private readonly fft: Fft;
+  private readonly window: Float64Array;
+  private readonly taper: Float64Array;
+  private readonly re: Float64Array;
+  private readonly im: Float64Array;
+  private readonly cre: Float64Array;
+  private readonly cim: Float64Array;
+  private win = new Float64Array(0);
+  private readonly sa: Spectrum;
+  private readonly sb: Spectrum;
+
+  /** `patch` px patches, zero-padded to the next power of two; `peakSigma` is the peak's width in px. */
+  constructor(patch: number, peakSigma = 1) {
+    this.patch = patch;
+    this.n = 2 ** Math.ceil(Math.log2(patch));
+    this.fft = new Fft(this.n);
+    const n = this.n;
+    this.window = new Float64Array(patch * patch);
+    for (let y = 0; y < patch; y++) {
+      const wy = 0.5 - 0.5 * Math.cos((2 * Math.PI * (y + 0.5)) / patch);
+      for (let x = 0; x < patch; x++) this.window[y * patch + x] = wy * (0.5 - 0.5 * Math.cos((2 * Math.PI * (x + 0.5)) / patch));
+    }
+    this.taper = new Float64Array(n * n);
+    for (let v = 0; v < n; v++) {
+      const fy = (v <= n / 2 ? v : v - n) / n;
+      for (let u = 0; u < n; u++) {
+        const fx = (u <= n / 2 ? u : u - n) / n;
+        this.taper[v * n + u] = Math.exp(-2 * Math.PI * Math.PI * peakSigma * peakSigma * (fx * fx + fy * fy));
+      }
+    }
+    this.re = new Float64Array(n * n);
+    this.im = new Float64Array(n * n);
+    this.cre = new Float64Array(n * n);
+    this.cim = new Float64Array(n * n);
+    this.sa = this.newSpectrum();
+    this.sb = this.newSpectrum();
+  }
+
+  /** A spectrum buffer of this correlator's size (to keep per section and node). */
+  newSpectrum(): Spectrum {
+    return { re: new Float64Array(this.n * this.n), im: new Float64Array(this.n * this.n), flat: true };
+  }
+
+  /**
+   * Whitened spectra of two patch x patch row-major patches (no NaN), through one complex FFT. Each
+   * spectrum is normalised to unit magnitude here, once, so that correlating a section's patch with
+   * both of its neighbours does not redo it.
+   */
+  spectra(a: ArrayLike<number>, b: ArrayLike<number>, A: Spectrum, B: Spectrum): void {
+    const { n, patch: p, re, im, window } = this;
+    re.fill(0);
+    im.fill(0);
+    let ma = 0;
+    let mb = 0;
+    let sw = 0;
+    for (let k = 0; k < p * p; k++) {
+      const w = window[k] as number;
+      ma += w * (a[k] as number);
+      mb += w * (b[k] as number);
+      sw += w;
+    }
+    ma /= sw;
+    mb /= sw;
+    let va = 0;
+    let vb = 0;
+    for (let y = 0; y < p; y++) {
+      for (let x = 0; x < p; x++) {
+        const k = y * p + x;
+        const w = window[k] as number;
+        const ta = w * ((a[k] as number) - ma);
+        const tb = w * ((b[k] as number) - mb);
+        re[y * n + x] = ta;
+        im[y * n + x] = tb;
+        va += ta * ta;
+        vb += tb * tb;
+      }
+    }
+    A.flat = va < 1e-9 * sw;
+    B.flat = vb < 1e-9 * sw;
+    this.fft.transform2d(re, im, false);
+    for (let v = 0; v < n; v++) {
+      const row2 = (v === 0 ? 0 : n - v) * n;
+      for (let u = 0; u < n; u++) {
+        const k = v * n + u;
+        const k2 = row2 + (u === 0 ? 0 : n - u);
+        const zr = re[k] as number;
+        const zi = im[k] as number;
+        const wr = re[k2] as number;
+        const wi = -(im[k2] as number);
+        // A = (Z + conj Z(-k)) / 2, B = (Z - conj Z(-k)) / (2i)
+        const ar = (zr + wr) / 2;
+        const ai = (zi + wi) / 2;
+        const br = (zi - wi) / 2;
+        const bi = -(zr - wr) / 2;
+        const na = 1 / (Math.sqrt(ar * ar + ai * ai) + 1e-12);
+        const nb = 1 / (Math.sqrt(br * br + bi * bi) + 1e-12);
+        A.re[k] = ar * na;
+        A.im[k] = ai * na;
+        B.re[k] = br * nb;
+        B.im[k] = bi * nb;
+      }
+    }
+  }
+
+  /** Shift between two patches; undefined when either patch is flat. */
+  correlate(a: ArrayLike<number>, b: ArrayLike<number>, maxShift = this.patch / 4): PatchShift | undefined {
+    this.spectra(a, b, this.sa, this.sb);
+    return this.fromSpectra(this.sa, this.sb, maxShift);
+  }
+
+  /** Shift from spectra made by `spectra`; `maxShift` bounds the search (the correlation wraps at n / 2). */
+  fromSpectra(A: Spectrum, B: Spectrum, maxShift = this.patch / 4): PatchShift | undefined {
+    return this.fromSpectraPair(A, B, undefined, undefined, maxShift)[0];
+  }
+
+  /**
+   * Two correlations for the price of one inverse FFT: both correlation surfaces are real, so the first
+   * travels in the real part and the second in the imaginary part.
+   */
+  fromSpectraPair(A: Spectrum, B: Spectrum, C: Spectrum | undefined, D: Spectrum | undefined, maxShift = this.patch / 4): [PatchShift | undefined, PatchShift | undefined] {
+    const first = !A.flat && !B.flat;
+    const second = C !== undefined && D !== undefined && !C.flat && !D.flat;
+    if (!first && !second) return [undefined, undefined];
+    const { n, cre, cim, taper } = this;
+    for (let k = 0; k < n * n; k++) {
+      const t = taper[k] as number;
+      // conj(A) * B of unit spectra: a pure translation leaves only its phase ramp.
+      let xr = 0;
+      let xi = 0;
+      if (first) {
+        const ar = A.re[k] as number;
+        const ai = A.im[k] as number;
+        const br = B.re[k] as number;
+        const bi = B.im[k] as number;
+        xr = (ar * br + ai * bi) * t;
+        xi = (ar * bi - ai * br) * t;
+      }
+      if (second) {
+        const cr = (C as Spectrum).re[k] as number;
+        const ci = (C as Spectrum).im[k] as number;
+        const dr = (D as Spectrum).re[k] as number;
+        const di = (D as Spectrum).im[k] as number;
+        // + i * (conj(C) * D)
+        xr -= (cr * di - ci * dr) * t;
+        xi += (cr * dr + ci * di) * t;
+      }
+      cre[k] = xr;
+      cim[k] = xi;
+    }
+    const r = Math.min(Math.floor(maxShift), n / 2 - 2);
+    this.fft.inverseRows(cre, cim, r + 1);
+    return [first ? this.peak(cre, r) : undefined, second ? this.peak(cim, r) : undefined];
+  }
+
+  private peak(surface: Float64Array, r: number): PatchShift | undefined {
+    const n = this.n;
+    // Unwrap the search window (+-r around zero shift, plus a 1-px rim for the fits) into a small array.
+    const side = 2 * r + 3;
+    const win = this.win.length >= side * side ? this.win : (this.win = new Float64Array(side * side));
+    for (let y = -r - 1; y <= r + 1; y++) {
+      const row = (y < 0 ? y + n : y) * n;
+      const o = (y + r + 1) * side + r + 1;
+      for (let x = -r - 1; x <= r + 1; x++) win[o + x] = surface[row + (x < 0 ? x + n : x)] as number;
+    }
+    let best = -Infinity;
+    let bx = 0;
+    let by = 0;
+    for (let y = -r; y <= r; y++) {
+      const o = (y + r + 1) * side + r + 1;
+      for (let x = -r; x <= r; x++) {
+        const v = win[o + x] as number;
+        if (v > best) {
+          best = v;
+          bx = x;
+          by = y;
+        }
+      }
+    }
+    if (!(best > 0)) return undefined;
+    const at = (x: number, y: number): number => win[(y + r + 1) * side + x + r + 1] as number;
+    let second = 0;
+    const excl = 3;
+    for (let y = -r; y <= r; y++) {
+      const o = (y + r + 1) * side + r + 1;
+      for (let x = -r; x <= r; x++) {
+        const v = win[o + x] as number;
+        if (v <= second || (Math.abs(x - bx) <= excl && Math.abs(y - by) <= excl)) continue;
+        if (v >= (win[o + x - 1] as number) && v >= (win[o + x + 1] as number) && v >= (win[o + x - side] as number) && v >= (win[o + x + side] as number)) second = v;
+      }
+    }
+    const fit = (m: number, c: number, pl: number): number => {
+      // Log-parabola: exact for a sampled Gaussian peak.
+      if (m <= 0 || pl <= 0) {
+        const den = m - 2 * c + pl;
+        return den < 0 ? (0.5 * (m - pl)) / den : 0;
+      }
+      const lm = Math.log(m);
+      const lc = Math.log(c);
+      const lp = Math.log(pl);
+      const den = lm - 2 * lc + lp;
+      const off = den < 0 ? (0.5 * (lm - lp)) / den : 0;
+      return Math.max(-1, Math.min(1, off));
+    };
+    const dx = bx + fit(at(bx - 1, by), best, at(bx + 1, by));
+    const dy = by + fit(at(bx, by - 1), best, at(bx, by + 1));
+    return { dx, dy, ratio: second > 0 ? best / second : 100 };
+  }
+}

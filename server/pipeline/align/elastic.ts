@@ -1,0 +1,158 @@
+/**
+ * Dense displacement between two mapped sections: phase correlation of patches centred on the mesh
+ * nodes, then outlier removal by peak ratio and by agreement with the neighbouring nodes. Patches are
+ * sampled through the sections' current maps on demand, so memory is a few patches, not whole images.
+ */
+import { PhaseCorrelator, type PatchShift, type Spectrum } from "./correlate.js";
+import { sectionView, type Section } from "./image.js";
+import { nodeX, nodeY, samplePatch, type Grid, type SectionMap } from "./map.js";
+
+export interface ElasticOptions {
+  patch: number;
+  /** Peak ratio below which a match is dropped. */
+  minRatio: number;
+  /** Largest residual shift looked for, px. */
+  maxShift: number;
+  /** A node disagreeing with the median of its neighbours by more than this (px) is dropped. */
+  maxDeviation: number;
+  /** Width of the correlation peak (px): larger weighs the low frequencies, where neighbouring sections agree. */
+  peakSigma: number;
+}
+
+export const DEFAULT_ELASTIC: ElasticOptions = { patch: 128, minRatio: 1.3, maxShift: 24, maxDeviation: 1.5, peakSigma: 1 };
+
+export interface PairShifts {
+  /** Residual shift per node: content of a at node p sits at p + (dx, dy) in b. */
+  dx: Float32Array;
+  dy: Float32Array;
+  ok: Uint8Array;
+  valid: number;
+}
+
+export class StackMeasurer {
+  private readonly corr: PhaseCorrelator;
+  private readonly pa: Float64Array;
+  private readonly pb: Float64Array;
+  private readonly xs: Float64Array;
+  private readonly ys: Float64Array;
+  private readonly bufs: Spectrum[];
+
+  constructor(readonly options: ElasticOptions = DEFAULT_ELASTIC) {
+    const p = options.patch;
+    this.corr = new PhaseCorrelator(p, options.peakSigma);
+    this.pa = new Float64Array(p * p);
+    this.pb = new Float64Array(p * p);
+    this.xs = new Float64Array(p);
+    this.ys = new Float64Array(p);
+    this.bufs = [this.corr.newSpectrum(), this.corr.newSpectrum(), this.corr.newSpectrum()];
+  }
+
+  /**
+   * Residual shifts for every consecutive pair of `chain` (section indices). Nodes are the outer loop:
+   * each section's patch at a node is sampled and transformed once and serves both of its pairs, and
+   * memory stays at three spectra whatever the section size or count.
+   */
+  measure(data: Section, w: number, h: number, maps: SectionMap[], chain: number[], grid: Grid, onRow?: (row: number) => void): PairShifts[] {
+    const { patch, minRatio, maxShift } = this.options;
+    const n = grid.nx * grid.ny;
+    const out: PairShifts[] = chain.slice(1).map(() => ({ dx: new Float32Array(n), dy: new Float32Array(n), ok: new Uint8Array(n), valid: 0 }));
+    const half = patch / 2;
+    const maxOut = patch * patch * 0.01;
+    const sample = (z: number, cx: number, cy: number, buf: Float64Array): boolean => {
+      const outside = samplePatch(sectionView(data, w, h, z), w, h, maps[z] as SectionMap, grid, cx, cy, patch, buf, this.xs, this.ys);
+      if (outside > maxOut) return false;
+      if (outside > 0) fillMissing(buf);
+      return true;
+    };
+    const record = (pair: number, k: number, s: PatchShift | undefined): void => {
+      if (!s || s.ratio < minRatio) return;
+      const r = out[pair] as PairShifts;
+      r.dx[k] = s.dx;
+      r.dy[k] = s.dy;
+      r.ok[k] = 1;
+    };
+    for (let j = 0; j < grid.ny; j++) {
+      const cy = nodeY(grid, j);
+      // A patch hanging over the output border would correlate the border itself; such nodes get their
+      // displacement from their neighbours through the mesh instead.
+      if (cy - half >= 0 && cy + half <= h) {
+        for (let i = 0; i < grid.nx; i++) {
+          const cx = nodeX(grid, i);
+          if (cx - half < 0 || cx + half > w) continue;
+          const k = j * grid.nx + i;
+          let [prev, s1, s2] = this.bufs as [Spectrum, Spectrum, Spectrum];
+          for (let c = 0; c < chain.length; c += 2) {
+            const okA = sample(chain[c] as number, cx, cy, this.pa);
+            const hasB = c + 1 < chain.length;
+            const okB = hasB && sample(chain[c + 1] as number, cx, cy, this.pb);
+            this.corr.spectra(okA ? this.pa : this.pb, okB ? this.pb : this.pa, s1, s2);
+            if (!okA) s1.flat = true;
+            if (!okB) s2.flat = true;
+            const [before, after] = this.corr.fromSpectraPair(prev, c > 0 ? s1 : prev, s1, hasB ? s2 : s1, maxShift);
+            if (c > 0) record(c - 1, k, before);
+            if (hasB) record(c, k, after);
+            [prev, s1, s2] = [s2, prev, s1];
+          }
+        }
+      }
+      onRow?.(j + 1);
+    }
+    for (const r of out) r.valid = rejectInconsistent(grid, r.dx, r.dy, r.ok, this.options.maxDeviation);
+    return out;
+  }
+}
+
+function fillMissing(p: Float64Array): void {
+  let s = 0;
+  let c = 0;
+  for (const v of p) {
+    if (v === v) {
+      s += v;
+      c++;
+    }
+  }
+  const m = c > 0 ? s / c : 0;
+  for (let k = 0; k < p.length; k++) if (p[k] !== p[k]) p[k] = m;
+}
+
+function median(values: number[]): number {
+  values.sort((a, b) => a - b);
+  const m = values.length >> 1;
+  return values.length % 2 ? (values[m] as number) : ((values[m - 1] as number) + (values[m] as number)) / 2;
+}
+
+/**
+ * Drops nodes that disagree with the median of their valid 8-neighbours; isolated nodes (fewer than two
+ * valid neighbours) are kept only if the peak test passed, since a smooth field can have lone
+ * textured spots. Returns the number of nodes kept.
+ */
+export function rejectInconsistent(grid: Grid, dx: Float32Array, dy: Float32Array, ok: Uint8Array, maxDeviation: number): number {
+  const { nx, ny } = grid;
+  const drop: number[] = [];
+  const mx: number[] = [];
+  const my: number[] = [];
+  for (let j = 0; j < ny; j++) {
+    for (let i = 0; i < nx; i++) {
+      const k = j * nx + i;
+      if (!ok[k]) continue;
+      mx.length = 0;
+      my.length = 0;
+      for (let b = -1; b <= 1; b++) {
+        for (let a = -1; a <= 1; a++) {
+          if ((a === 0 && b === 0) || i + a < 0 || j + b < 0 || i + a >= nx || j + b >= ny) continue;
+          const q = (j + b) * nx + i + a;
+          if (ok[q]) {
+            mx.push(dx[q] as number);
+            my.push(dy[q] as number);
+          }
+        }
+      }
+      if (mx.length < 2) continue;
+      if (Math.hypot((dx[k] as number) - median(mx), (dy[k] as number) - median(my)) > maxDeviation) drop.push(k);
+    }
+  }
+  for (const k of drop) ok[k] = 0;
+  let valid = 0;
+  for (const v of ok) valid += v;
+  return valid;
+}

@@ -1,0 +1,154 @@
+/**
+ * A section's map from output (slice-0) coordinates to its source pixels: source = A(p + u(p)), A the
+ * coarse affine, u a displacement field on a regular node grid interpolated bilinearly. Both the
+ * correlator's patches and the final rendering go through `mapRow`, so what was measured is exactly
+ * what is rendered, and rendering interpolates the raw section once.
+ */
+import type { Affine } from "./affine.js";
+import type { Section } from "./image.js";
+
+export interface Grid {
+  nx: number;
+  ny: number;
+  stride: number;
+  /** Position of node (0, 0); nodes sit at (ox + i * stride, oy + j * stride). */
+  ox: number;
+  oy: number;
+}
+
+export interface SectionMap {
+  affine: Affine;
+  /** 2 values (ux, uy) per node, row-major over the grid; absent = no elastic part. */
+  field?: Float32Array;
+}
+
+/** Nodes centred on the image, covering it up to half a stride from each border. */
+export function makeGrid(width: number, height: number, stride: number): Grid {
+  const nx = Math.max(1, Math.floor((width - 1) / stride) + 1);
+  const ny = Math.max(1, Math.floor((height - 1) / stride) + 1);
+  return { nx, ny, stride, ox: (width - 1 - (nx - 1) * stride) / 2, oy: (height - 1 - (ny - 1) * stride) / 2 };
+}
+
+export function nodeX(g: Grid, i: number): number {
+  return g.ox + i * g.stride;
+}
+export function nodeY(g: Grid, j: number): number {
+  return g.oy + j * g.stride;
+}
+
+/** Source coordinates of output pixels (x0 .. x0 + count - 1, y). */
+export function mapRow(map: SectionMap, grid: Grid, y: number, x0: number, count: number, xs: Float64Array, ys: Float64Array): void {
+  const [a, b, c, d, e, f] = map.affine;
+  const field = map.field;
+  if (!field) {
+    for (let k = 0; k < count; k++) {
+      const x = x0 + k;
+      xs[k] = a * x + b * y + c;
+      ys[k] = d * x + e * y + f;
+    }
+    return;
+  }
+  const { nx, ny, stride, ox, oy } = grid;
+  let gy = (y - oy) / stride;
+  gy = gy < 0 ? 0 : gy > ny - 1 ? ny - 1 : gy;
+  const j0 = Math.min(Math.floor(gy), Math.max(0, ny - 2));
+  const j1 = Math.min(j0 + 1, ny - 1);
+  const fy = gy - j0;
+  // The field along this row is piecewise linear between grid columns: interpolate the columns once.
+  if (colX.length < nx) {
+    colX = new Float64Array(nx);
+    colY = new Float64Array(nx);
+  }
+  const i0 = Math.max(0, Math.min(nx - 1, Math.floor((x0 - ox) / stride)));
+  const i1 = Math.max(0, Math.min(nx - 1, Math.ceil((x0 + count - 1 - ox) / stride)));
+  for (let i = i0; i <= i1; i++) {
+    const p = 2 * (j0 * nx + i);
+    const q = 2 * (j1 * nx + i);
+    colX[i] = (field[p] as number) * (1 - fy) + (field[q] as number) * fy;
+    colY[i] = (field[p + 1] as number) * (1 - fy) + (field[q + 1] as number) * fy;
+  }
+  const inv = 1 / stride;
+  for (let k = 0; k < count; k++) {
+    const x = x0 + k;
+    let gx = (x - ox) * inv;
+    gx = gx < 0 ? 0 : gx > nx - 1 ? nx - 1 : gx;
+    const c0 = Math.min(Math.floor(gx), Math.max(0, nx - 2));
+    const c1 = c0 + 1 < nx ? c0 + 1 : c0;
+    const fx = gx - c0;
+    const ux = (colX[c0] as number) + ((colX[c1] as number) - (colX[c0] as number)) * fx;
+    const uy = (colY[c0] as number) + ((colY[c1] as number) - (colY[c0] as number)) * fx;
+    const qx = x + ux;
+    const qy = y + uy;
+    xs[k] = a * qx + b * qy + c;
+    ys[k] = d * qx + e * qy + f;
+  }
+}
+
+let colX = new Float64Array(0);
+let colY = new Float64Array(0);
+
+/**
+ * Bilinear samples of `src` at the given coordinates into out[at..]; NaN outside (when `fill` is
+ * undefined) or `fill`. Returns how many fell outside.
+ */
+export function sampleRow(src: Section, w: number, h: number, xs: Float64Array, ys: Float64Array, count: number, out: Float64Array | Uint8Array | Uint16Array, at: number, fill?: number): number {
+  let outside = 0;
+  const maxX = w - 1;
+  const maxY = h - 1;
+  const missing = fill ?? NaN;
+  const round = !(out instanceof Float64Array);
+  // Round-off of an identity map (1e-12 below zero) must not blank a border row.
+  const tol = 1e-3;
+  for (let k = 0; k < count; k++) {
+    let x = xs[k] as number;
+    let y = ys[k] as number;
+    if (!(x >= -tol && y >= -tol && x <= maxX + tol && y <= maxY + tol)) {
+      out[at + k] = missing;
+      outside++;
+      continue;
+    }
+    x = x < 0 ? 0 : x > maxX ? maxX : x;
+    y = y < 0 ? 0 : y > maxY ? maxY : y;
+    let x0 = Math.floor(x);
+    let y0 = Math.floor(y);
+    if (x0 >= maxX) x0 = maxX > 0 ? maxX - 1 : 0;
+    if (y0 >= maxY) y0 = maxY > 0 ? maxY - 1 : 0;
+    const fx = x - x0;
+    const fy = y - y0;
+    const i = y0 * w + x0;
+    const dx = w > 1 ? 1 : 0;
+    const dy = h > 1 ? w : 0;
+    const p = src[i] as number;
+    const q = src[i + dx] as number;
+    const r = src[i + dy] as number;
+    const s = src[i + dy + dx] as number;
+    const v = p + (q - p) * fx + (r - p) * fy + (p - q - r + s) * fx * fy;
+    out[at + k] = round ? Math.round(v) : v;
+  }
+  return outside;
+}
+
+/** A size x size patch of the mapped section centred on (cx, cy); returns the count of pixels outside. */
+export function samplePatch(src: Section, w: number, h: number, map: SectionMap, grid: Grid, cx: number, cy: number, size: number, out: Float64Array, xs: Float64Array, ys: Float64Array): number {
+  const x0 = Math.round(cx - size / 2);
+  const y0 = Math.round(cy - size / 2);
+  let outside = 0;
+  for (let j = 0; j < size; j++) {
+    mapRow(map, grid, y0 + j, x0, size, xs, ys);
+    outside += sampleRow(src, w, h, xs, ys, size, out, j * size);
+  }
+  return outside;
+}
+
+/**
+ * Renders output rows [y0, y1) of one section into `out` (row-major, full output width), so memory
+ * beyond the output stays at two coordinate rows however large the section. Returns pixels outside.
+ */
+export function renderRows(src: Section, w: number, h: number, outW: number, map: SectionMap, grid: Grid, y0: number, y1: number, out: Uint8Array | Uint16Array, xs: Float64Array, ys: Float64Array, fill = 0): number {
+  let outside = 0;
+  for (let y = y0; y < y1; y++) {
+    mapRow(map, grid, y, 0, outW, xs, ys);
+    outside += sampleRow(src, w, h, xs, ys, outW, out, y * outW, fill);
+  }
+  return outside;
+}

@@ -1,0 +1,180 @@
+/**
+ * The segmentation model file: an ONNX 2D U-Net exported by scripts/train/train.py, carrying a "vemscope"
+ * metadata entry that says which class each output channel is, how inputs were normalised and what tile
+ * sizes the network accepts. Inference must match training exactly, so a model without that entry (or
+ * with values this code does not implement) is refused rather than run with guessed conventions.
+ */
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { classByName } from "../classes.js";
+import { PipelineError } from "../errors.js";
+
+/** Where the shipped model lives (the repository's models/ folder). */
+export const DEFAULT_MODEL_PATH = fileURLToPath(new URL("../../../models/vemscope-unet.onnx", import.meta.url));
+
+/** The only input normalisation implemented (see normalise.ts); train.py's NORMALISATION. */
+export const SUPPORTED_NORMALISATION = "section-zscore";
+
+export interface ModelInfo {
+  path: string;
+  bytes: Uint8Array;
+  /** Class names in output-channel order, as stored in the model. */
+  classNames: string[];
+  /** The class code (DESIGN.md) written for each output channel. */
+  codes: number[];
+  normalisation: string;
+  /** Input height and width must be multiples of this (the U-Net's total pooling factor). */
+  sizeMultiple: number;
+  /** The training run's model card (data, iterations, validation), when present. */
+  card?: Record<string, unknown>;
+}
+
+function bad(file: string, message: string, cause?: unknown): PipelineError {
+  return new PipelineError("bad_input", message, file, cause === undefined ? undefined : { cause });
+}
+
+/** Reads and validates a model file; the bytes are kept so sessions (and workers) need not re-read it. */
+export async function loadModelInfo(path: string): Promise<ModelInfo> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (e) {
+    const missing = e instanceof Error && "code" in e && e.code === "ENOENT";
+    throw bad(path, missing ? "model file not found (train one with 'vemscope train' or pass --model)" : `cannot read model: ${String(e)}`, e);
+  }
+  return parseModelInfo(path, bytes);
+}
+
+export function parseModelInfo(path: string, bytes: Uint8Array): ModelInfo {
+  let props: Map<string, string>;
+  try {
+    props = onnxMetadataProps(bytes);
+  } catch (e) {
+    throw bad(path, `not an ONNX model (${e instanceof Error ? e.message : String(e)})`, e);
+  }
+  const raw = props.get("vemscope");
+  if (raw === undefined) {
+    throw bad(path, "model has no 'vemscope' metadata (classes, normalisation, size_multiple); export it with scripts/train/train.py");
+  }
+  let meta: unknown;
+  try {
+    meta = JSON.parse(raw);
+  } catch (e) {
+    throw bad(path, "model's 'vemscope' metadata is not valid JSON", e);
+  }
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) throw bad(path, "model's 'vemscope' metadata is not a JSON object");
+  const m = meta as Record<string, unknown>;
+  const classes = m.classes;
+  if (!Array.isArray(classes) || classes.length < 2 || !classes.every((c): c is string => typeof c === "string")) {
+    throw bad(path, "model metadata 'classes' must be a list of at least two class names");
+  }
+  const codes = classes.map((name) => {
+    const code = name === "background" ? 0 : classByName(name)?.code;
+    if (code === undefined) throw bad(path, `model metadata names unknown class '${name}' (known: background, er, mito, ld, lyso, perox, nucleus)`);
+    return code;
+  });
+  if (new Set(codes).size !== codes.length) throw bad(path, "model metadata 'classes' lists a class twice");
+  if (m.normalisation !== SUPPORTED_NORMALISATION) {
+    throw bad(path, `model expects normalisation '${String(m.normalisation)}'; only '${SUPPORTED_NORMALISATION}' is implemented`);
+  }
+  const sm = m.size_multiple;
+  if (typeof sm !== "number" || !Number.isInteger(sm) || sm < 1 || sm > 1024) {
+    throw bad(path, `model metadata 'size_multiple' must be an integer 1-1024, got ${JSON.stringify(sm)}`);
+  }
+  let card: Record<string, unknown> | undefined;
+  const cardText = props.get("model_card");
+  if (cardText !== undefined) {
+    try {
+      const c: unknown = JSON.parse(cardText);
+      if (typeof c === "object" && c !== null && !Array.isArray(c)) card = c as Record<string, unknown>;
+    } catch {
+      card = undefined; // the card documents the model; a broken one must not stop inference
+    }
+  }
+  return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, card };
+}
+
+/**
+ * ModelProto.metadata_props (field 14, StringStringEntryProto {key = 1, value = 2}), read by walking the
+ * top-level protobuf fields. onnxruntime-node does not expose custom metadata, and pulling in a full ONNX
+ * schema for two strings is not worth it.
+ */
+export function onnxMetadataProps(bytes: Uint8Array): Map<string, string> {
+  const out = new Map<string, string>();
+  const r = new Reader(bytes, 0, bytes.length);
+  let sawGraph = false;
+  while (!r.done()) {
+    const tag = r.varint();
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (field === 0) throw new Error("field number 0");
+    if (wire === 2) {
+      const len = r.varint();
+      const start = r.skip(len);
+      if (field === 7) sawGraph = true;
+      if (field === 14) {
+        const entry = new Reader(bytes, start, start + len);
+        let key = "";
+        let value = "";
+        while (!entry.done()) {
+          const t = entry.varint();
+          if ((t & 7) !== 2) {
+            entry.skipWire(t & 7);
+            continue;
+          }
+          const l = entry.varint();
+          const s = entry.skip(l);
+          const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(s, s + l));
+          if (t >>> 3 === 1) key = text;
+          else if (t >>> 3 === 2) value = text;
+        }
+        out.set(key, value);
+      }
+    } else {
+      r.skipWire(wire);
+    }
+  }
+  if (!sawGraph) throw new Error("no graph");
+  return out;
+}
+
+class Reader {
+  constructor(
+    private readonly b: Uint8Array,
+    private pos: number,
+    private readonly end: number,
+  ) {}
+
+  done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  varint(): number {
+    let v = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new Error("truncated varint");
+      const byte = this.b[this.pos++] as number;
+      v += (byte & 0x7f) * mul;
+      if (byte < 0x80) return v;
+      mul *= 128;
+    }
+    throw new Error("varint too long");
+  }
+
+  /** Advances over `n` bytes and returns where they start. */
+  skip(n: number): number {
+    const at = this.pos;
+    if (!Number.isSafeInteger(n) || n < 0 || at + n > this.end) throw new Error("length runs past the end");
+    this.pos += n;
+    return at;
+  }
+
+  skipWire(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.skip(8);
+    else if (wire === 5) this.skip(4);
+    else if (wire === 2) this.skip(this.varint());
+    else throw new Error(`unsupported wire type ${wire}`);
+  }
+}

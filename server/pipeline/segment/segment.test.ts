@@ -1,0 +1,235 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Volume } from "../../../precomputed/array.js";
+import { PipelineError } from "../errors.js";
+import { readLabels, readStack } from "../ingest.js";
+import { segmentCommand } from "./command.js";
+import { loadModelInfo, onnxMetadataProps, parseModelInfo, type ModelInfo } from "./model.js";
+import { DEFAULT_MODEL_PATH, segmentVolume, type SegmentResult } from "./segment.js";
+import { planTiles } from "./tiling.js";
+
+// Real EM from the project's shared training data (1024 x 1024 ssTEM, a validation section).
+const SHARED = fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
+const EM_1024 = join(SHARED, "vnc_train/image/0014.png");
+const haveModel = existsSync(DEFAULT_MODEL_PATH);
+const haveEm = existsSync(EM_1024);
+
+const dir = mkdtempSync(join(tmpdir(), "vemscope-segment-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let model: ModelInfo;
+beforeAll(async () => {
+  if (haveModel) model = await loadModelInfo(DEFAULT_MODEL_PATH);
+});
+
+async function rejection(p: Promise<unknown>): Promise<PipelineError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(PipelineError);
+  return e as PipelineError;
+}
+
+/** A W x H crop of the EM section (or a smooth synthetic pattern without the shared data). */
+async function emCrop(W: number, H: number): Promise<Volume<Uint8Array>> {
+  if (haveEm) {
+    const { data } = await sharp(EM_1024).extract({ left: 0, top: 0, width: W, height: H }).toColourspace("b-w").raw().toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data), shape: [W, H, 1] };
+  }
+  const data = new Uint8Array(W * H);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[y * W + x] = 128 + 60 * Math.sin(x / 9) * Math.cos(y / 13) + ((x * 7 + y * 3) % 11);
+  return { data, shape: [W, H, 1] };
+}
+
+/** The model file with its metadata_props (field 14) replaced, to test validation without Python. */
+function withMetadata(bytes: Uint8Array, props: Record<string, string>): Uint8Array {
+  const parts: number[][] = [];
+  let pos = 0;
+  const varint = () => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const b = bytes[pos++] as number;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v;
+      mul *= 128;
+    }
+  };
+  const enc = (n: number) => {
+    const out: number[] = [];
+    while (n >= 0x80) {
+      out.push((n % 128) | 0x80);
+      n = Math.floor(n / 128);
+    }
+    out.push(n);
+    return out;
+  };
+  const kept: Uint8Array[] = [];
+  while (pos < bytes.length) {
+    const start = pos;
+    const tag = varint();
+    const wire = tag & 7;
+    if (wire === 0) varint();
+    else if (wire === 2) {
+      const len = varint(); // read before adding: `pos += varint()` would add to the old pos
+      pos += len;
+    }
+    else pos += wire === 1 ? 8 : 4;
+    if (tag >>> 3 !== 14) kept.push(bytes.subarray(start, pos));
+  }
+  for (const [k, v] of Object.entries(props)) {
+    const kb = [...Buffer.from(k)];
+    const vb = [...Buffer.from(v)];
+    const entry = [0x0a, ...enc(kb.length), ...kb, 0x12, ...enc(vb.length), ...vb];
+    parts.push([0x72, ...enc(entry.length), ...entry]);
+  }
+  return new Uint8Array(Buffer.concat([...kept, ...parts.map((p) => Uint8Array.from(p))]));
+}
+
+describe.skipIf(!haveModel)(`segmentation with the shipped model${haveModel ? "" : ` (skipped: ${DEFAULT_MODEL_PATH} missing)`}`, () => {
+  let tiled: SegmentResult;
+  let whole: SegmentResult;
+  let image: Volume<Uint8Array>;
+
+  beforeAll(async () => {
+    image = await emCrop(1024, 1024);
+    // Two workers and one in-process session: the two runners must give the same numbers.
+    tiled = await segmentVolume(image, { model, tile: 512, overlap: 64, probabilities: true, runner: { workers: 2, threads: 1 } });
+    whole = await segmentVolume(image, { model, tile: 1024, overlap: 0, probabilities: true, runner: { workers: 0, threads: 2 } });
+  });
+
+  it("tiled (512, overlap 64) equals untiled inference on a 1024 x 1024 section within 0.5% of pixels", () => {
+    expect(tiled.stats.tiles).toBe(9);
+    expect(whole.stats.tiles).toBe(1);
+    let differ = 0;
+    for (let i = 0; i < image.data.length; i++) if (tiled.classes.data[i] !== whole.classes.data[i]) differ++;
+    expect(differ / image.data.length).toBeLessThan(0.005);
+  });
+
+  it("shows no seams: probabilities near tile edges deviate from untiled no more than elsewhere", () => {
+    const W = 1024;
+    const plan = planTiles(W, W, 512, 64, model.sizeMultiple);
+    // Interior tile edges (where a tile's own prediction is least reliable), in x and in y.
+    const edges = new Set<number>();
+    for (const s of plan.x.starts) {
+      if (s > 0) edges.add(s);
+      if (s + plan.x.size < W) edges.add(s + plan.x.size - 1);
+    }
+    const nearEdge = new Uint8Array(W);
+    for (const e of edges) for (let d = -3; d <= 3; d++) if (e + d >= 0 && e + d < W) nearEdge[e + d] = 1;
+    let band = 0;
+    let bandN = 0;
+    let rest = 0;
+    let restN = 0;
+    for (const [k, p] of (tiled.probabilities ?? []).entries()) {
+      const q = whole.probabilities?.[k]?.volume.data as Uint8Array;
+      for (let y = 0; y < W; y++) {
+        for (let x = 0; x < W; x++) {
+          const d = Math.abs((p.volume.data[y * W + x] as number) - (q[y * W + x] as number));
+          if (nearEdge[x] || nearEdge[y]) {
+            band += d;
+            bandN++;
+          } else {
+            rest += d;
+            restN++;
+          }
+        }
+      }
+    }
+    // Mean absolute difference in probability (0-255 units): the blend must hide the tile borders.
+    expect(band / bandN).toBeLessThan(2 * (rest / restN) + 0.5);
+  });
+
+  it("gives the same classes for an 8-bit section and the same section at 16 bit (x * 257)", async () => {
+    const small = await emCrop(256, 192);
+    const wide: Volume<Uint16Array> = { data: Uint16Array.from(small.data, (v) => v * 257), shape: small.shape };
+    const a = await segmentVolume(small, { model, runner: { workers: 0, threads: 1 } });
+    const b = await segmentVolume(wide, { model, runner: { workers: 0, threads: 1 } });
+    let differ = 0;
+    for (let i = 0; i < small.data.length; i++) if (a.classes.data[i] !== b.classes.data[i]) differ++;
+    expect(differ).toBeLessThanOrEqual(2); // float rounding of the z-scores may flip an exact tie, nothing more
+  });
+
+  it("segment writes a uint8 class TIFF and per-class probability stacks that sum to 255 per pixel", async () => {
+    const small = await emCrop(200, 120);
+    const img = join(dir, "img.tif");
+    const { writeTiffStack } = await import("../tiff.js");
+    await writeTiffStack(img, { data: new Uint8Array([...small.data, ...small.data]), shape: [200, 120, 2] });
+    const out = join(dir, "classes.tif");
+    const probs = join(dir, "probs");
+    const stats = await segmentCommand({ image: img, voxelNm: [5, 5, 45], out, probabilities: probs, runner: { workers: 1, threads: 1 } });
+    expect(stats.sections).toBe(2);
+    const classes = await readLabels(out);
+    expect(classes.shape).toEqual([200, 120, 2]);
+    expect(classes.data).toBeInstanceOf(Uint8Array);
+    expect(Math.max(...classes.data)).toBeLessThanOrEqual(6);
+    const planes = await Promise.all(model.classNames.map((n) => readStack(join(probs, `${n}.tif`))));
+    for (let i = 0; i < 200 * 120 * 2; i += 97) {
+      const sum = planes.reduce((s, p) => s + (p.volume.data[i] as number), 0);
+      expect(Math.abs(sum - 255)).toBeLessThanOrEqual(4);
+      // The class written is the most probable one (up to uint8 rounding of near-ties).
+      const max = Math.max(...planes.map((p) => p.volume.data[i] as number));
+      const chosen = planes[model.codes.indexOf(classes.data[i] as number)]?.volume.data[i] as number;
+      expect(chosen).toBeGreaterThanOrEqual(max - 1);
+    }
+    const hyper = join(dir, "probs.tif");
+    await segmentCommand({ image: img, voxelNm: [5, 5, 45], out, probabilities: hyper, runner: { workers: 0, threads: 1 } });
+    expect((await readStack(hyper)).volume.shape).toEqual([200, 120, 2 * model.codes.length]);
+    expect(readFileSync(hyper).includes(Buffer.from("channels=7"))).toBe(true);
+  });
+});
+
+describe.skipIf(!haveModel)("bad inputs", () => {
+  it("refuses a missing model file, naming it", async () => {
+    const e = await rejection(loadModelInfo(join(dir, "none.onnx")));
+    expect(e.code).toBe("bad_input");
+    expect(e.message).toMatch(/none\.onnx: model file not found/);
+  });
+
+  it("refuses models without or with wrong vemscope metadata, and files that are not ONNX", () => {
+    const bytes = model.bytes;
+    const good = JSON.parse(onnxMetadataProps(bytes).get("vemscope") as string) as Record<string, unknown>;
+    const cases: [Record<string, string>, RegExp][] = [
+      [{}, /no 'vemscope' metadata/],
+      [{ vemscope: "{not json" }, /not valid JSON/],
+      [{ vemscope: JSON.stringify({ ...good, normalisation: "minmax" }) }, /normalisation 'minmax'; only 'section-zscore'/],
+      [{ vemscope: JSON.stringify({ ...good, classes: ["background", "golgi"] }) }, /unknown class 'golgi'/],
+      [{ vemscope: JSON.stringify({ ...good, size_multiple: 0 }) }, /size_multiple/],
+    ];
+    for (const [props, re] of cases) {
+      expect(() => parseModelInfo("m.onnx", withMetadata(bytes, props))).toThrow(re);
+    }
+    expect(() => parseModelInfo("x.onnx", new Uint8Array([0xff, 0xff, 0xff]))).toThrow(/x\.onnx: not an ONNX model/);
+    // The rewritten file is still a valid model when the metadata is right.
+    expect(parseModelInfo("m.onnx", withMetadata(bytes, { vemscope: JSON.stringify(good) })).codes).toEqual(model.codes);
+  });
+
+  it("refuses a model whose graph has fewer outputs than its metadata's classes", async () => {
+    const good = JSON.parse(onnxMetadataProps(model.bytes).get("vemscope") as string) as Record<string, unknown>;
+    const liar = parseModelInfo("liar.onnx", withMetadata(model.bytes, { vemscope: JSON.stringify({ ...good, classes: ["background", "mito"] }) }));
+    const e = await rejection(segmentVolume(await emCrop(64, 64), { model: liar, runner: { workers: 0, threads: 1 } }));
+    expect(e.message).toMatch(/liar\.onnx: inference failed: output shape \[1, 7, 64, 64\] is not \[1, 2, 64, 64\]/);
+  });
+
+  it("refuses 3-channel images: as a volume and as an RGB PNG given to segment", async () => {
+    const rgb: Volume<Uint8Array> = { data: new Uint8Array(16 * 16 * 3), shape: [16, 16, 1], channels: 3 };
+    expect((await rejection(segmentVolume(rgb, { model }))).message).toMatch(/3 channels/);
+    const png = join(dir, "rgb.png");
+    await sharp(new Uint8Array(32 * 32 * 3).fill(90), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(png);
+    const e = await rejection(segmentCommand({ image: png, voxelNm: [5, 5, 45], out: join(dir, "rgb-out.tif") }));
+    expect(e.code).toBe("bad_input");
+    expect(e.message).toMatch(/rgb\.png: .*RGB/);
+    expect(existsSync(join(dir, "rgb-out.tif"))).toBe(false);
+  });
+
+  it("refuses bad tiling options, naming them", async () => {
+    const img = await emCrop(32, 32);
+    expect((await rejection(segmentVolume(img, { model, tile: 8 }))).message).toMatch(/^--tile:/);
+    expect((await rejection(segmentVolume(img, { model, tile: 128, overlap: 64 }))).message).toMatch(/^--overlap:/);
+  });
+});

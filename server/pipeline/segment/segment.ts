@@ -1,0 +1,266 @@
+/**
+ * 2D segmentation of a stack, section by section: z-score the whole section (as in training), cut it into
+ * overlapping tiles, infer them on the runner (worker pool or in-process), blend the tiles' softmax
+ * probabilities with the tiling weights, take the argmax and write class codes. Only a few sections'
+ * float buffers and a bounded number of tiles are alive at once, so memory does not grow with the stack.
+ */
+import { availableParallelism } from "node:os";
+import type { Volume } from "../../../precomputed/array.js";
+import { PipelineError } from "../errors.js";
+import { silentProgress, type Progress } from "../progress.js";
+import { DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
+import { normaliseSection } from "./normalise.js";
+import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
+import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
+
+export { DEFAULT_MODEL_PATH } from "./model.js";
+
+export const DEFAULT_TILE = 512;
+export const DEFAULT_OVERLAP = 64;
+/** Sections in flight: the next one's tiles keep the workers busy while the current one is blended. */
+const SECTIONS_IN_FLIGHT = 2;
+
+export interface SegmentOptions {
+  /** Model file (default: the shipped models/vemscope-unet.onnx) or an already loaded one. */
+  model?: string | ModelInfo;
+  /** Largest tile side in pixels (rounded down to the model's size multiple). */
+  tile?: number;
+  /** Least overlap between neighbouring tiles, in pixels. */
+  overlap?: number;
+  runner?: RunnerOptions;
+  /** Keep per-class probability volumes (uint8, 255 = 1) in the result. */
+  probabilities?: boolean;
+  /** Called for each section in z order with its per-class probabilities (uint8), for streaming writers. */
+  onProbabilities?: (z: number, planes: Uint8Array[]) => void | Promise<void>;
+  progress?: Progress;
+}
+
+export interface ClassProbabilities {
+  name: string;
+  code: number;
+  volume: Volume<Uint8Array>;
+}
+
+export interface SegmentStats {
+  sections: number;
+  tiles: number;
+  /** Section pixels segmented, in millions. */
+  megapixels: number;
+  /** Pixels fed to the network (tiles overlap and pad), in millions. */
+  inferredMegapixels: number;
+  seconds: number;
+  runner: string;
+  model: string;
+  tileSize: [number, number];
+}
+
+export interface SegmentResult {
+  classes: Volume<Uint8Array>;
+  probabilities?: ClassProbabilities[];
+  stats: SegmentStats;
+}
+
+/** Where sections come from: a volume in memory, or a stack read a few sections at a time. */
+export interface SectionSource {
+  shape: [number, number, number];
+  read(z: number): Promise<Uint8Array | Uint16Array>;
+}
+
+/** Receives each section's class codes (and per-channel probabilities when asked), in z order. */
+export type SectionSink = (z: number, classes: Uint8Array, probabilities: Uint8Array[] | undefined) => void | Promise<void>;
+
+export interface StreamOptions extends Omit<SegmentOptions, "probabilities" | "onProbabilities" | "model"> {
+  model: ModelInfo;
+  /** Compute per-channel probabilities for the sink. */
+  probabilities?: boolean;
+}
+
+export async function segmentVolume(image: Volume<Uint8Array | Uint16Array>, options: SegmentOptions = {}): Promise<SegmentResult> {
+  const [W, H, D] = image.shape;
+  if ((image.channels ?? 1) !== 1) {
+    throw new PipelineError("bad_input", `image has ${image.channels} channels; segmentation needs one greyscale channel`, "--image");
+  }
+  if (!(image.data instanceof Uint8Array || image.data instanceof Uint16Array)) {
+    throw new PipelineError("bad_input", "image must be 8- or 16-bit unsigned integers", "--image");
+  }
+  if (W < 1 || H < 1 || D < 1 || image.data.length !== W * H * D) {
+    throw new PipelineError("bad_input", `image shape ${W}x${H}x${D} does not match its ${image.data.length} voxels`, "--image");
+  }
+  const model = typeof options.model === "object" ? options.model : await loadModelInfo(options.model ?? DEFAULT_MODEL_PATH);
+  const n = W * H;
+  const classes = new Uint8Array(n * D);
+  const kept = options.probabilities === true ? model.codes.map(() => new Uint8Array(n * D)) : undefined;
+  const source: SectionSource = { shape: [W, H, D], read: async (z) => image.data.subarray(z * n, (z + 1) * n) };
+  const stats = await segmentSections(
+    source,
+    async (z, plane, planes) => {
+      classes.set(plane, z * n);
+      if (planes) {
+        kept?.forEach((v, k) => v.set(planes[k] as Uint8Array, z * n));
+        await options.onProbabilities?.(z, planes);
+      }
+    },
+    { ...options, model, probabilities: kept !== undefined || options.onProbabilities !== undefined },
+  );
+  return {
+    classes: { data: classes, shape: [W, H, D] },
+    probabilities: kept?.map((data, k) => ({ name: model.classNames[k] as string, code: model.codes[k] as number, volume: { data, shape: [W, H, D] } })),
+    stats,
+  };
+}
+
+/**
+ * The streaming core: sections are read, normalised and tiled while earlier ones are still being inferred;
+ * at most SECTIONS_IN_FLIGHT sections and 2 tiles per runner slot are alive at once.
+ */
+export async function segmentSections(source: SectionSource, sink: SectionSink, options: StreamOptions): Promise<SegmentStats> {
+  const [W, H, D] = source.shape;
+  const model = options.model;
+  const m = model.sizeMultiple;
+  const tileOpt = options.tile ?? DEFAULT_TILE;
+  const overlap = options.overlap ?? DEFAULT_OVERLAP;
+  const maxTile = Math.floor(tileOpt / m) * m;
+  if (!Number.isInteger(tileOpt) || maxTile < m) throw new PipelineError("bad_argument", `expected an integer >= ${m} (the model's size multiple), got ${tileOpt}`, "--tile");
+  if (!Number.isInteger(overlap) || overlap < 0 || 2 * overlap >= maxTile) {
+    throw new PipelineError("bad_argument", `expected an integer from 0 to below half the tile (${maxTile / 2}), got ${overlap}`, "--overlap");
+  }
+  const plan = planTiles(W, H, maxTile, overlap, m);
+  const tiles = tilesOf(plan);
+  const progress = options.progress ?? silentProgress;
+  const started = performance.now();
+
+  const runner = await createRunner(model, options.runner ?? defaultRunnerOptions(availableParallelism(), tiles.length * D));
+  const limiter = new Limiter(runner.slots * 2);
+  // Progress in Mpx (one decimal) so the bar and the CLI's end-of-stage line read as a pixel rate.
+  const mpx = (sections: number) => Math.round((sections * W * H) / 1e5) / 10;
+  progress.start("segment", mpx(D), "Mpx");
+  type Done = { classes: Uint8Array; planes: Uint8Array[] | undefined };
+  const window: Promise<Done>[] = [];
+  try {
+    // Sections finish in z order: the window is awaited oldest first, so `done` is the next z.
+    let done = 0;
+    const finish = async (r: Done) => {
+      await sink(done, r.classes, r.planes);
+      progress.update(mpx(++done));
+    };
+    for (let z = 0; z < D; z++) {
+      const section = await source.read(z);
+      if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
+      window.push(segmentSection(section, plan, tiles, runner, limiter, model, options.probabilities === true));
+      if (window.length >= SECTIONS_IN_FLIGHT) await finish(await (window.shift() as Promise<Done>));
+    }
+    while (window.length > 0) await finish(await (window.shift() as Promise<Done>));
+  } catch (e) {
+    // Sections still in the window fail too once the runner closes; their rejections are this one's echo.
+    for (const p of window) p.catch(() => undefined);
+    throw e;
+  } finally {
+    progress.end();
+    await runner.close();
+  }
+  return {
+    sections: D,
+    tiles: tiles.length * D,
+    megapixels: (W * H * D) / 1e6,
+    inferredMegapixels: (tiles.length * plan.x.size * plan.y.size * D) / 1e6,
+    seconds: (performance.now() - started) / 1000,
+    runner: runner.description,
+    model: model.path,
+    tileSize: [plan.x.size, plan.y.size],
+  };
+}
+
+/** Class codes of one section, and uint8 probabilities per channel when asked. */
+async function segmentSection(
+  section: Uint8Array | Uint16Array,
+  plan: TilePlan,
+  tiles: Tile[],
+  runner: TileRunner,
+  limiter: Limiter,
+  model: ModelInfo,
+  wantProbs: boolean,
+): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
+  const { width: W, height: H } = plan;
+  const n = W * H;
+  const C = model.codes.length;
+  const norm = normaliseSection(section);
+  const acc = new Float32Array(C * n);
+  const wsum = new Float32Array(n);
+  await Promise.all(
+    tiles.map(async (t) => {
+      await limiter.acquire();
+      try {
+        const probs = await runner.run(extractTile(norm, W, H, t), t.h, t.w);
+        accumulate(acc, wsum, probs, C, plan, t);
+      } finally {
+        limiter.release();
+      }
+    }),
+  );
+  const planes = wantProbs ? model.codes.map(() => new Uint8Array(n)) : undefined;
+  const out = new Uint8Array(n);
+  const codes = model.codes;
+  for (let i = 0; i < n; i++) {
+    const inv = 1 / (wsum[i] as number);
+    let best = 0;
+    let bestP = -1;
+    for (let k = 0; k < C; k++) {
+      const p = (acc[k * n + i] as number) * inv;
+      if (p > bestP) {
+        bestP = p;
+        best = k;
+      }
+      if (planes) (planes[k] as Uint8Array)[i] = Math.round(p * 255);
+    }
+    out[i] = codes[best] as number;
+  }
+  return { classes: out, planes };
+}
+
+function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {
+  const { width: W, height: H } = plan;
+  const nx = plan.x.starts.length;
+  const wx = plan.wx[t.index % nx] as Float32Array;
+  const wy = plan.wy[Math.floor(t.index / nx)] as Float32Array;
+  const vw = Math.min(t.w, W - t.x0);
+  const vh = Math.min(t.h, H - t.y0);
+  const n = W * H;
+  const tn = t.w * t.h;
+  const rowW = new Float32Array(vw);
+  for (let ty = 0; ty < vh; ty++) {
+    const wyv = wy[ty] as number;
+    for (let tx = 0; tx < vw; tx++) rowW[tx] = wyv * (wx[tx] as number);
+    const row = (t.y0 + ty) * W + t.x0;
+    const trow = ty * t.w;
+    for (let tx = 0; tx < vw; tx++) wsum[row + tx] = (wsum[row + tx] as number) + (rowW[tx] as number);
+    for (let k = 0; k < C; k++) {
+      const o = k * n + row;
+      const to = k * tn + trow;
+      for (let tx = 0; tx < vw; tx++) acc[o + tx] = (acc[o + tx] as number) + (rowW[tx] as number) * (probs[to + tx] as number);
+    }
+  }
+}
+
+/** A counting semaphore: bounds tiles extracted and in flight, hence memory, whatever the section size. */
+class Limiter {
+  private waiting: (() => void)[] = [];
+  private free: number;
+
+  constructor(n: number) {
+    this.free = n;
+  }
+
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free -= 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free += 1;
+  }
+}

@@ -1,0 +1,6 @@
+// Worker entry: worker threads do not inherit vitest's or tsx's TypeScript loader in every setup, so the
+// worker registers tsx itself before importing the TypeScript worker module.
+import { register } from "tsx/esm/api";
+
+register();
+await import("./tile-worker.ts");

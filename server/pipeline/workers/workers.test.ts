@@ -1,0 +1,84 @@
+/**
+ * Work on other threads must not change a single number: analyseClasses with and without its helper thread,
+ * and the segmentation layer with and without the mesh pool, on the same small cell.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { Vec3, Volume } from "../../../precomputed/array.js";
+import type { PutOptions, Storage } from "../../../precomputed/storage.js";
+import { analyseClasses } from "../analyse.js";
+import { writeSegmentationLayer } from "../layers.js";
+import { silentProgress } from "../progress.js";
+
+const SHAPE: Vec3 = [96, 80, 12];
+const VOXEL: Vec3 = [5, 5, 45];
+
+/** ER sheet (class 1) with a few spheres and a capsule of other classes at different gaps from it. */
+function cell(): Volume<Uint8Array> {
+  const [nx, ny, nz] = SHAPE;
+  const data = new Uint8Array(nx * ny * nz);
+  const set = (x: number, y: number, z: number, c: number): void => void (data[x + nx * (y + ny * z)] = c);
+  for (let z = 0; z < nz; z++) for (let x = 0; x < nx; x++) for (let y = 38; y < 41; y++) set(x, y, z, 1);
+  const balls: [number, number, number, number, number][] = [
+    [20, 20, 6, 12, 2],
+    [60, 22, 5, 9, 3],
+    [30, 60, 6, 14, 4],
+    [75, 62, 7, 8, 5],
+  ];
+  for (const [cx, cy, cz, r, c] of balls) {
+    for (let z = 0; z < nz; z++)
+      for (let y = 0; y < ny; y++)
+        for (let x = 0; x < nx; x++) if ((x - cx) ** 2 + (y - cy) ** 2 + ((z - cz) * 9) ** 2 <= r * r) set(x, y, z, c);
+  }
+  for (let z = 4; z < 8; z++) for (let y = 47; y < 53; y++) for (let x = 50; x < 90; x++) set(x, y, z, 2);
+  return { data, shape: SHAPE };
+}
+
+class RecordingStorage implements Storage {
+  readonly objects = new Map<string, Uint8Array>();
+  async get(key: string): Promise<Uint8Array | undefined> {
+    return this.objects.get(key);
+  }
+  async put(key: string, data: Uint8Array | string, _options?: PutOptions): Promise<void> {
+    this.objects.set(key, typeof data === "string" ? new TextEncoder().encode(data) : data);
+  }
+  async list(prefix: string): Promise<string[]> {
+    return [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+  }
+  async delete(key: string): Promise<void> {
+    this.objects.delete(key);
+  }
+}
+
+const saved = process.env.VEMSCOPE_WORKERS;
+afterEach(() => {
+  if (saved === undefined) delete process.env.VEMSCOPE_WORKERS;
+  else process.env.VEMSCOPE_WORKERS = saved;
+});
+
+describe("threads change no result", () => {
+  it("analyseClasses: helper thread on and off give identical rows and contacts", () => {
+    const classes = cell();
+    const on = analyseClasses(classes, VOXEL, { helperThread: true });
+    const off = analyseClasses(classes, VOXEL, { helperThread: false });
+    expect(on.rows.length).toBeGreaterThan(4);
+    expect(on.rows.some((r) => typeof r.length_nm === "number")).toBe(true);
+    expect(on.rows).toEqual(off.rows);
+    expect(on.contacts.sites).toEqual(off.contacts.sites);
+  }, 60_000);
+
+  it("segmentation layer: mesh pool and in-process meshing write the same objects", async () => {
+    const classes = cell();
+    const a = analyseClasses(classes, VOXEL, { helperThread: false });
+    const write = async (workers: string): Promise<Map<string, Uint8Array>> => {
+      process.env.VEMSCOPE_WORKERS = workers;
+      const storage = new RecordingStorage();
+      await writeSegmentationLayer(storage, "seg", a.components, a.rows, SHAPE, VOXEL, silentProgress);
+      return storage.objects;
+    };
+    const pooled = await write("2");
+    const local = await write("0");
+    expect([...pooled.keys()].sort()).toEqual([...local.keys()].sort());
+    expect([...pooled.keys()].filter((k) => k.startsWith("seg/mesh/") && k.endsWith(".index")).length).toBe(a.rows.length);
+    for (const [k, v] of local) expect(Buffer.from(pooled.get(k) ?? new Uint8Array(0)).equals(Buffer.from(v)), k).toBe(true);
+  }, 120_000);
+});
