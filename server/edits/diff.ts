@@ -16,7 +16,8 @@ export class DiffBuilder {
   private n = 0;
   private readonly box: [number, number, number, number, number, number];
 
-  constructor(private readonly shape: readonly [number, number, number]) {
+  /** trackBox false: the caller knows the changed box (and a split's 10^8 pushes skip three divisions each). */
+  constructor(private readonly shape: readonly [number, number, number], private readonly trackBox = true) {
     this.box = [shape[0], shape[1], shape[2], 0, 0, 0];
   }
 
@@ -34,6 +35,7 @@ export class DiffBuilder {
       this.runs.set([index, 1, oldLabel, newLabel], 4 * this.n);
       this.n++;
     }
+    if (!this.trackBox) return;
     const [nx, ny] = this.shape;
     const x = index % nx;
     const y = Math.floor(index / nx) % ny;

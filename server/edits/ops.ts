@@ -106,30 +106,52 @@ export function splitDiff(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segme
     push(v, bucketOf(v));
   }
   const sxy = cx * cy;
+  // Hot loop over up to 10^8 voxels: neighbours inlined (a closure per voxel cost more than the flood).
   for (let b = 0; b <= maxLevel; b++) {
     while (head[b] >= 0) {
       const v = head[b];
       head[b] = next[v];
       if (head[b] < 0) tail[b] = -1;
       const x = v % cx;
-      const y = Math.floor(v / cx) % cy;
-      const z = Math.floor(v / sxy);
+      const t = (v - x) / cx;
+      const y = t % cy;
+      const z = (t - y) / cy;
       const g = owner[v];
-      const visit = (u: number) => {
-        if (!mask[u] || owner[u] >= 0) return;
+      for (let k = 0; k < 6; k++) {
+        let u: number;
+        if (k === 0) {
+          if (x === 0) continue;
+          u = v - 1;
+        } else if (k === 1) {
+          if (x === cx - 1) continue;
+          u = v + 1;
+        } else if (k === 2) {
+          if (y === 0) continue;
+          u = v - cx;
+        } else if (k === 3) {
+          if (y === cy - 1) continue;
+          u = v + cx;
+        } else if (k === 4) {
+          if (z === 0) continue;
+          u = v - sxy;
+        } else {
+          if (z === cz - 1) continue;
+          u = v + sxy;
+        }
+        if (!mask[u] || owner[u] >= 0) continue;
         owner[u] = g;
-        push(u, Math.max(b, bucketOf(u)));
-      };
-      if (x > 0) visit(v - 1);
-      if (x < cx - 1) visit(v + 1);
-      if (y > 0) visit(v - cx);
-      if (y < cy - 1) visit(v + cx);
-      if (z > 0) visit(v - sxy);
-      if (z < cz - 1) visit(v + sxy);
+        const bu = maxLevel - level[u];
+        const bucket = bu > b ? bu : b;
+        next[u] = -1;
+        if (tail[bucket] < 0) head[bucket] = u;
+        else next[tail[bucket]] = u;
+        tail[bucket] = u;
+      }
     }
   }
   const seedNm = seeds.map((s) => [0, 1, 2].map((a) => (s.voxel[a] + 0.5) * voxelNm[a]));
-  const diff = new DiffBuilder(shape);
+  // The changed box is the segment's box: no need to track it voxel by voxel.
+  const diff = new DiffBuilder(shape, false);
   c = 0;
   for (let z = o[2]; z < e[2]; z++)
     for (let y = o[1]; y < e[1]; y++) {
@@ -151,5 +173,5 @@ export function splitDiff(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segme
         diff.push(row + x, segment, newIds[g]);
       }
     }
-  return diff.build();
+  return { ...diff.build(), bbox: [...box] };
 }

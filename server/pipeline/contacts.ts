@@ -102,7 +102,7 @@ export function analyseContacts(labels: Uint32Array, classOf: Uint8Array, shape:
         const v = contact.voxel[e];
         count++;
         area += voxelFaceArea(organelles, v, id, shape, voxelNm);
-        if (contact.gapNm[e] < contact.gapNm[best]) best = e;
+        if (closer(contact, e, best)) best = e;
         const x = v % nx;
         const y = Math.floor(v / nx) % ny;
         const z = Math.floor(v / sxy);
@@ -185,4 +185,14 @@ function exposedFaceArea(labels: Uint32Array, idCount: number, shape: Vec3, voxe
     }
   }
   return out;
+}
+
+/**
+ * Site representative: smallest gap; on a tie an in-plane pair wins (as the organelle's contact_in_plane does),
+ * then the lower voxel index, so the choice never depends on flood-fill order.
+ */
+function closer(c: { gapNm: ArrayLike<number>; inPlane: ArrayLike<number>; voxel: ArrayLike<number> }, a: number, b: number): boolean {
+  if (c.gapNm[a] !== c.gapNm[b]) return c.gapNm[a] < c.gapNm[b];
+  if (c.inPlane[a] !== c.inPlane[b]) return c.inPlane[a] === 1;
+  return c.voxel[a] < c.voxel[b];
 }
