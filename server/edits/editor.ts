@@ -188,7 +188,7 @@ export class Editor extends EventEmitter<EditorEvents> {
       gone = affected.filter((id) => !facts.has(id) && this.rows.has(id));
       await fs.rm(path.dirname(dir), { recursive: true, force: true });
       const storage = new RecordingStorage(dir);
-      await writeChangedChunks(storage, SEG_PREFIX, this.info, this.pyramid, boxes);
+      await writeChangedChunks(storage, SEG_PREFIX, this.info, this.pyramid, boxes, plan.diff.runs);
       await writeTables(storage, rows);
       await fs.writeFile(path.join(dir, DIFF_FILE), encodeDiff(plan.diff.runs));
       await this.options.beforeCommit?.(version);

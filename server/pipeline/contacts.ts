@@ -191,7 +191,7 @@ function exposedFaceArea(labels: Uint32Array, idCount: number, shape: Vec3, voxe
  * Site representative: smallest gap; on a tie an in-plane pair wins (as the organelle's contact_in_plane does),
  * then the lower voxel index, so the choice never depends on flood-fill order.
  */
-function closer(c: { gapNm: ArrayLike<number>; inPlane: ArrayLike<number>; voxel: ArrayLike<number> }, a: number, b: number): boolean {
+export function closer(c: { gapNm: ArrayLike<number>; inPlane: ArrayLike<number>; voxel: ArrayLike<number> }, a: number, b: number): boolean {
   if (c.gapNm[a] !== c.gapNm[b]) return c.gapNm[a] < c.gapNm[b];
   if (c.inPlane[a] !== c.inPlane[b]) return c.inPlane[a] === 1;
   return c.voxel[a] < c.voxel[b];

@@ -24,6 +24,8 @@ export interface AlignOptions {
   iterations?: number;
   /** In-plane spring stiffness relative to one data spring. */
   lambda?: number;
+  /** Bending (second-difference) stiffness relative to one data spring: lets no-data nodes follow the field linearly. */
+  bending?: number;
   coarse?: Partial<CoarseOptions>;
   correlation?: Partial<ElasticOptions>;
   /** Named in error messages. */
@@ -98,6 +100,7 @@ export async function estimateAlignment(image: Stack, opts: AlignOptions = {}): 
   const stride = opts.stride ?? 32;
   const iterations = opts.iterations ?? (elasticMode ? 3 : 2);
   const lambda = opts.lambda ?? 0.02;
+  const bending = opts.bending ?? 0;
   const grid = makeGrid(w, h, stride);
   const n = grid.nx * grid.ny;
 
@@ -141,7 +144,7 @@ export async function estimateAlignment(image: Stack, opts: AlignOptions = {}): 
       else affineSteps[b] = enough ? fitDisplacementAffine(nodeXY, s) : undefined;
     });
     if (elasticMode) {
-      const fields = solveMesh(grid, depth, links, pinned, { lambda });
+      const fields = solveMesh(grid, depth, links, pinned, { lambda, bending });
       for (let z = 0; z < depth; z++) if (good[z]) (maps[z] as SectionMap).field = fields[z];
     } else {
       // Chain the per-pair corrections so section b moves with everything a moved by.

@@ -17,9 +17,16 @@ export interface ElasticOptions {
   maxDeviation: number;
   /** Width of the correlation peak (px): larger weighs the low frequencies, where neighbouring sections agree. */
   peakSigma: number;
+  /**
+   * Largest fraction of a patch allowed to fall outside its section. The missing part is filled with the
+   * mean and the valid part fades into it over `fadePx`, so the border of the data adds no edge to
+   * correlate; nodes near a section's border keep their data springs instead of being extrapolated.
+   */
+  maxOutside: number;
+  fadePx: number;
 }
 
-export const DEFAULT_ELASTIC: ElasticOptions = { patch: 128, minRatio: 1.3, maxShift: 24, maxDeviation: 1.5, peakSigma: 1 };
+export const DEFAULT_ELASTIC: ElasticOptions = { patch: 128, minRatio: 1.3, maxShift: 24, maxDeviation: 1.5, peakSigma: 1, maxOutside: 0.01, fadePx: 12 };
 
 export interface PairShifts {
   /** Residual shift per node: content of a at node p sits at p + (dx, dy) in b. */
@@ -57,11 +64,16 @@ export class StackMeasurer {
     const n = grid.nx * grid.ny;
     const out: PairShifts[] = chain.slice(1).map(() => ({ dx: new Float32Array(n), dy: new Float32Array(n), ok: new Uint8Array(n), valid: 0 }));
     const half = patch / 2;
-    const maxOut = patch * patch * 0.01;
+    const maxOut = patch * patch * this.options.maxOutside;
+    const fade = this.options.fadePx;
+    const dist = new Float32Array(patch * patch);
     const sample = (z: number, cx: number, cy: number, buf: Float64Array): boolean => {
       const outside = samplePatch(sectionView(data, w, h, z), w, h, maps[z] as SectionMap, grid, cx, cy, patch, buf, this.xs, this.ys);
       if (outside > maxOut) return false;
-      if (outside > 0) fillMissing(buf);
+      if (outside > 0) {
+        if (fade > 0) fadeMissing(buf, patch, fade, dist);
+        else fillMissing(buf);
+      }
       return true;
     };
     const record = (pair: number, k: number, s: PatchShift | undefined): void => {
@@ -113,6 +125,57 @@ function fillMissing(p: Float64Array): void {
   }
   const m = c > 0 ? s / c : 0;
   for (let k = 0; k < p.length; k++) if (p[k] !== p[k]) p[k] = m;
+}
+
+/** Fills NaN with the valid mean and fades valid pixels into it within `fade` px (chamfer distance) of a gap. */
+function fadeMissing(p: Float64Array, size: number, fade: number, dist: Float32Array): void {
+  let s = 0;
+  let c = 0;
+  for (let k = 0; k < p.length; k++) {
+    const v = p[k] as number;
+    if (v === v) {
+      s += v;
+      c++;
+      dist[k] = 1e9;
+    } else dist[k] = 0;
+  }
+  const m = c > 0 ? s / c : 0;
+  const d2 = Math.SQRT2;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const k = y * size + x;
+      let v = dist[k] as number;
+      if (x > 0) v = Math.min(v, (dist[k - 1] as number) + 1);
+      if (y > 0) {
+        v = Math.min(v, (dist[k - size] as number) + 1);
+        if (x > 0) v = Math.min(v, (dist[k - size - 1] as number) + d2);
+        if (x < size - 1) v = Math.min(v, (dist[k - size + 1] as number) + d2);
+      }
+      dist[k] = v;
+    }
+  }
+  for (let y = size - 1; y >= 0; y--) {
+    for (let x = size - 1; x >= 0; x--) {
+      const k = y * size + x;
+      let v = dist[k] as number;
+      if (x < size - 1) v = Math.min(v, (dist[k + 1] as number) + 1);
+      if (y < size - 1) {
+        v = Math.min(v, (dist[k + size] as number) + 1);
+        if (x < size - 1) v = Math.min(v, (dist[k + size + 1] as number) + d2);
+        if (x > 0) v = Math.min(v, (dist[k + size - 1] as number) + d2);
+      }
+      dist[k] = v;
+    }
+  }
+  for (let k = 0; k < p.length; k++) {
+    const v = p[k] as number;
+    const d = dist[k] as number;
+    if (v !== v) p[k] = m;
+    else if (d < fade) {
+      const t = 0.5 - 0.5 * Math.cos((Math.PI * d) / fade);
+      p[k] = m + t * (v - m);
+    }
+  }
 }
 
 function median(values: number[]): number {

@@ -20,6 +20,12 @@ export interface MeshLink {
 export interface MeshOptions {
   /** In-plane spring stiffness relative to a data spring. */
   lambda: number;
+  /**
+   * Bending stiffness (second differences along rows and columns) relative to a data spring. Unlike the
+   * stretching springs it costs nothing for an affine field, so nodes without data (patches that would
+   * leave the section) continue the field linearly instead of flattening it.
+   */
+  bending?: number;
   maxIterations?: number;
   tolerance?: number;
 }
@@ -29,6 +35,7 @@ export function solveMesh(grid: Grid, sections: number, links: MeshLink[], pinne
   const n = grid.nx * grid.ny;
   const total = n * sections;
   const lambda = options.lambda;
+  const bend = options.bending ?? 0;
   // A whisper of pull towards zero keeps sections that no link reaches well defined; linked sections get
   // none, since along a long chain even 1e-6 adds up to a visible bias.
   const linked = new Set<number>(links.flatMap((l) => [l.a, l.b]));
@@ -41,7 +48,10 @@ export function solveMesh(grid: Grid, sections: number, links: MeshLink[], pinne
     for (let j = 0; j < ny; j++) {
       for (let i = 0; i < nx; i++) {
         const deg = (i > 0 ? 1 : 0) + (i < nx - 1 ? 1 : 0) + (j > 0 ? 1 : 0) + (j < ny - 1 ? 1 : 0);
-        diag[s * n + j * nx + i] = (diag[s * n + j * nx + i] as number) + lambda * deg;
+        // Each second difference (1, -2, 1) adds 1 to its end nodes' diagonal and 4 to its centre's.
+        const bx1 = (i > 0 && i < nx - 1 ? 4 : 0) + (i > 1 ? 1 : 0) + (i < nx - 2 ? 1 : 0);
+        const by1 = (j > 0 && j < ny - 1 ? 4 : 0) + (j > 1 ? 1 : 0) + (j < ny - 2 ? 1 : 0);
+        diag[s * n + j * nx + i] = (diag[s * n + j * nx + i] as number) + lambda * deg + bend * (bx1 + by1);
       }
     }
   }
@@ -57,6 +67,7 @@ export function solveMesh(grid: Grid, sections: number, links: MeshLink[], pinne
       by[l.a * n + p] = (by[l.a * n + p] as number) - w * (l.dy[p] as number);
     }
   }
+  const second = new Float64Array(bend > 0 ? n : 0);
   const multiply = (x: Float64Array, out: Float64Array): void => {
     for (let s = 0; s < sections; s++) {
       const o = s * n;
@@ -70,6 +81,29 @@ export function solveMesh(grid: Grid, sections: number, links: MeshLink[], pinne
           if (j > 0) acc -= lambda * (x[k - nx] as number);
           if (j < ny - 1) acc -= lambda * (x[k + nx] as number);
           out[k] = acc;
+        }
+      }
+      if (bend > 0) {
+        // out += bend * (Dxx^T Dxx + Dyy^T Dyy) x, the off-diagonal part (the diagonal is in `diag`).
+        for (const [step, count, len] of [[1, nx, ny], [nx, ny, nx]] as const) {
+          second.fill(0);
+          for (let j = 0; j < len; j++) {
+            for (let i = 1; i < count - 1; i++) {
+              const c = step === 1 ? j * nx + i : i * nx + j;
+              second[c] = (x[o + c - step] as number) - 2 * (x[o + c] as number) + (x[o + c + step] as number);
+            }
+          }
+          for (let j = 0; j < len; j++) {
+            for (let i = 0; i < count; i++) {
+              const c = step === 1 ? j * nx + i : i * nx + j;
+              // (D^T e)_c = e_{c-step} - 2 e_c + e_{c+step} over the centres that exist, minus the diagonal part.
+              let acc = 0;
+              if (i > 0 && i < count - 1) acc += -2 * (second[c] as number) - 4 * (x[o + c] as number);
+              if (i > 1) acc += (second[c - step] as number) - (x[o + c] as number);
+              if (i < count - 2) acc += (second[c + step] as number) - (x[o + c] as number);
+              out[o + c] = (out[o + c] as number) + bend * acc;
+            }
+          }
         }
       }
     }

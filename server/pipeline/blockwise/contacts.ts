@@ -14,6 +14,7 @@
 import type { Vec3 } from "../../../precomputed/array.js";
 import { CLASSES } from "../classes.js";
 import type { ContactAnalysis, ContactSite, InstanceContact } from "../contacts.js";
+import { closer } from "../contacts.js";
 import { featureDistances, haloBox } from "../edt.js";
 import type { BlockStore } from "./store.js";
 import { blockOrigins } from "./store.js";
@@ -175,6 +176,7 @@ function floodSites(r: Records, shape: Vec3, perInstance: Map<number, InstanceCo
   const order = Array.from({ length: r.n }, (_, k) => k).sort((a, b) => r.organelle[a] - r.organelle[b] || r.voxel[a] - r.voxel[b]);
   const xyz = (i: number): Vec3 => [(i % nx) + 0.5, (Math.floor(i / nx) % ny) + 0.5, Math.floor(i / sxy) + 0.5];
   const sites: ContactSite[] = [];
+  const pick = { gapNm: r.gap, inPlane: r.inPlane, voxel: r.voxel };
   for (let lo = 0; lo < order.length; ) {
     const id = r.organelle[order[lo]];
     let hi = lo;
@@ -196,7 +198,7 @@ function floodSites(r: Records, shape: Vec3, perInstance: Map<number, InstanceCo
         const v = r.voxel[k];
         count++;
         area += r.area[k];
-        if (r.gap[k] < r.gap[order[bestE]]) bestE = e;
+        if (closer(pick, k, order[bestE])) bestE = e;
         const x = v % nx;
         const y = Math.floor(v / nx) % ny;
         const z = Math.floor(v / sxy);

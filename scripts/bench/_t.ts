@@ -1,0 +1,14 @@
+import type { Vec3 } from "../../precomputed/array.js";
+import { edtSquared } from "../../server/pipeline/edt.js";
+const mvox = 20, nz = 100;
+const side = Math.ceil(Math.sqrt((mvox * 1e6) / nz) / 16) * 16 + 32;
+const half = side >> 1;
+const cx = side - 30, cy = side - 30, cz = nz;
+const mask = new Uint8Array(cx * cy * cz);
+for (let z = 0; z < cz; z++) for (let y = 1; y < cy - 1; y++) for (let x = 1; x < cx - 1; x++) if (x !== half - 15 && x !== half - 16) mask[x + cx * (y + cy * z)] = 1;
+let t0 = performance.now();
+const d2 = edtSquared(mask, [cx, cy, cz], [5, 5, 45], { output: "float32" });
+console.log("edt", performance.now() - t0);
+let mx = 0; for (let i = 0; i < d2.length; i++) if (d2[i] > mx && d2[i] !== Infinity) mx = d2[i];
+let inf = 0; for (let i = 0; i < d2.length; i++) if (d2[i] === Infinity) inf++;
+console.log("max", Math.sqrt(mx), "inf", inf);
