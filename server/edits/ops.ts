@@ -139,6 +139,9 @@ export function splitDiff(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segme
   const word = new Uint32Array(sz * nbz);
   // Bucket queue on whole nm of depth: deterministic (FIFO within a bucket), O(1) per voxel.
   let maxLevel = 0;
+  let objectVoxels = 0;
+  // Voxels per depth level, grown as deeper levels appear.
+  let perLevel = new Int32Array(1024);
   c = 0;
   for (let z = 0; z < cz; z++)
     for (let y = 0; y < cy; y++)
@@ -147,27 +150,40 @@ export function splitDiff(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segme
         const l = Math.min(REACHED - 2, Math.floor(Math.sqrt(d2[c])));
         word[brickOf(x + 1, y + 1, z + 1)] = 1 + l;
         if (l > maxLevel) maxLevel = l;
+        if (l >= perLevel.length) {
+          const grown = new Int32Array(Math.max(2 * perLevel.length, l + 1));
+          grown.set(perLevel);
+          perLevel = grown;
+        }
+        perLevel[l]++;
+        objectVoxels++;
       }
-  const head = new Int32Array(maxLevel + 1).fill(-1);
-  const tail = new Int32Array(maxLevel + 1).fill(-1);
-  const next = new Int32Array(word.length);
+  // Contiguous queues, not linked lists: following `next` links was a chain of dependent cache misses.
+  // Bucket b is, in push order, what earlier buckets pushed into it (only voxels of level b, so a region
+  // of as many slots as voxels of that level) and then what its own processing pushes (levels b and deeper: `late`, reused).
+  const start = new Int32Array(maxLevel + 2);
+  for (let b = 0; b <= maxLevel; b++) start[b + 1] = start[b] + perLevel[maxLevel - b];
+  const fill = start.slice(0, maxLevel + 1);
+  const regions = new Int32Array(objectVoxels);
+  const late = new Int32Array(objectVoxels);
   // bucket 0 holds the deepest level
   for (const s of seeds) {
     const v = brickOf(s.voxel[0] - o[0] + 1, s.voxel[1] - o[1] + 1, s.voxel[2] - o[2] + 1);
     const wv = word[v];
     if (wv === 0 || wv >= REACHED) continue;
     word[v] = (1 + s.group) * REACHED;
-    const bucket = maxLevel - (wv - 1);
-    next[v] = -1;
-    if (tail[bucket] < 0) head[bucket] = v;
-    else next[tail[bucket]] = v;
-    tail[bucket] = v;
+    regions[fill[maxLevel - (wv - 1)]++] = v;
   }
   // Neighbour order -x, +x, -y, +y, -z, +z (the order fixes FIFO ties, so it is part of the result).
   const nb = new Int32Array(6);
   for (let b = 0; b <= maxLevel; b++) {
-    let v = head[b];
-    while (v >= 0) {
+    let lateN = 0;
+    const regionEnd = fill[b];
+    for (let q = start[b]; ; q++) {
+      let v: number;
+      if (q < regionEnd) v = regions[q];
+      else if (q - regionEnd < lateN) v = late[q - regionEnd];
+      else break;
       const g = word[v];
       const lx = v & 7;
       const ly = (v >> 3) & 7;
@@ -184,16 +200,10 @@ export function splitDiff(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segme
         if (wu === 0 || wu >= REACHED) continue;
         word[u] = g;
         const bu = maxLevel - (wu - 1);
-        const bucket = bu > b ? bu : b;
-        next[u] = -1;
-        if (tail[bucket] < 0) head[bucket] = u;
-        else next[tail[bucket]] = u;
-        tail[bucket] = u;
+        if (bu > b) regions[fill[bu]++] = u;
+        else late[lateN++] = u;
       }
-      v = next[v];
-      head[b] = v;
     }
-    tail[b] = -1;
   }
   const seedNm = seeds.map((s) => [0, 1, 2].map((a) => (s.voxel[a] + 0.5) * voxelNm[a]));
   // Runs are written per x-run of one group (not per voxel); the changed box is the segment's box.

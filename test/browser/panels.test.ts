@@ -353,12 +353,14 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     const picked = await page.evaluate(() => document.querySelector<HTMLElement>("#vemscope-morphometrics .vemscope-row")?.dataset.id ?? "");
     await page.click(`#vemscope-morphometrics .vemscope-row[data-id="${picked}"]`);
     await frames(page);
+    const selected = (st: Record<string, unknown>) => (st.selection as { layers?: Record<string, { value?: string }> } | undefined)?.layers?.organelles?.value;
+    // The selection reaches the viewer state a few frames after the click; on a loaded machine that can take seconds.
+    await expect.poll(async () => selected(await stateOf(page)), { timeout: 15_000, interval: 200 }).toBe(picked);
     await page.evaluate(() => {
       const v = (window as unknown as PageWindow).vemscope?.viewer;
       if (v) v.position.value = Float32Array.from([40.5, 60.5, 10.5]);
     });
     const original = await stateOf(page);
-    const selected = (st: Record<string, unknown>) => (st.selection as { layers?: Record<string, { value?: string }> } | undefined)?.layers?.organelles?.value;
     expect(selected(original)).toBe(picked);
     await page.click("#vemscope-share .vemscope-share-button");
     await page.waitForFunction(() => (document.querySelector<HTMLInputElement>("#vemscope-share .vemscope-share-url")?.value ?? "").startsWith("http"), null, { timeout: 10_000 });

@@ -99,8 +99,8 @@ export async function estimateAlignment(image: Stack, opts: AlignOptions = {}): 
   correlation.maxShift = Math.min(correlation.maxShift, correlation.patch / 4);
   const stride = opts.stride ?? 32;
   const iterations = opts.iterations ?? (elasticMode ? 3 : 2);
-  const lambda = opts.lambda ?? 0.02;
-  const bending = opts.bending ?? 0;
+  const lambda = opts.lambda ?? 0.002;
+  const bending = opts.bending ?? 0.05;
   const grid = makeGrid(w, h, stride);
   const n = grid.nx * grid.ny;
 

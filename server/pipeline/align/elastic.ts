@@ -26,7 +26,7 @@ export interface ElasticOptions {
   fadePx: number;
 }
 
-export const DEFAULT_ELASTIC: ElasticOptions = { patch: 128, minRatio: 1.3, maxShift: 24, maxDeviation: 1.5, peakSigma: 1, maxOutside: 0.01, fadePx: 12 };
+export const DEFAULT_ELASTIC: ElasticOptions = { patch: 128, minRatio: 1.3, maxShift: 24, maxDeviation: 1.5, peakSigma: 1, maxOutside: 0.45, fadePx: 12 };
 
 export interface PairShifts {
   /** Residual shift per node: content of a at node p sits at p + (dx, dy) in b. */

@@ -38,4 +38,23 @@ describe("spring mesh", () => {
     expect(moved).toBeGreaterThan(0);
     expect(moved).toBeLessThan(6 * 0.6);
   });
+
+  it("with bending springs, nodes without data continue an affine field linearly (no flattening at the border)", () => {
+    // Data only on the interior nodes; the field is a ramp ux = 0.01 * x.
+    const w = new Float32Array(n);
+    const dx = new Float32Array(n);
+    const dy = new Float32Array(n);
+    for (let j = 0; j < grid.ny; j++) {
+      for (let i = 0; i < grid.nx; i++) {
+        const p = j * grid.nx + i;
+        dx[p] = 0.01 * (grid.ox + i * grid.stride);
+        if (i > 0 && i < grid.nx - 1 && j > 0 && j < grid.ny - 1) w[p] = 1;
+      }
+    }
+    const u = solveMesh(grid, 2, [{ a: 0, b: 1, dx, dy, w }], new Set([0]), { lambda: 0, bending: 0.05 });
+    for (let p = 0; p < n; p++) {
+      expect(u[1]?.[2 * p]).toBeCloseTo(dx[p] as number, 3);
+      expect(u[1]?.[2 * p + 1]).toBeCloseTo(0, 3);
+    }
+  });
 });
