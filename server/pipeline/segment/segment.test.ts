@@ -9,7 +9,7 @@ import { PipelineError } from "../errors.js";
 import { readLabels, readStack } from "../ingest.js";
 import { segmentCommand } from "./command.js";
 import { loadModelInfo, onnxMetadataProps, parseModelInfo, type ModelInfo } from "./model.js";
-import { DEFAULT_MODEL_PATH, segmentVolume, type SegmentResult } from "./segment.js";
+import { DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume, type SegmentResult } from "./segment.js";
 import { planTiles } from "./tiling.js";
 
 // Real EM from the project's shared training data (1024 x 1024 ssTEM, a validation section).
@@ -99,11 +99,11 @@ describe.skipIf(!haveModel)(`segmentation with the shipped model${haveModel ? ""
   beforeAll(async () => {
     image = await emCrop(1024, 1024);
     // Two workers and one in-process session: the two runners must give the same numbers.
-    tiled = await segmentVolume(image, { model, tile: 512, overlap: 64, probabilities: true, runner: { workers: 2, threads: 1 } });
+    tiled = await segmentVolume(image, { model, tile: DEFAULT_TILE, overlap: DEFAULT_OVERLAP, probabilities: true, runner: { workers: 2, threads: 1 } });
     whole = await segmentVolume(image, { model, tile: 1024, overlap: 0, probabilities: true, runner: { workers: 0, threads: 2 } });
   });
 
-  it("tiled (512, overlap 64) equals untiled inference on a 1024 x 1024 section within 0.5% of pixels", () => {
+  it("tiled (default 512, overlap 128) equals untiled inference on a 1024 x 1024 section within 0.5% of pixels", () => {
     expect(tiled.stats.tiles).toBe(9);
     expect(whole.stats.tiles).toBe(1);
     let differ = 0;

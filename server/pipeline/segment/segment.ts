@@ -16,7 +16,7 @@ import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./til
 export { DEFAULT_MODEL_PATH } from "./model.js";
 
 export const DEFAULT_TILE = 512;
-export const DEFAULT_OVERLAP = 64;
+export const DEFAULT_OVERLAP = 128;
 /** Sections in flight: the next one's tiles keep the workers busy while the current one is blended. */
 const SECTIONS_IN_FLIGHT = 2;
 

@@ -42,13 +42,20 @@ function roundUp(n: number, m: number): number {
 export function planAxis(length: number, maxTile: number, overlap: number, multiple: number): AxisPlan {
   const single = roundUp(length, multiple);
   if (length <= maxTile || single <= maxTile) return { size: single, starts: [0] };
-  const n = Math.ceil((length - overlap) / (maxTile - overlap));
-  let size = roundUp(Math.ceil((length + (n - 1) * overlap) / n), multiple);
-  if (size >= length) return { size: single, starts: [0] };
-  size = Math.min(size, maxTile);
-  const starts: number[] = [];
-  for (let i = 0; i < n; i++) starts.push(Math.round((i * (length - size)) / (n - 1)));
-  return { size, starts };
+  // Starts on multiples of the size multiple: the network's pooling grid then lines up with an untiled pass
+  // (a U-Net is not shift-invariant by less than its total downsampling). The last tile may reach past the
+  // section's end, where it is reflect-padded like a small section. Add tiles until that fits maxTile and overlap.
+  for (let n = Math.ceil((length - overlap) / (maxTile - overlap)); ; n++) {
+    let size = roundUp(Math.ceil((length + (n - 1) * overlap) / n), multiple);
+    if (size >= length) return { size: single, starts: [0] };
+    const last = Math.floor((length - size) / multiple) * multiple;
+    if (last + size < length) size += multiple;
+    if (size >= length) return { size: single, starts: [0] };
+    const starts: number[] = [];
+    for (let i = 0; i < n; i++) starts.push(Math.floor(Math.round((i * last) / (n - 1)) / multiple) * multiple);
+    const overlapOk = starts.every((st, i) => i === 0 || (starts[i - 1] as number) + size - st >= overlap);
+    if (size <= maxTile && overlapOk) return { size, starts };
+  }
 }
 
 /**
