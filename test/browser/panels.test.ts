@@ -140,9 +140,11 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     const positionBefore = await page.evaluate(() => [...((window as unknown as PageWindow).vemscope?.viewer.position.value ?? [])]);
     await page.click(`#vemscope-morphometrics .vemscope-row[data-id="${target}"]`);
     await frames(page);
+    const selectedIn = (st: Record<string, unknown>) => (st.selection as { layers?: Record<string, { value?: string }> } | undefined)?.layers?.organelles?.value;
+    // The selection reaches the viewer state a few frames after the click; on a loaded machine that can take seconds.
+    await expect.poll(async () => selectedIn(await stateOf(page)), { timeout: 15_000, interval: 200 }).toBe(String(target));
     const after = await stateOf(page);
-    const selection = after.selection as { layers?: Record<string, { value?: string }> } | undefined;
-    expect(selection?.layers?.organelles?.value).toBe(String(target));
+    expect(selectedIn(after)).toBe(String(target));
     const layers = after.layers as { name: string; segments?: string[] }[];
     expect(layers.find((l) => l.name === "organelles")?.segments).toContain(String(target));
     const positionAfter = await page.evaluate(() => [...((window as unknown as PageWindow).vemscope?.viewer.position.value ?? [])]);
