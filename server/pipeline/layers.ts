@@ -14,21 +14,42 @@ import type { Progress } from "./progress.js";
 import type { InstanceRow } from "./report.js";
 
 /** Chunks of 128 x 128 x 16 voxels: about 640 x 640 x 720 nm at 5 x 5 x 45, near-cubic in space. */
-const CHUNK: Vec3 = [128, 128, 16];
+/** Chunk shape of every volumetric layer vemscope writes (both the in-memory and the out-of-core run). */
+export const LAYER_CHUNK: Vec3 = [128, 128, 16];
+const CHUNK = LAYER_CHUNK;
 
 /** The image layer's info, and whether its chunks are gzipped (raw 16-bit) or not (jpeg 8-bit). */
 export function imageLayerInfo(image: Volume<Uint8Array | Uint16Array>, voxelNm: Vec3): { info: VolumeInfo; gzip: boolean } {
-  const uint8 = image.data instanceof Uint8Array;
+  return imageLayerInfoFor(image.data instanceof Uint8Array, image.shape, voxelNm);
+}
+
+/** The image layer's info from its bit depth and shape alone (the out-of-core run never holds the volume). */
+export function imageLayerInfoFor(uint8: boolean, shape: Vec3, voxelNm: Vec3): { info: VolumeInfo; gzip: boolean } {
   const info = makeInfo({
     type: "image",
     dataType: uint8 ? "uint8" : "uint16",
-    size: image.shape,
+    size: shape,
     resolution: voxelNm,
     chunkSize: CHUNK,
     // JPEG only exists for 8-bit; 16-bit keeps its full range in gzipped raw chunks.
     encoding: uint8 ? "jpeg" : "raw",
   });
   return { info, gzip: !uint8 };
+}
+
+/** The segmentation layer's info: uint32 compressed_segmentation with multires meshes and segment properties. */
+export function segmentationLayerInfo(shape: Vec3, voxelNm: Vec3): VolumeInfo {
+  return makeInfo({
+    type: "segmentation",
+    dataType: "uint32",
+    size: shape,
+    resolution: voxelNm,
+    chunkSize: CHUNK,
+    encoding: "compressed_segmentation",
+    blockSize: [8, 8, 8],
+    mesh: "mesh",
+    segmentProperties: "segment_properties",
+  });
 }
 
 export async function writeImageLayer(storage: Storage, prefix: string, image: Volume<Uint8Array | Uint16Array>, voxelNm: Vec3, progress: Progress): Promise<void> {
@@ -46,17 +67,7 @@ export async function writeSegmentationLayer(
   voxelNm: Vec3,
   progress: Progress,
 ): Promise<void> {
-  const info = makeInfo({
-    type: "segmentation",
-    dataType: "uint32",
-    size: shape,
-    resolution: voxelNm,
-    chunkSize: CHUNK,
-    encoding: "compressed_segmentation",
-    blockSize: [8, 8, 8],
-    mesh: "mesh",
-    segmentProperties: "segment_properties",
-  });
+  const info = segmentationLayerInfo(shape, voxelNm);
   // Meshing starts first, on worker threads, so that it overlaps the chunk encoding on this thread.
   const meshes = startMeshes(components, shape, voxelNm, `${prefix}/mesh`);
   try {

@@ -14,12 +14,11 @@ import * as path from "node:path";
 import type { Vec3 } from "../../../precomputed/array.js";
 import { writeSegmentProperties } from "../../../precomputed/segment-properties.js";
 import type { Storage } from "../../../precomputed/storage.js";
-import { makeInfo } from "../../../precomputed/volume-io.js";
 import { applyContacts, writeContactLayer } from "../contact-layer.js";
 import { PipelineError } from "../errors.js";
 import { openSlabInputs } from "../inputs.js";
 import { connectedComponentsBlockwise } from "../label-blocks.js";
-import { segmentProperties } from "../layers.js";
+import { imageLayerInfoFor, LAYER_CHUNK, segmentationLayerInfo, segmentProperties } from "../layers.js";
 import type { Progress } from "../progress.js";
 import { instanceRows, writeReport } from "../report.js";
 import { buildState } from "../state.js";
@@ -30,7 +29,7 @@ import { BlockStore } from "./store.js";
 import { BlockStats } from "./stats.js";
 
 /** layers.ts's chunk: the blockwise layers use the same grid so their chunks are interchangeable. */
-const CHUNK: Vec3 = [128, 128, 16];
+const CHUNK: Vec3 = LAYER_CHUNK;
 export const DEFAULT_BLOCK_BUDGET = 64 * 2 ** 20;
 /** Halo of the contact pass in nm: min_dist_er_nm is exact below it and reported as this value above it. */
 export const DEFAULT_DISTANCE_CAP_NM = 300;
@@ -109,11 +108,11 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
 
     // 2. image layer
     const uint8 = bits === 8;
-    const imageInfo = makeInfo({ type: "image", dataType: uint8 ? "uint8" : "uint16", size: shape, resolution: voxelNm, chunkSize: CHUNK, encoding: uint8 ? "jpeg" : "raw" });
+    const { info: imageInfo, gzip: imageGzip } = imageLayerInfoFor(uint8, shape, voxelNm);
     await writePyramid(storage, "image", imageInfo, (org, ext) => imageStore.readBox(org, ext), {
       region: plan.region,
       tmpDir: path.join(tmp, "image-scales"),
-      gzip: !uint8,
+      gzip: imageGzip,
       onProgress: stageProgress(progress, "image layer"),
     });
     imageStore.remove();
@@ -158,17 +157,7 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     progress.end();
 
     // 6. segmentation layer
-    const segInfo = makeInfo({
-      type: "segmentation",
-      dataType: "uint32",
-      size: shape,
-      resolution: voxelNm,
-      chunkSize: CHUNK,
-      encoding: "compressed_segmentation",
-      blockSize: [8, 8, 8],
-      mesh: "mesh",
-      segmentProperties: "segment_properties",
-    });
+    const segInfo = segmentationLayerInfo(shape, voxelNm);
     await writePyramid(storage, "segmentation", segInfo, (org, ext) => labelStore.readBox(org, ext), {
       region: plan.region,
       tmpDir: path.join(tmp, "segmentation-scales"),
