@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PipelineError } from "../../server/pipeline/errors.js";
 import { segmentVolume } from "../../server/pipeline/segment/segment.js";
-import { buildSpec, DEFAULT_PYTHON, runTraining, type TrainEvent } from "./command.js";
+import { buildSpec, DEFAULT_PYTHON, runTraining, TRAIN_PY, type TrainEvent } from "./command.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vemscope-train-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -101,5 +101,38 @@ describe("train command", () => {
     await runTraining({ out, images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`], iters: 5, crop: 32, batch: 2, valEvery: 5, logEvery: 1, threads: 1, resume: true, onEvent: (e) => resumed.push(e) });
     expect(resumed.find((e) => e.event === "resumed")?.iter).toBe(4);
     expect(resumed.filter((e) => e.event === "iter").map((e) => e.iter)).toEqual([5]);
+  }, 180_000);
+
+  it.skipIf(!haveTorch)(`compact packs round-trip; a held-out source is validated but never trained on; export rebuilds the ONNX${skipReason}`, () => {
+    const py = (args: string[]) => {
+      const r = spawnSync(DEFAULT_PYTHON, [TRAIN_PY, ...args], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as TrainEvent);
+    };
+    const src = (name: string) => ({ name, images: join(dir, "data/image"), masks: { mito: join(dir, "data/mito") }, val_slices: [1] });
+    writeFileSync(join(dir, "two.json"), JSON.stringify({ sources: [src("a"), src("b")] }));
+    py(["pack", "--spec", join(dir, "two.json"), "--out", join(dir, "plain.npz")]);
+    py(["pack", "--spec", join(dir, "two.json"), "--out", join(dir, "compact.npz"), "--compact"]);
+    // The compact pack stores differences along x; decoding must give the very pixels of the plain pack.
+    const check = spawnSync(DEFAULT_PYTHON, ["-c", `import sys; sys.path.insert(0, ${JSON.stringify(join(TRAIN_PY, ".."))})
+import numpy as np, train
+a, b = np.load(${JSON.stringify(join(dir, "plain.npz"))}), np.load(${JSON.stringify(join(dir, "compact.npz"))})
+assert "images_0" not in b.files and "xdelta_images_0" in b.files
+assert all(np.array_equal(a[f"images_{k}"], train.read_member(b, f"images_{k}")) for k in (0, 1))
+print("same")`], { encoding: "utf8" });
+    expect(check.stdout.trim(), check.stderr).toBe("same");
+    const out = join(dir, "held");
+    const fit = py(["fit", "--data", join(dir, "compact.npz"), "--out", out, "--iters", "2", "--crop", "32", "--batch", "2", "--val-every", "2",
+      "--log-every", "1", "--threads", "1", "--cpu", "--no-onnx", "--fresh", "--holdout", "b"]);
+    writeFileSync(join(out, "fit.log"), fit.map((e) => JSON.stringify(e)).join("\n"));
+    const val = fit.find((e) => e.event === "val")?.val as Record<string, unknown>;
+    expect(Object.keys(val).sort()).toEqual(["a", "b (held out)"]);
+    const card = JSON.parse(readFileSync(join(out, "model-card.json"), "utf8")) as { data: { name: string; held_out?: boolean; train_slices: number[]; weight: number }[] };
+    expect(card.data.find((d) => d.name === "b")).toMatchObject({ held_out: true, train_slices: [], weight: 0 });
+    expect(existsSync(join(out, "model.onnx"))).toBe(false);
+    py(["export", "--weights", join(out, "best.pt"), "--out", join(out, "exported"), "--cross-dataset", join(out, "fit.log")]);
+    const exported = JSON.parse(readFileSync(join(out, "exported/model-card.json"), "utf8")) as { cross_dataset: { held_out: Record<string, unknown> }[] };
+    expect(Object.keys(exported.cross_dataset[0]?.held_out ?? {})).toEqual(["b"]);
+    expect(existsSync(join(out, "exported/model.onnx"))).toBe(true);
   }, 180_000);
 });

@@ -2,7 +2,9 @@
 
 Driven by `vemscope train` (scripts/train/command.ts), which prints the progress; usable by hand too:
   python3 train.py pack --spec spec.json --out data.npz
-  python3 train.py fit --data data.npz --out DIR [--iters N] [--minutes M] [--seed S]
+  python3 train.py pack --spec spec.json --out data.npz --compact   # LZMA + delta: ~25% smaller, to carry to a GPU
+  python3 train.py fit --data data.npz [more.npz ...] --out DIR [--iters N] [--minutes M] [--seed S]
+  python3 train.py export --weights DIR/best.pt --out DIR            # ONNX + card from saved best weights
 
 Progress and results go to stdout as JSON lines ({"event": ...}); errors to stderr with a non-zero exit.
 
@@ -72,10 +74,15 @@ def read_stack(path: str) -> np.ndarray:
 def load_source(src: dict) -> dict:
     name = src.get("name") or os.path.basename(os.path.normpath(src["images"]))
     images = read_stack(src["images"])
+    zr = src.get("z_range")
+    if zr is not None and not (isinstance(zr, list) and len(zr) == 2 and 0 <= zr[0] < zr[1] <= images.shape[0]):
+        fail(f"source {name}: z_range must be [start, stop) within 0..{images.shape[0]}, got {zr!r}")
+    sel = slice(zr[0], zr[1]) if zr else slice(None)
+    images = images[sel]
     if images.dtype not in (np.uint8, np.uint16):
         fail(f"{src['images']}: images must be 8- or 16-bit, got {images.dtype}")
     if "labels" in src:
-        labels = read_stack(src["labels"]).astype(np.uint8)
+        labels = read_stack(src["labels"]).astype(np.uint8)[sel]
         if labels.max() >= len(CLASS_NAMES):
             fail(f"{src['labels']}: class codes must be 0-{len(CLASS_NAMES) - 1}, found {int(labels.max())}")
         known = list(range(1, len(CLASS_NAMES)))
@@ -88,7 +95,7 @@ def load_source(src: dict) -> dict:
         for cls, folder in masks.items():
             if cls not in CODES or cls == "background":
                 fail(f"source {name}: unknown class {cls!r} (one of {CLASS_NAMES[1:]})")
-            m = read_stack(folder)
+            m = read_stack(folder)[sel]
             if m.shape != images.shape:
                 fail(f"{folder}: mask shape {m.shape} differs from images {images.shape}")
             labels[m > 0] = CODES[cls]
@@ -120,9 +127,35 @@ def pack(args) -> None:
         emit("packed", source=s["name"], shape=list(s["images"].shape), known=[CLASS_NAMES[c] for c in s["known"]],
              train=len(s["train"]), val=len(s["val"]))
     tmp = args.out + ".tmp.npz"
-    np.savez_compressed(tmp, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    meta_arr = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    if args.compact:
+        write_compact(tmp, {"meta": meta_arr, **arrays})
+    else:
+        np.savez_compressed(tmp, meta=meta_arr, **arrays)
     os.replace(tmp, args.out)
     emit("pack_done", out=args.out, bytes=os.path.getsize(args.out))
+
+
+def write_compact(path: str, arrays: dict) -> None:
+    """An .npz that np.load reads, with LZMA members; images stored as differences along x (EM sections are
+    smooth at that scale, so the differences compress ~10% better than the pixels)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_LZMA) as zf:
+        for name, a in arrays.items():
+            if name.startswith("images_"):
+                name, a = "xdelta_" + name, np.diff(a, axis=-1, prepend=np.zeros_like(a[..., :1]))
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(a))
+            zf.writestr(name + ".npy", buf.getvalue())
+
+
+def read_member(z, name: str) -> np.ndarray:
+    if name in z.files:
+        return z[name]
+    d = z["xdelta_" + name]  # unsigned wrap-around makes the running sum exact
+    return np.cumsum(d, axis=-1, dtype=d.dtype)
 
 
 # ---------------------------------------------------------------- data
@@ -133,16 +166,28 @@ def zscore(section: np.ndarray) -> np.ndarray:
 
 
 class Data:
-    def __init__(self, path: str):
-        z = np.load(path)
-        self.meta = json.loads(bytes(z["meta"]).decode())
-        self.sources = []
-        for k, m in enumerate(self.meta):
-            imgs = z[f"images_{k}"]
-            labels = z[f"labels_{k}"]
-            # Normalise whole sections once, exactly as inference does (tiles must see the same numbers).
-            norm = np.stack([zscore(s) for s in imgs])
-            self.sources.append({**m, "x": norm, "y": labels})
+    def __init__(self, paths: list, holdout: list | None = None):
+        self.meta, self.sources = [], []
+        for path in paths:
+            if not os.path.exists(path):
+                fail(f"{path}: no such packed data file")
+            z = np.load(path)
+            meta = json.loads(bytes(z["meta"]).decode())
+            for k, m in enumerate(meta):
+                imgs = read_member(z, f"images_{k}")
+                labels = z[f"labels_{k}"]
+                # Normalise whole sections once, exactly as inference does (tiles must see the same numbers).
+                norm = np.stack([zscore(s) for s in imgs])
+                self.sources.append({**m, "x": norm, "y": labels})
+            self.meta += meta
+        names = [s["name"] for s in self.sources]
+        for h in holdout or []:
+            if h not in names:
+                fail(f"--holdout {h}: no source of that name (have {', '.join(names)})")
+        for s in self.sources:  # a held-out source is validated on, never trained on (cross-dataset score)
+            s["held_out"] = s["name"] in (holdout or [])
+            if s["held_out"]:
+                s["weight"] = 0.0
         weights = np.array([s["weight"] * len(s["train"]) for s in self.sources], np.float64)
         if weights.sum() <= 0:
             fail("no training sections")
@@ -178,8 +223,10 @@ def known_mask(known_lists, device) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
-    """Flips, 90-degree rotations, scale 0.8-1.25, rotation, elastic, intensity. x [B,1,H,W] float, y [B,H,W] long."""
+    """Flips, 90-degree rotations, scale 0.8-1.25, rotation, elastic, intensity. x [B,1,H,W] float, y [B,H,W] long.
+    Runs on x's device: on a GPU the augmentation costs far less than the host-side crops."""
     b, _, h, w = x.shape
+    dev = x.device
     if rng.random() < 0.5:
         x, y = x.flip(-1), y.flip(-1)
     if rng.random() < 0.5:
@@ -193,8 +240,8 @@ def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         s = math.exp(rng.uniform(math.log(0.8), math.log(1.25)))
         a = rng.uniform(-0.3, 0.3)
         theta[i] = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, 0.0], [math.sin(a) / s, math.cos(a) / s, 0.0]])
-    grid = F.affine_grid(theta, (b, 1, h, w), align_corners=False)
-    coarse = torch.from_numpy(rng.normal(0, 0.03, (b, 2, 5, 5)).astype(np.float32))
+    grid = F.affine_grid(theta.to(dev), (b, 1, h, w), align_corners=False)
+    coarse = torch.from_numpy(rng.normal(0, 0.03, (b, 2, 5, 5)).astype(np.float32)).to(dev)
     disp = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
     grid = grid + disp
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
@@ -241,9 +288,10 @@ def losses(logits: torch.Tensor, y: torch.Tensor, kmask: torch.Tensor, class_w: 
 def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     h, w = x.shape
     ph, pw = (-h) % SIZE_MULTIPLE, (-w) % SIZE_MULTIPLE
-    t = torch.from_numpy(np.pad(x, ((0, ph), (0, pw)), mode="reflect"))[None, None]
+    dev = next(model.parameters()).device
+    t = torch.from_numpy(np.pad(x, ((0, ph), (0, pw)), mode="reflect"))[None, None].to(dev)
     with torch.no_grad():
-        return model(t)[0, :, :h, :w].argmax(0).numpy().astype(np.uint8)
+        return model(t)[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
 
 
 def validate(model: torch.nn.Module, data: Data) -> dict:
@@ -262,16 +310,24 @@ def validate(model: torch.nn.Module, data: Data) -> dict:
                 inter[c] += np.logical_and(p, t).sum()
                 psum[c] += p.sum()
                 tsum[c] += t.sum()
-        out[s["name"]] = {CLASS_NAMES[c]: {"dice": float(2 * inter[c] / max(psum[c] + tsum[c], 1)),
-                                           "iou": float(inter[c] / max(psum[c] + tsum[c] - inter[c], 1))} for c in s["known"]}
+        # A class absent from truth and prediction has no score (not a Dice of 0).
+        out[s["name"] + HELD_OUT_SUFFIX * bool(s.get("held_out"))] = {
+            CLASS_NAMES[c]: {"dice": float(2 * inter[c] / (psum[c] + tsum[c])), "iou": float(inter[c] / (psum[c] + tsum[c] - inter[c]))}
+            for c in s["known"] if psum[c] + tsum[c] > 0}
     model.train()
     return out
 
 
+HELD_OUT_SUFFIX = " (held out)"
+
+
 def score(val: dict) -> float:
-    """Early-stopping score: mean Dice over every (source, class) validated; real mitochondria count double."""
+    """Early-stopping score: mean Dice over every (source, class) validated; real mitochondria count double.
+    Held-out sources are left out: choosing the iteration on them would leak into the cross-dataset score."""
     vals = []
     for src, classes in val.items():
+        if src.endswith(HELD_OUT_SUFFIX):
+            continue
         for cls, m in classes.items():
             vals += [m["dice"]] * (2 if cls == "mito" and len(classes) == 1 else 1)
     return float(np.mean(vals)) if vals else 0.0
@@ -313,16 +369,23 @@ def fit(args) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    else:
+        torch.set_num_threads(2)  # host work is crops only; leave the cores to concurrent runs
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     random.seed(args.seed)
-    data = Data(args.data)
-    model = UNet().to(device)
+    # bf16 autocast on GPUs: the small-channel convolutions are memory-bound, half the bytes is most of the gain.
+    amp = device.type == "cuda" and not args.no_amp
+    data = Data(args.data, args.holdout)
+    model = UNet(args.widths, args.bottleneck).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
     state = {"iter": 0, "best": -1.0, "since_best": 0, "history": [], "seconds": 0.0, "hardware": []}
     if os.path.exists(ckpt_path) and not args.fresh:
-        ck = torch.load(ckpt_path, map_location=device)
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck.get("arch", {"widths": [16, 32, 64, 128], "bottleneck": 128}) != arch(args):
+            fail(f"{ckpt_path}: checkpoint is of another architecture ({ck.get('arch')}); use --fresh or the same --widths")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
@@ -345,7 +408,9 @@ def fit(args) -> None:
     it0 = state["iter"]
     while state["iter"] < total and time.time() < deadline:
         it = state["iter"]
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(it / total, 1.0)))
+        # Cosine decay over whichever budget binds first: iterations, or this run's minutes.
+        progress = max(it / total, (time.time() - t_start) / (deadline - t_start) if args.minutes else 0.0)
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         lr = max(lr, args.lr * 0.01) * min(1.0, (it + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -361,9 +426,10 @@ def fit(args) -> None:
             ks.append(k)
         x = torch.from_numpy(np.stack(xs))[:, None]
         y = torch.from_numpy(np.stack(ys).astype(np.int64))
-        x, y = augment(x, y, rng)
-        x, y = x.to(device), y.to(device)
-        loss, ce, dl = losses(model(x), y, known_mask(ks, device), class_w)
+        x, y = augment(x.to(device), y.to(device), rng)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        loss, ce, dl = losses(logits.float(), y, known_mask(ks, device), class_w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -383,7 +449,9 @@ def fit(args) -> None:
                 state["best_val"] = val
                 state["best_iter"] = state["iter"]
                 state["seconds"] = seconds0 + (time.time() - t_start)
-                export_onnx(model, args.out, model_card(args, data, state))
+                save_weights(os.path.join(args.out, "best.pt"), model, args, model_card(args, data, state))
+                if not args.no_onnx:
+                    export_onnx(model, args.out, model_card(args, data, state))
             else:
                 state["since_best"] += 1
             emit("val", iter=state["iter"], score=round(sc, 4), best=round(state["best"], 4), improved=improved, val=val)
@@ -392,14 +460,18 @@ def fit(args) -> None:
                 done = True
         if time.time() - last_save > args.save_seconds or done:
             state["seconds"] = seconds0 + (time.time() - t_start)
-            save_checkpoint(ckpt_path, model, opt, state)
+            save_checkpoint(ckpt_path, model, opt, state, args)
             last_save = time.time()
         if done:
             break
     state["seconds"] = seconds0 + (time.time() - t_start)
-    save_checkpoint(ckpt_path, model, opt, state)
+    save_checkpoint(ckpt_path, model, opt, state, args)
     card = model_card(args, data, state)
     write_json(os.path.join(args.out, "model-card.json"), card)
+    best = os.path.join(args.out, "best.pt")
+    if os.path.exists(best):  # the final card (hardware, time) goes with the best weights
+        ck = torch.load(best, map_location="cpu", weights_only=False)
+        save_blob(best, {**ck, "card": card})
     if os.path.exists(os.path.join(args.out, "model.onnx")):
         # Re-embed the final card (hardware, time) in the best model without changing its weights.
         import onnx
@@ -413,22 +485,73 @@ def fit(args) -> None:
     emit("done", iter=state["iter"], best=state["best"], out=args.out)
 
 
-def save_checkpoint(path: str, model, opt, state) -> None:
+def arch(args) -> dict:
+    return {"widths": list(args.widths), "bottleneck": args.bottleneck}
+
+
+def save_blob(path: str, obj) -> None:
     tmp = path + ".tmp"
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
+    torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def save_checkpoint(path: str, model, opt, state, args) -> None:
+    save_blob(path, {"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "arch": arch(args)})
+
+
+def save_weights(path: str, model, args, card: dict) -> None:
+    """The best weights alone (no optimiser state): small enough to fetch back from a GPU machine."""
+    save_blob(path, {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "arch": arch(args), "card": card})
+
+
+def cross_dataset(log_path: str) -> dict:
+    """From a `fit --holdout` run's log: the held-out scores at the iteration its other sources chose."""
+    best = None
+    with open(log_path) as f:
+        for line in f:
+            e = json.loads(line) if line.startswith("{") else {}
+            if e.get("event") != "val":
+                continue
+            held = {k[: -len(HELD_OUT_SUFFIX)]: v for k, v in e["val"].items() if k.endswith(HELD_OUT_SUFFIX)}
+            sc = score(e["val"])
+            if held and (best is None or sc > best["selection_score"]):
+                best = {"held_out": held, "iteration": e["iter"], "selection_score": round(sc, 4)}
+    if best is None:
+        fail(f"{log_path}: no validation of a held-out source in this log")
+    return {**best, "log": os.path.basename(log_path)}
+
+
+def export(args) -> None:
+    ck = torch.load(args.weights, map_location="cpu", weights_only=False)
+    a = ck.get("arch", {"widths": [16, 32, 64, 128], "bottleneck": 128})
+    model = UNet(a["widths"], a["bottleneck"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+    os.makedirs(args.out, exist_ok=True)
+    card = ck["card"]
+    if args.cross_dataset:
+        card = {**card, "cross_dataset": [cross_dataset(log) for log in args.cross_dataset]}
+    if args.data:  # float32 on this machine, as inference runs: checks the GPU's bf16-trained numbers hold
+        torch.set_num_threads(os.cpu_count() or 1)
+        val = validate(model, Data(args.data))
+        card = {**card, "validation": val, "validation_score": score(val), "validation_note": "recomputed at export in float32 on CPU"}
+        emit("revalidated", score=round(score(val), 4), val=val)
+    export_onnx(model, args.out, card)
+    emit("exported", out=os.path.join(args.out, "model.onnx"), iteration=ck["card"]["training"].get("best_iteration"))
 
 
 def model_card(args, data: Data, state: dict) -> dict:
     return {
         "format": "vemscope-model-card", "version": 1,
-        "architecture": "2D U-Net, 4 levels (16-32-64-128) + 128 bottleneck, BN, bilinear upsampling, 7-class logits",
+        "architecture": f"2D U-Net, {len(args.widths)} levels ({'-'.join(map(str, args.widths))}) + {args.bottleneck} bottleneck, "
+                        "BN, bilinear upsampling, 7-class logits",
         "classes": CLASS_NAMES, "normalisation": NORMALISATION,
         "data": [{"name": s["name"], "shape_zyx": s["shape"], "annotated": [CLASS_NAMES[c] for c in s["known"]],
-                  "train_slices": s["train"], "val_slices": s["val"], "weight": s["weight"]} for s in data.sources],
+                  "train_slices": [] if s["held_out"] else s["train"], "val_slices": s["val"], "weight": s["weight"],
+                  **({"held_out": True} if s["held_out"] else {})} for s in data.sources],
         "training": {"iterations": state["iter"], "best_iteration": state.get("best_iter"), "batch": args.batch,
                      "crop": args.crop, "lr": args.lr, "seed": args.seed, "seconds": round(state["seconds"]),
                      "hardware": state["hardware"], "torch": torch.__version__,
+                     "precision": "bf16 autocast" if any(h["device"].startswith("cuda") for h in state["hardware"]) and not args.no_amp else "float32",
                      "loss": "class-weighted marginal cross-entropy + soft Dice on annotated classes",
                      "augmentation": "flips, 90-degree rotations, scale 0.8-1.25, rotation +-17 deg, elastic, contrast/brightness/gamma, blur, noise"},
         "validation": state.get("best_val", {}), "validation_score": state["best"],
@@ -441,8 +564,14 @@ def main() -> None:
     p = sub.add_parser("pack")
     p.add_argument("--spec", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--compact", action="store_true", help="LZMA members, images delta-coded along x")
+    e = sub.add_parser("export")
+    e.add_argument("--weights", required=True)
+    e.add_argument("--out", required=True)
+    e.add_argument("--cross-dataset", nargs="*", default=[], help="logs of `fit --holdout` runs to cite in the card")
+    e.add_argument("--data", nargs="*", default=[], help="packs to re-validate on before export (float32)")
     f = sub.add_parser("fit")
-    f.add_argument("--data", required=True)
+    f.add_argument("--data", required=True, nargs="+")
     f.add_argument("--out", required=True)
     f.add_argument("--iters", type=int, default=20000)
     f.add_argument("--minutes", type=float, default=0)
@@ -457,12 +586,22 @@ def main() -> None:
     f.add_argument("--save-seconds", type=float, default=120)
     f.add_argument("--cpu", action="store_true")
     f.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    f.add_argument("--widths", type=lambda v: [int(t) for t in v.split(",")], default=[16, 32, 64, 128],
+                   help="channels per level, comma-separated (4 levels: the shipped size multiple is 16)")
+    f.add_argument("--bottleneck", type=int, default=128)
+    f.add_argument("--holdout", nargs="*", default=[], help="source names validated on but never trained on")
+    f.add_argument("--no-amp", action="store_true", help="float32 on GPUs too")
+    f.add_argument("--no-onnx", action="store_true", help="keep best.pt only; `export` makes the ONNX later")
     args = ap.parse_args()
     if args.cmd == "pack":
         pack(args)
+    elif args.cmd == "export":
+        export(args)
     else:
         if args.crop % SIZE_MULTIPLE:
             fail(f"--crop must be a multiple of {SIZE_MULTIPLE}")
+        if len(args.widths) != 4:
+            fail("--widths needs 4 levels (the exported model's size multiple is 16)")
         fit(args)
 
 
