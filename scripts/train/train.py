@@ -391,6 +391,14 @@ def fit(args) -> None:
         state = ck["state"]
         rng = np.random.default_rng(args.seed + state["iter"])  # resumed runs continue a different, seeded stream
         emit("resumed", iter=state["iter"], best=state["best"])
+    elif args.init:  # weights only (e.g. best.pt from a GPU run): a fresh optimiser and schedule fine-tune them
+        ck = torch.load(args.init, map_location=device, weights_only=False)
+        if ck.get("arch") != arch(args):
+            fail(f"--init {args.init}: weights are of another architecture ({ck.get('arch')}); pass the same --widths/--bottleneck")
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+        state["init"] = {"from": os.path.basename(args.init), "iterations": ck["card"]["training"].get("best_iteration"),
+                         "hardware": ck["card"]["training"].get("hardware")}
+        emit("initialised", weights=args.init)
     hw = f"{device.type}:{torch.cuda.get_device_name(0) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}"
     state["hardware"].append({"device": hw, "from_iter": state["iter"]})
     # Class weights: rare and thin classes count more (inverse sqrt frequency over annotated pixels).
@@ -549,6 +557,7 @@ def model_card(args, data: Data, state: dict) -> dict:
                   "train_slices": [] if s["held_out"] else s["train"], "val_slices": s["val"], "weight": s["weight"],
                   **({"held_out": True} if s["held_out"] else {})} for s in data.sources],
         "training": {"iterations": state["iter"], "best_iteration": state.get("best_iter"), "batch": args.batch,
+                     **({"initialised_from": state["init"]} if "init" in state else {}),
                      "crop": args.crop, "lr": args.lr, "seed": args.seed, "seconds": round(state["seconds"]),
                      "hardware": state["hardware"], "torch": torch.__version__,
                      "precision": "bf16 autocast" if any(h["device"].startswith("cuda") for h in state["hardware"]) and not args.no_amp else "float32",
@@ -592,6 +601,7 @@ def main() -> None:
     f.add_argument("--holdout", nargs="*", default=[], help="source names validated on but never trained on")
     f.add_argument("--no-amp", action="store_true", help="float32 on GPUs too")
     f.add_argument("--no-onnx", action="store_true", help="keep best.pt only; `export` makes the ONNX later")
+    f.add_argument("--init", help="start from these weights (best.pt of another run), with a fresh optimiser")
     args = ap.parse_args()
     if args.cmd == "pack":
         pack(args)
