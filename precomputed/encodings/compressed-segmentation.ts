@@ -69,6 +69,11 @@ function bitsFor(uniqueCount: number): number {
 }
 
 function sortedUnique<T extends number | bigint>(values: Labels<T>): T[] {
+  // Most blocks of a segmentation hold one label: no copy, no sort.
+  const first = values[0];
+  let uniform = true;
+  for (let i = 1; i < values.length && uniform; i++) uniform = values[i] === first;
+  if (uniform) return values.length === 0 ? [] : [first];
   const sorted = values.slice().sort();
   const out: T[] = [];
   for (let i = 0; i < sorted.length; i++) {

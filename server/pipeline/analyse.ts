@@ -8,6 +8,7 @@ import { silentProgress, type Progress } from "./progress.js";
 import { instanceRows, type InstanceRow } from "./report.js";
 import { instanceStats } from "./stats.js";
 import { sphericity, volumeToSurface } from "./surface.js";
+import { requestedWorkers } from "./workers/pool.js";
 import { startSharedJobs } from "./workers/shared-jobs.js";
 
 export interface Analysis {
@@ -33,7 +34,11 @@ export interface AnalyseOptions {
 export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts: AnalyseOptions = {}): Analysis {
   const progress = opts.progress ?? silentProgress;
   progress.start("instances", 1, "volume");
-  const components = connectedComponents(classes.data, classes.shape);
+  const found = connectedComponents(classes.data, classes.shape);
+  const helper = opts.helperThread ?? defaultHelper();
+  // Worker threads read the labels in place: one copy into shared memory (kept as the result's labels, so the
+  // mesh writer's workers reuse it) instead of one crop per object.
+  const components: Components = helper ? { ...found, labels: shareLabels(found.labels) } : found;
   const stats = instanceStats(components.labels, classes.shape, components.count);
   const rows = instanceRows(components, classes.shape, voxelNm, stats);
   progress.update(1);
@@ -41,11 +46,8 @@ export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts:
   // The ER network spans the whole volume and is not an organelle the paper measures; everything else is.
   // Surfaces and mito tubes are per object and independent of the contacts, so they run beside them.
   const objects = rows.filter((r) => r.class !== "er");
-  const helper = opts.helperThread ?? defaultHelper();
-  // The helper reads the labels in place: one copy into shared memory instead of one crop per object.
-  const labels = helper ? shareLabels(components.labels) : components.labels;
   const jobs: ObjectJob[] = objects.map((row) => ({
-    labels,
+    labels: components.labels,
     shape: classes.shape,
     voxelNm,
     id: row.id,
@@ -87,8 +89,7 @@ export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts:
 }
 
 function defaultHelper(): boolean {
-  const env = process.env.VEMSCOPE_WORKERS;
-  return availableParallelism() > 1 && env !== "0";
+  return availableParallelism() > 1 && requestedWorkers() > 0;
 }
 
 function shareLabels(labels: Uint32Array): Uint32Array {

@@ -586,39 +586,4 @@ export async function renderFigures(rows: readonly InstanceRow[], opts: FigureOp
   return out;
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-}
-
-/** A standalone page (inline SVG, no scripts or external assets) for report/figures/index.html. */
-export function figureIndexHtml(figures: readonly RenderedFigure[]): string {
-  const body = figures.length
-    ? figures
-        .map(
-          (f) => `<section id="${escapeHtml(f.name)}">
-<h2>${escapeHtml(f.title)}</h2>
-<p class="caption">${escapeHtml(f.caption)} <a href="${escapeHtml(f.name)}.svg">${escapeHtml(f.name)}.svg</a></p>
-<figure>${f.svg}</figure>
-</section>`,
-        )
-        .join("\n")
-    : `<p class="empty">No panels: none of the measurements they need are present in this run.</p>`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>vemscope — figure panels</title>
-<style>
-body { font-family: Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #222; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-bottom: 0.2rem; }
-.caption { color: #444; margin-top: 0; } figure { margin: 0.5rem 0 2rem; } figure svg { max-width: 100%; height: auto; }
-</style>
-</head>
-<body>
-<h1>Figure panels regenerated from this dataset</h1>
-<p>Quantities of Jiang et al. 2021 (J Mol Cell Biol 13(9):636), Fig 3E-G, 4C-F and 5E-G, computed from report/morphometrics.csv. These are not the paper's images.</p>
-${body}
-</body>
-</html>
-`;
-}
+export { figureIndexHtml } from "./figures-job.js";

@@ -4,7 +4,7 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import sharp, { type Metadata } from "sharp";
+import type { Metadata } from "sharp";
 import type { Volume } from "../../precomputed/array.js";
 import { PipelineError } from "./errors.js";
 import { decodeTiffPages, scanTiff, type ProgressCallback, type TiffPage } from "./tiff.js";
@@ -30,7 +30,7 @@ interface Plane {
   width: number;
   height: number;
   bits: number;
-  source: { kind: "tiff"; ifdIndex: number; whiteIsZero: boolean } | { kind: "png" };
+  source: { kind: "tiff"; page: TiffPage; whiteIsZero: boolean } | { kind: "png" };
 }
 
 const SLICE_EXT = new Set([".png", ".tif", ".tiff"]);
@@ -131,7 +131,7 @@ async function planesOf(file: string, mode: Mode, sliceLabel: string | undefined
       width: p.width,
       height: p.height,
       bits: p.bitsPerSample,
-      source: { kind: "tiff", ifdIndex: p.ifdIndex, whiteIsZero: p.photometric === 0 && mode === "image" },
+      source: { kind: "tiff", page: p, whiteIsZero: p.photometric === 0 && mode === "image" },
     };
   });
 }
@@ -154,7 +154,7 @@ function checkPage(file: string, p: TiffPage, mode: Mode, name: string): void {
 async function pngPlane(file: string, name: string): Promise<Plane> {
   let meta: Metadata;
   try {
-    meta = await sharp(file).metadata();
+    meta = await (await loadSharp())(file).metadata();
   } catch (e) {
     throw bad(file, `cannot read image: ${e instanceof Error ? e.message : String(e)}`, e);
   }
@@ -185,12 +185,12 @@ async function decodePlanes(path: string, planes: Plane[], bits: number, onProgr
       await decodePng(p, out, z * plane);
       z += 1;
     } else {
-      const run: number[] = [];
+      const run: TiffPage[] = [];
       const whiteIsZero = p.source.whiteIsZero;
       while (z + run.length < planes.length) {
         const q = planes[z + run.length] as Plane;
         if (q.file !== p.file || q.source.kind !== "tiff") break;
-        run.push(q.source.ifdIndex);
+        run.push(q.source.page);
       }
       await decodeTiffPages(p.file, run, out, z, first.width, first.height);
       if (whiteIsZero) {
@@ -207,7 +207,7 @@ async function decodePlanes(path: string, planes: Plane[], bits: number, onProgr
 async function decodePng(p: Plane, out: Uint8Array | Uint16Array | Uint32Array, at: number): Promise<void> {
   let data: Buffer;
   try {
-    ({ data } = await sharp(p.file)
+    ({ data } = await (await loadSharp())(p.file)
       .extractChannel(0)
       // Without an explicit grey colourspace sharp routes 16-bit input through 8-bit sRGB.
       .toColourspace(p.bits === 16 ? "grey16" : "b-w")
@@ -245,4 +245,9 @@ export function naturalCompare(a: string, b: string): number {
     }
   }
   return ra.length - rb.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** sharp (libvips) is loaded only for PNG slices: TIFF stacks never need it. */
+async function loadSharp(): Promise<typeof import("sharp").default> {
+  return (await import("sharp")).default;
 }

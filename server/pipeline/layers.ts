@@ -6,10 +6,9 @@ import type { Storage } from "../../precomputed/storage.js";
 import { makeInfo, writeVolume } from "../../precomputed/volume-io.js";
 import { CLASSES } from "./classes.js";
 import type { Components } from "./label.js";
-import { PipelineError } from "./errors.js";
 import { MESH_QUANTIZATION_BITS, segmentMeshObjects, type MeshJob, type StoredObject } from "./mesh-job.js";
 import { instanceStats } from "./stats.js";
-import { defaultPoolSize, KernelPool } from "./workers/pool.js";
+import { processPool, requestedWorkers } from "./workers/pool.js";
 import type { Progress } from "./progress.js";
 import type { InstanceRow } from "./report.js";
 
@@ -90,10 +89,10 @@ export async function writeSegmentationLayer(
 }
 
 /**
- * Display meshes of every segment, one job each, on a worker pool over a shared copy of the labels (jobs
- * largest box first, so one big ER network does not finish last alone). Measurements never use these meshes
- * (surface.ts measures areas). VEMSCOPE_WORKERS=0 keeps everything on this thread; a job whose worker fails
- * is redone here.
+ * Display meshes of every segment, one job each, on the process's worker pool over a shared copy of the labels
+ * (jobs largest box first, so one big ER network does not finish last alone). Measurements never use these
+ * meshes (surface.ts measures areas). VEMSCOPE_WORKERS=0 keeps everything on this thread; a job whose worker
+ * fails is redone here.
  */
 function startMeshes(components: Components, shape: Vec3, voxelNm: Vec3, meshPrefix: string): { results: (() => Promise<StoredObject[]>)[]; drainHere(): Promise<void>; close(): Promise<void> } {
   const stats = instanceStats(components.labels, shape, components.count);
@@ -106,31 +105,39 @@ function startMeshes(components: Components, shape: Vec3, voxelNm: Vec3, meshPre
     // Each job starts when the writer asks for it, so only one mesh is held at a time.
     return { results: ids.map((id) => () => local(id)), drainHere: async () => undefined, close: async () => undefined };
   }
-  const shared = new Uint32Array(new SharedArrayBuffer(components.labels.byteLength));
-  shared.set(components.labels);
-  const pool = new KernelPool(size);
+  // analyseClasses already hands over its labels in shared memory when it used threads.
+  let shared = components.labels;
+  if (!(shared.buffer instanceof SharedArrayBuffer)) {
+    shared = new Uint32Array(new SharedArrayBuffer(components.labels.byteLength));
+    shared.set(components.labels);
+  }
+  const pool = processPool(size);
+  const group = {};
   const volume = (id: number): number => {
     const b = stats.bbox.subarray(6 * id, 6 * id + 6);
     return (b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2]);
   };
   const byId = new Map<number, Promise<StoredObject[]>>();
+  let closed = false;
   for (const id of [...ids].sort((a, b) => volume(b) - volume(a))) {
-    const p = pool.run("mesh", job(shared, id)).catch(() => local(id));
+    const p = pool.run("mesh", job(shared, id), [], group).catch((e: unknown) => (closed ? Promise.reject(e) : local(id)));
     p.catch(() => undefined); // awaited later in id order; an early failure must not count as unhandled
     byId.set(id, p);
   }
   return {
     results: ids.map((id) => () => byId.get(id) ?? local(id)),
     // Jobs no worker has taken yet run here, on the labels as they are (the same numbers).
-    drainHere: () => pool.drainHere((_kind, input) => segmentMeshObjects({ ...(input as MeshJob), labels: components.labels })),
-    close: () => pool.close(),
+    drainHere: () => pool.drainHere((_kind, input) => segmentMeshObjects({ ...(input as MeshJob), labels: components.labels }), group),
+    // The pool serves the whole run; only this writer's jobs that never started are withdrawn.
+    close: async () => {
+      closed = true;
+      pool.cancel(group);
+    },
   };
 }
 
 function workerCount(jobs: number): number {
-  const env = process.env.VEMSCOPE_WORKERS;
-  const requested = env === undefined || env === "" ? defaultPoolSize() : Number(env);
-  if (!Number.isInteger(requested) || requested < 0) throw new PipelineError("bad_argument", `VEMSCOPE_WORKERS must be a non-negative integer, got '${env}'`);
+  const requested = requestedWorkers();
   return jobs < 2 ? 0 : Math.min(requested, jobs);
 }
 

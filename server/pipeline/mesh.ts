@@ -101,26 +101,46 @@ function occupancy(labels: Uint32Array, shape: Vec3, id: number, box: Box, f: Ve
   return { field, dims, origin };
 }
 
-/** In-place separable [1 2 1]/4 smoothing; values beyond the grid count as 0. */
+/**
+ * In-place separable [1 2 1]/4 smoothing; values beyond the grid count as 0. x runs along each row; y and z
+ * combine whole rows / planes (neighbour rows are kept as copies until overwritten), so every pass reads memory
+ * in order. Each output is 0.25 * prev + 0.5 * centre + 0.25 * next of the previous pass, as a line-by-line
+ * pass computes it.
+ */
 function smooth3(field: Float32Array, dims: Vec3): void {
-  const stride = [1, dims[0], dims[0] * dims[1]];
-  const line = new Float32Array(Math.max(...dims));
-  for (let axis = 0; axis < 3; ++axis) {
-    const n = dims[axis];
-    const s = stride[axis];
-    const [a, b] = [0, 1, 2].filter((d) => d !== axis);
-    for (let j = 0; j < dims[b]; ++j) {
-      for (let i = 0; i < dims[a]; ++i) {
-        const base = i * stride[a] + j * stride[b];
-        for (let k = 0; k < n; ++k) line[k] = field[base + k * s];
-        for (let k = 0; k < n; ++k) {
-          const prev = k > 0 ? line[k - 1] : 0;
-          const next = k + 1 < n ? line[k + 1] : 0;
-          field[base + k * s] = 0.25 * prev + 0.5 * line[k] + 0.25 * next;
-        }
-      }
+  const [nx, ny, nz] = dims;
+  const line = new Float32Array(nx);
+  for (let r = 0; r < ny * nz; ++r) {
+    const base = r * nx;
+    for (let k = 0; k < nx; ++k) line[k] = field[base + k];
+    for (let k = 0; k < nx; ++k) {
+      const prev = k > 0 ? line[k - 1] : 0;
+      const next = k + 1 < nx ? line[k + 1] : 0;
+      field[base + k] = 0.25 * prev + 0.5 * line[k] + 0.25 * next;
     }
   }
+  // y within each plane, then z across planes: `run` values per line, lines `stride` apart, `count` lines.
+  const across = (start: number, run: number, stride: number, count: number, prevLine: Float32Array, centre: Float32Array): void => {
+    prevLine.fill(0);
+    let prev = prevLine;
+    let cur = centre;
+    for (let k = 0; k < count; ++k) {
+      const at = start + k * stride;
+      for (let i = 0; i < run; ++i) cur[i] = field[at + i];
+      const hasNext = k + 1 < count;
+      for (let i = 0; i < run; ++i) {
+        const next = hasNext ? field[at + stride + i] : 0;
+        field[at + i] = 0.25 * prev[i] + 0.5 * cur[i] + 0.25 * next;
+      }
+      const t = prev;
+      prev = cur;
+      cur = t;
+    }
+  };
+  const rowA = new Float32Array(nx);
+  const rowB = new Float32Array(nx);
+  for (let z = 0; z < nz; ++z) across(z * nx * ny, nx, nx, ny, rowA, rowB);
+  across(0, nx * ny, nx * ny, nz, new Float32Array(nx * ny), new Float32Array(nx * ny));
 }
 
 class GrowableF32 {
@@ -163,8 +183,8 @@ const ISO = 0.5;
 function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, dims: Vec3, origin: Vec3, f: Vec3, voxelNm: Vec3): SegmentMesh {
   const [nx, ny, nz] = dims;
   const plane = nx * ny;
-  const step = [0, 1, 2].map((d) => f[d] * voxelNm[d]);
-  const base = [0, 1, 2].map((d) => (origin[d] + 0.5 * f[d]) * voxelNm[d]);
+  const [stepX, stepY, stepZ] = [0, 1, 2].map((d) => f[d] * voxelNm[d]);
+  const [baseX, baseY, baseZ] = [0, 1, 2].map((d) => (origin[d] + 0.5 * f[d]) * voxelNm[d]);
   const positions = new GrowableF32();
   const indices = new GrowableU32();
   // Vertex ids of edges starting at each grid point of slabs z = k and k + 1 (x and y edges), and of the
@@ -175,12 +195,21 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
   const cornerIndex = CORNER_OFFSETS.map(([dx, dy, dz]) => dx + dy * nx + dz * plane);
   const values = new Float32Array(8);
   const corners = new Int32Array(8);
+  // Edge e: corners EDGE_A[e] -> EDGE_B[e] along EDGE_AXIS[e]; corner c sits at (c & 1, c >> 1 & 1, c >> 2 & 1).
+  const EDGE_A = EDGES.map((e) => e[0]);
+  const EDGE_B = EDGES.map((e) => e[1]);
+  const EDGE_AXIS = EDGES.map((e) => e[2]);
+  // Which grid points are inside (the raw field decides, as the cell masks always did).
+  const inside = new Uint8Array(field.length);
+  for (let i = 0; i < field.length; ++i) inside[i] = field[i] > ISO ? 1 : 0;
 
   const vertex = (x: number, y: number, z: number, e: number): number => {
-    const [ca, cb, axis] = EDGES[e];
-    const [ax, ay, az] = CORNER_OFFSETS[ca];
-    const px = x + ax;
-    const py = y + ay;
+    const ca = EDGE_A[e];
+    const cb = EDGE_B[e];
+    const axis = EDGE_AXIS[e];
+    const az = (ca >> 2) & 1;
+    const px = x + (ca & 1);
+    const py = y + ((ca >> 1) & 1);
     const pz = z + az;
     const slot = px + py * nx;
     let cache: Int32Array;
@@ -203,10 +232,11 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
       }
       // keep vertices off grid points, where two edges' vertices would coincide
       t = Math.min(0.99, Math.max(0.01, t));
-      const p = [px, py, pz];
-      p[axis] += t;
+      const qx = axis === 0 ? px + t : px;
+      const qy = axis === 1 ? py + t : py;
+      const qz = axis === 2 ? pz + t : pz;
       v = positions.length / 3;
-      positions.push3(base[0] + p[0] * step[0], base[1] + p[1] * step[1], base[2] + p[2] * step[2]);
+      positions.push3(baseX + qx * stepX, baseY + qy * stepY, baseZ + qz * stepZ);
       cache[key] = v;
     }
     return v;
@@ -215,17 +245,24 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
   for (let z = 0; z + 1 < nz; ++z) {
     zEdges.fill(-1);
     for (let y = 0; y + 1 < ny; ++y) {
+      // Corners 0, 2, 4, 6 lie on the cell's low-x face, 1, 3, 5, 7 on its high-x face: a face's four inside
+      // bits, spread to those corners, carry over to the next cell along x.
+      const r00 = y * nx + z * plane;
+      const r10 = r00 + nx;
+      const r01 = r00 + plane;
+      const r11 = r01 + nx;
+      let low = SPREAD[inside[r00] | (inside[r10] << 1) | (inside[r01] << 2) | (inside[r11] << 3)];
       for (let x = 0; x + 1 < nx; ++x) {
+        const high = SPREAD[inside[r00 + x + 1] | (inside[r10 + x + 1] << 1) | (inside[r01 + x + 1] << 2) | (inside[r11 + x + 1] << 3)];
+        const mask = low | (high << 1);
+        low = high;
+        if (mask === 0 || mask === 255) continue;
         const i0 = x + y * nx + z * plane;
-        let mask = 0;
         for (let c = 0; c < 8; ++c) {
           const j = i0 + cornerIndex[c];
-          const v = field[j];
-          values[c] = v;
+          values[c] = field[j];
           corners[c] = j;
-          if (v > ISO) mask |= 1 << c;
         }
-        if (mask === 0 || mask === 255) continue;
         const tris = TRIANGLES[mask];
         for (let k = 0; k < tris.length; ++k) indices.push(vertex(x, y, z, tris[k]));
       }
@@ -236,6 +273,9 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
   }
   return { positions: positions.data.slice(0, positions.length), indices: indices.data.slice(0, indices.length) };
 }
+
+/** Four face bits (y, z) -> the mask bits of corners 0, 2, 4, 6. */
+const SPREAD = Uint8Array.from({ length: 16 }, (_, b) => (b & 1) | ((b & 2) << 1) | ((b & 4) << 2) | ((b & 8) << 3));
 
 /** Meshes every (or each requested) segment of a label volume. */
 export function meshSegments(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, options: MeshOptions = {}): Map<number, SegmentMesh> {

@@ -1,10 +1,12 @@
 import type { Vec3 } from "../../precomputed/array.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { classByCode } from "./classes.js";
-import { figureIndexHtml, renderFigures } from "./figures.js";
+import type { RenderedFigure } from "./figures.js";
+import { figureIndexHtml, renderFigureJob } from "./figures-job.js";
 import { classSummaries } from "./summary.js";
 import type { Components } from "./label.js";
 import { instanceStats, type InstanceStats } from "./stats.js";
+import { processPool, requestedWorkers } from "./workers/pool.js";
 
 /**
  * One row per instance (DESIGN.md's columns). `null` = not measured or not applicable (e.g. length for a
@@ -124,10 +126,29 @@ export function summarise(rows: readonly InstanceRow[], shape: Vec3, voxelNm: Ve
   };
 }
 
-export async function writeReport(storage: Storage, rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3, contactNm: number): Promise<void> {
+/** Figures being rendered (startFigures), for writeReport. */
+export type FigureRun = () => Promise<RenderedFigure[]>;
+
+/**
+ * Starts rendering the report's figures from final rows: on a worker thread of the process pool when there is
+ * one (Vega's ~1.3 s load and the rendering then overlap the layers written meanwhile), else on this thread when
+ * writeReport asks. Same SVG text either way.
+ */
+export function startFigures(rows: readonly InstanceRow[], contactNm: number): FigureRun {
+  const job = { rows, contactNm };
+  if (requestedWorkers() === 0) return () => renderFigureJob(job);
+  const rendered = processPool(1)
+    .run("figures", job)
+    .catch(() => renderFigureJob(job));
+  rendered.catch(() => undefined); // awaited by writeReport; a failure there must not count as unhandled first
+  return () => rendered;
+}
+
+/** `figures`: from startFigures on the same rows and threshold; rendered here when not given. */
+export async function writeReport(storage: Storage, rows: readonly InstanceRow[], shape: Vec3, voxelNm: Vec3, contactNm: number, figureRun?: FigureRun): Promise<void> {
   await storage.put("report/morphometrics.csv", toCsv(rows));
   await storage.put("report/summary.json", JSON.stringify(summarise(rows, shape, voxelNm, contactNm), null, 2));
-  const figures = await renderFigures(rows, { contactNm });
+  const figures = await (figureRun ?? (() => renderFigureJob({ rows, contactNm })))();
   for (const f of figures) await storage.put(`report/figures/${f.name}.svg`, f.svg);
   await storage.put("report/figures/index.html", figureIndexHtml(figures));
 }

@@ -9,7 +9,7 @@
  */
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { endianness } from "node:os";
-import { fromFile } from "geotiff";
+import type { GeoTIFF } from "geotiff";
 import type { Vec3, Volume } from "../../precomputed/array.js";
 import { PipelineError } from "./errors.js";
 
@@ -27,6 +27,16 @@ export interface TiffPage {
   compression: number;
   /** NewSubfileType bit 0: a thumbnail or pyramid level, not a section of the stack. */
   reduced: boolean;
+  /** Where the samples lie, for uncompressed single-sample unsigned strips (read without geotiff). */
+  raw?: RawStrips;
+}
+
+/** An uncompressed page's strips: `rowsPerStrip` rows each (the last may have fewer), samples in file byte order. */
+export interface RawStrips {
+  offsets: number[];
+  counts: number[];
+  rowsPerStrip: number;
+  littleEndian: boolean;
 }
 
 export interface TiffScan {
@@ -187,6 +197,7 @@ async function readIfd(bytes: Bytes, at: number, bigTiff: boolean, index: number
 
   const tiled = entries.has(322) || entries.has(324);
   let chunks: number;
+  let rowsPerStrip = 0;
   if (tiled) {
     const tw = await one(322, "TileWidth");
     const th = await one(323, "TileLength");
@@ -196,6 +207,7 @@ async function readIfd(bytes: Bytes, at: number, bigTiff: boolean, index: number
     const rps = Math.min(await one(278, "RowsPerStrip", 0xffffffff), height);
     if (rps < 1) throw bad(file, `page ${index}: RowsPerStrip is 0; corrupt file`);
     chunks = Math.ceil(height / rps);
+    rowsPerStrip = rps;
   }
   if (planar === 2) chunks *= samplesPerPixel;
   const offsets = await uints(tiled ? 324 : 273, tiled ? "TileOffsets" : "StripOffsets", 1e7);
@@ -220,21 +232,24 @@ async function readIfd(bytes: Bytes, at: number, bigTiff: boolean, index: number
   if (compression !== 1 && decoded > stored * MAX_EXPANSION + 65536) {
     throw bad(file, `page ${index}: ${stored} compressed bytes cannot hold ${width}x${height} pixels; corrupt file`);
   }
-  return {
-    page: { ifdIndex: index, width, height, bitsPerSample, samplesPerPixel, sampleFormat, compression, photometric, reduced: (subfile & 1) === 1 },
-    nextOffset,
-  };
+  const page: TiffPage = { ifdIndex: index, width, height, bitsPerSample, samplesPerPixel, sampleFormat, compression, photometric, reduced: (subfile & 1) === 1 };
+  if (compression === 1 && !tiled && samplesPerPixel === 1 && sampleFormat === 1 && [8, 16, 32].includes(bitsPerSample)) {
+    page.raw = { offsets: offsets.slice(0, chunks), counts: counts.slice(0, chunks), rowsPerStrip, littleEndian: le };
+  }
+  return { page, nextOffset };
 }
 
 type UIntArray = Uint8Array | Uint16Array | Uint32Array;
 
 /**
- * Decodes single-sample pages into `out` (page k of `ifdIndices` at plane k). The caller has checked
- * with scanTiff that the pages exist, share width x height and have the sample type of `out`.
+ * Decodes single-sample pages into `out` (page k of `pages` at plane k). The caller has checked with scanTiff
+ * that the pages exist, share width x height and have the sample type of `out`. A page given as its TiffPage
+ * with `raw` strips (uncompressed) is read straight into `out`; any other page (an IFD index, or compressed)
+ * goes through geotiff. Both give the same samples.
  */
 export async function decodeTiffPages(
   path: string,
-  ifdIndices: readonly number[],
+  pages: readonly (number | TiffPage)[],
   out: UIntArray,
   planeOffset: number,
   width: number,
@@ -242,24 +257,65 @@ export async function decodeTiffPages(
   onProgress?: ProgressCallback,
 ): Promise<void> {
   const plane = width * height;
-  let tiff: Awaited<ReturnType<typeof fromFile>> | undefined;
+  let tiff: GeoTIFF | undefined;
+  let fh: FileHandle | undefined;
   try {
-    tiff = await fromFile(path);
-    for (let k = 0; k < ifdIndices.length; k++) {
-      const image = await tiff.getImage(ifdIndices[k]);
-      const raster = await image.readRasters({ interleave: true, samples: [0] });
-      if (raster.length !== plane) throw bad(path, `page ${ifdIndices[k]} decoded to ${raster.length} samples, expected ${plane}`);
-      if (raster.BYTES_PER_ELEMENT !== out.BYTES_PER_ELEMENT) {
-        throw bad(path, `page ${ifdIndices[k]} decoded to ${raster.BYTES_PER_ELEMENT * 8}-bit samples, expected ${out.BYTES_PER_ELEMENT * 8}`);
+    for (let k = 0; k < pages.length; k++) {
+      const page = pages[k];
+      const ifdIndex = typeof page === "number" ? page : page.ifdIndex;
+      if (typeof page !== "number" && rawReadable(page, out, width, height)) {
+        fh ??= await open(path, "r");
+        await readRawPage(fh, path, page, out, (planeOffset + k) * plane);
+      } else {
+        // Loaded on first use: uncompressed stacks never need it.
+        tiff ??= await (await import("geotiff")).fromFile(path);
+        const image = await tiff.getImage(ifdIndex);
+        const raster = await image.readRasters({ interleave: true, samples: [0] });
+        if (raster.length !== plane) throw bad(path, `page ${ifdIndex} decoded to ${raster.length} samples, expected ${plane}`);
+        if (raster.BYTES_PER_ELEMENT !== out.BYTES_PER_ELEMENT) {
+          throw bad(path, `page ${ifdIndex} decoded to ${raster.BYTES_PER_ELEMENT * 8}-bit samples, expected ${out.BYTES_PER_ELEMENT * 8}`);
+        }
+        out.set(raster as unknown as ArrayLike<number>, (planeOffset + k) * plane);
       }
-      out.set(raster as unknown as ArrayLike<number>, (planeOffset + k) * plane);
-      onProgress?.(k + 1, ifdIndices.length, "decode");
+      onProgress?.(k + 1, pages.length, "decode");
     }
   } catch (e) {
     if (e instanceof PipelineError) throw e;
     throw bad(path, `cannot decode TIFF: ${e instanceof Error ? e.message : String(e)}`, e);
   } finally {
     if (tiff) await Promise.resolve(tiff.close()).catch(() => undefined);
+    if (fh) await fh.close().catch(() => undefined);
+  }
+}
+
+/** Uncompressed strips that hold every row of the page at the sample size of `out`. */
+function rawReadable(page: TiffPage, out: UIntArray, width: number, height: number): page is TiffPage & { raw: RawStrips } {
+  const raw = page.raw;
+  if (raw === undefined || page.width !== width || page.height !== height || page.bitsPerSample !== 8 * out.BYTES_PER_ELEMENT) return false;
+  if (raw.offsets.length !== Math.ceil(height / raw.rowsPerStrip)) return false;
+  return raw.counts.every((c, s) => c >= Math.min(raw.rowsPerStrip, height - s * raw.rowsPerStrip) * width * out.BYTES_PER_ELEMENT);
+}
+
+const HOST_LITTLE_ENDIAN = endianness() === "LE";
+
+async function readRawPage(fh: FileHandle, path: string, page: TiffPage & { raw: RawStrips }, out: UIntArray, at: number): Promise<void> {
+  const { raw, width, height } = page;
+  const bytesPerSample = out.BYTES_PER_ELEMENT;
+  const target = Buffer.from(out.buffer, out.byteOffset + at * bytesPerSample, width * height * bytesPerSample);
+  for (let s = 0; s < raw.offsets.length; s++) {
+    const row0 = s * raw.rowsPerStrip;
+    const length = Math.min(raw.rowsPerStrip, height - row0) * width * bytesPerSample;
+    const start = row0 * width * bytesPerSample;
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(target, start + done, length - done, raw.offsets[s] + done);
+      if (bytesRead === 0) throw bad(path, `page ${page.ifdIndex}: short read at offset ${raw.offsets[s] + done}; truncated file`);
+      done += bytesRead;
+    }
+  }
+  if (bytesPerSample > 1 && raw.littleEndian !== HOST_LITTLE_ENDIAN) {
+    if (bytesPerSample === 2) target.swap16();
+    else target.swap32();
   }
 }
 

@@ -1,13 +1,15 @@
 /**
  * Synchronous work sharing with one helper thread, for stages that must stay synchronous (analyseClasses
- * returns its result, it does not await): the helper starts on a list of jobs while this thread does its own
- * work, then this thread joins in. Both claim jobs from one shared counter (Atomics), so neither waits for
- * the other while jobs are left; results come back through a MessagePort read with receiveMessageOnPort.
- * If the helper cannot start (or is slow to), this thread simply claims every job itself.
+ * returns its result, it does not await): a worker of the process pool (pool.ts) starts on a list of jobs
+ * while this thread does its own work, then this thread joins in. Both claim jobs from one shared counter
+ * (Atomics), so neither waits for the other while jobs are left; results come back through a MessagePort read
+ * with receiveMessageOnPort. If no worker is free (or it is slow to start), this thread simply claims every
+ * job itself.
  */
-import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
+import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { PipelineError } from "../errors.js";
 import { SYNC_KERNELS, type SyncKernelName, type SyncKernelInput, type SyncKernelOutput } from "./kernels.js";
+import { processPool } from "./pool.js";
 
 /** Slots of the shared Int32Array: next job to claim, jobs the helper finished. */
 const NEXT = 0;
@@ -26,20 +28,12 @@ export function startSharedJobs<K extends SyncKernelName>(kind: K, inputs: SyncK
   const counter = new Int32Array(new SharedArrayBuffer(8));
   const results: (SyncKernelOutput<K> | undefined)[] = Array.from({ length: n }, () => undefined);
   const kernel = SYNC_KERNELS[kind] as (input: SyncKernelInput<K>) => SyncKernelOutput<K>;
-  let worker: Worker | undefined;
   const channel = new MessageChannel();
   if (helper && n > 1) {
-    try {
-      worker = new Worker(new URL("./entry.mjs", import.meta.url), {
-        workerData: { shared: { kind, inputs, counter, port: channel.port2 } },
-        transferList: [channel.port2],
-      });
-      worker.unref();
-      // A helper that fails to start claims nothing: this thread then does every job.
-      worker.on("error", () => undefined);
-    } catch {
-      worker = undefined;
-    }
+    // A worker that fails claims nothing more: this thread then does the remaining jobs.
+    processPool(1)
+      .runShared({ kind, inputs, counter, port: channel.port2 })
+      .catch(() => undefined);
   }
   return {
     finish() {
@@ -64,7 +58,6 @@ export function startSharedJobs<K extends SyncKernelName>(kind: K, inputs: SyncK
         return results as SyncKernelOutput<K>[];
       } finally {
         channel.port1.close();
-        void worker?.terminate();
       }
     },
   };

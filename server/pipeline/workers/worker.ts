@@ -1,22 +1,13 @@
 /**
- * Worker thread body. Either a pool worker (pool.ts): runs named kernels one request at a time; or a
- * shared-jobs helper (shared-jobs.ts): claims jobs from the shared counter until none are left.
+ * Worker thread body: a pool worker (pool.ts) runs named kernels one request at a time; a "shared" request is a
+ * batch of synchronous jobs (shared-jobs.ts) whose jobs it claims from the batch's counter until none are left.
  */
-import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { KERNELS, SYNC_KERNELS, transferables, type KernelReply, type KernelRequest, type SyncKernelName } from "./kernels.js";
+import { parentPort } from "node:worker_threads";
+import { KERNELS, SYNC_KERNELS, transferables, type KernelReply, type KernelRequest, type SharedBatch } from "./kernels.js";
 
-interface SharedData {
-  kind: SyncKernelName;
-  inputs: unknown[];
-  counter: Int32Array;
-  port: MessagePort;
-}
+servePool();
 
-const shared = (workerData as { shared?: SharedData } | null)?.shared;
-if (shared) runShared(shared);
-else servePool();
-
-function runShared({ kind, inputs, counter, port }: SharedData): void {
+function runShared({ kind, inputs, counter, port }: SharedBatch): void {
   const kernel = SYNC_KERNELS[kind] as (input: unknown) => unknown;
   for (let i = Atomics.add(counter, 0, 1); i < inputs.length; i = Atomics.add(counter, 0, 1)) {
     try {
@@ -35,8 +26,17 @@ function servePool(): void {
   const port = parentPort;
   if (port === null) throw new Error("workers/worker.ts must run on a worker thread");
   port.on("message", (req: KernelRequest) => {
-    const kernel = KERNELS[req.kind] as ((input: unknown) => unknown) | undefined;
     const reply = (r: KernelReply, transfer: ArrayBuffer[] = []): void => port.postMessage(r, transfer);
+    if (req.kind === "shared") {
+      try {
+        runShared(req.input);
+        reply({ seq: req.seq, ok: true, output: null });
+      } catch (e) {
+        reply({ seq: req.seq, ok: false, message: e instanceof Error ? e.message : String(e) });
+      }
+      return;
+    }
+    const kernel = KERNELS[req.kind] as ((input: unknown) => unknown) | undefined;
     if (kernel === undefined) {
       reply({ seq: req.seq, ok: false, message: `unknown kernel '${String(req.kind)}'` });
       return;

@@ -1,6 +1,7 @@
 /**
  * Work on other threads must not change a single number: analyseClasses with and without its helper thread,
- * and the segmentation layer with and without the mesh pool, on the same small cell.
+ * the segmentation layer with and without the mesh pool, and the report's figures rendered on the pool or
+ * here, on the same small cell.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { Vec3, Volume } from "../../../precomputed/array.js";
@@ -8,6 +9,7 @@ import type { PutOptions, Storage } from "../../../precomputed/storage.js";
 import { analyseClasses } from "../analyse.js";
 import { writeSegmentationLayer } from "../layers.js";
 import { silentProgress } from "../progress.js";
+import { startFigures, writeReport } from "../report.js";
 
 const SHAPE: Vec3 = [96, 80, 12];
 const VOXEL: Vec3 = [5, 5, 45];
@@ -79,6 +81,23 @@ describe("threads change no result", () => {
     const local = await write("0");
     expect([...pooled.keys()].sort()).toEqual([...local.keys()].sort());
     expect([...pooled.keys()].filter((k) => k.startsWith("seg/mesh/") && k.endsWith(".index")).length).toBe(a.rows.length);
+    for (const [k, v] of local) expect(Buffer.from(pooled.get(k) ?? new Uint8Array(0)).equals(Buffer.from(v)), k).toBe(true);
+  }, 120_000);
+
+  it("report: figures rendered on the pool (started early) and on this thread write the same files", async () => {
+    const classes = cell();
+    const a = analyseClasses(classes, VOXEL, { helperThread: false });
+    const write = async (workers: string): Promise<Map<string, Uint8Array>> => {
+      process.env.VEMSCOPE_WORKERS = workers;
+      const storage = new RecordingStorage();
+      const figures = startFigures(a.rows, 30);
+      await writeReport(storage, a.rows, SHAPE, VOXEL, 30, figures);
+      return storage.objects;
+    };
+    const pooled = await write("1");
+    const local = await write("0");
+    expect([...pooled.keys()].filter((k) => k.endsWith(".svg")).length).toBeGreaterThan(0);
+    expect([...pooled.keys()].sort()).toEqual([...local.keys()].sort());
     for (const [k, v] of local) expect(Buffer.from(pooled.get(k) ?? new Uint8Array(0)).equals(Buffer.from(v)), k).toBe(true);
   }, 120_000);
 });
