@@ -1,6 +1,6 @@
 /** `npm run bench -- <name> [options]`: benchmarks side by side with a reference tool, reported as ratios. */
 const BENCHES: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }> = {
-  scale: { summary: "downsample tasks through the Redis queue with 1, 2, 4 workers vs in-process; projection to 11 / 188 Gvox", load: () => import("./scale.js") },
+  scale: { summary: "downsample tasks through the Redis queue with 1, 2, 4 workers vs in-process; projection to 11 / 188 Gvox; --pipeline: whole run, S3 in/out, N workers", load: () => import("./scale.js") },
   serve: { summary: "chunk serving vs nginx on the same folder", load: () => import("./serve.js") },
   surface: { summary: "surface area vs skimage marching cubes", load: () => import("./surface-quick.js") },
   edt: { summary: "anisotropic EDT vs scipy.ndimage.distance_transform_edt", load: () => import("./edt-quick.js") },

@@ -68,6 +68,7 @@ const GVOX = [11, 188];
 const hours = (voxels: number, rate: number): string => (voxels / rate / 3600).toFixed(1);
 
 export async function main(args: string[]): Promise<void> {
+  if (args.includes("--pipeline")) return (await import("./scale-pipeline.js")).main(args.filter((a) => a !== "--pipeline"));
   const size = vec(option(args, "size"), [1024, 1024, 64]);
   const block = vec(option(args, "block"), [256, 256, 16]);
   const counts = (option(args, "workers") ?? "1,2,4").split(",").map(Number);

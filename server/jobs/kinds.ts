@@ -60,5 +60,9 @@ export function defaultContext(): TaskContext {
 /** The kinds every vemscope worker knows. */
 export async function builtinKinds(): Promise<TaskKindRegistry> {
   const { downsampleKind } = await import("./kinds/downsample.js");
-  return new TaskKindRegistry().register(downsampleKind);
+  // The out-of-core run's stages (server/pipeline/blockwise/tasks.ts): ccl, stitch, relabel, contacts, pyramid, shard.
+  const { blockwiseKinds } = await import("../pipeline/blockwise/tasks.js");
+  const registry = new TaskKindRegistry().register(downsampleKind);
+  for (const kind of blockwiseKinds) registry.register(kind);
+  return registry;
 }

@@ -30,9 +30,10 @@ export interface S3StorageOptions {
   listPageSize?: number;
 }
 
-/** Options from the environment: VEMSCOPE_S3_ENDPOINT, VEMSCOPE_S3_FORCE_PATH_STYLE=0|1, AWS_REGION; keys via the SDK's usual chain. */
+/** Options from the environment: VEMSCOPE_S3_ENDPOINT (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL), VEMSCOPE_S3_FORCE_PATH_STYLE=0|1, AWS_REGION; keys via the SDK's usual chain. */
 export function s3OptionsFromEnv(env: NodeJS.ProcessEnv = process.env): S3StorageOptions {
-  const endpoint = env.VEMSCOPE_S3_ENDPOINT || undefined;
+  // The AWS SDK's own variables for a custom endpoint are honoured too (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL).
+  const endpoint = env.VEMSCOPE_S3_ENDPOINT || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   const fps = env.VEMSCOPE_S3_FORCE_PATH_STYLE;
   return {
     endpoint,

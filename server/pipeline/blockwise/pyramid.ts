@@ -1,90 +1,228 @@
 /**
- * A multiscale precomputed volume written region by region. Scale 0 comes from a box reader; each lower scale
- * is made from the one above in blocks aligned to the downsampling step, so a block downsamples alone and gives
- * the same voxels as downsampling the whole volume (mean and mode look only inside their step-sized cells).
- * Scales that feed a next one go to a temporary block store (lossless, unlike JPEG chunks) and are dropped as
- * soon as the next scale is written. Memory: one region plus one child region.
+ * Multiscale precomputed layers written by tasks. A layer's scales are built in stages; a stage takes scale s
+ * from a lossless work volume and produces scales s+1 .. s+L (and scale 0 itself when s = 0) for one block per
+ * task (`blockwise.pyramid`). Blocks are aligned to chunk x cumulative factor at every level they produce, so a
+ * block downsamples alone to the same voxels as the whole volume would (mean and mode look only inside their
+ * step-sized cells) and every output chunk belongs to exactly one task. The last level of a stage that feeds
+ * another is kept in the work store (lossless, unlike JPEG chunks) for the next stage, whose tasks read it.
+ * L is as large as keeps a block within a quarter of the budget.
+ *
+ * Sharded scales (large layers, see shardingFor): a pyramid task cannot own a shard (its chunks are spread by
+ * Morton code), so it leaves its encoded chunks in the work store and one `blockwise.shard` task per shard
+ * gathers them and writes the shard file once (one writer per shard, one atomic put).
  */
-import * as path from "node:path";
-import type { Vec3 } from "../../../precomputed/array.js";
-import type { VolumeInfo } from "../../../precomputed/info.js";
+import type { Vec3, Volume } from "../../../precomputed/array.js";
+import { encodeChunk } from "../../../precomputed/encodings/index.js";
+import { boxesIn, chunkGrid, sub, type ScaleInfo, type VolumeInfo } from "../../../precomputed/info.js";
 import { downsampleMean, downsampleMode } from "../../../precomputed/multiscale.js";
+import { locateChunk, writeShards, type ShardingSpec } from "../../../precomputed/sharding.js";
+import { volumeChunkId } from "../../../precomputed/sharding-volume.js";
 import type { Storage } from "../../../precomputed/storage.js";
 import { writeRegion } from "../../../precomputed/volume-io.js";
-import { BlockStore, blockOrigins, type StoreArray, type StoreType } from "./store.js";
+import { PipelineError } from "../errors.js";
+import type { StoreArray, StoreType } from "./store.js";
+import { WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 
-export type BoxReader = (origin: Vec3, extent: Vec3) => StoreArray | Promise<StoreArray>;
-
-export interface PyramidOptions {
-  /** Region shape in voxels at every scale: a multiple of the chunk size (and so of every step). */
-  region: Vec3;
-  /** Folder for the intermediate scales. */
-  tmpDir: string;
-  gzip?: boolean;
-  onProgress?: (done: number, total: number) => void;
+export interface PyramidStage {
+  sourceScale: number;
+  levels: number;
+  /** Task block at the source scale. */
+  block: Vec3;
+  source: WorkVolumeSpec;
+  /** Where the stage's last level goes for the next stage. */
+  keep?: WorkVolumeSpec;
 }
 
-export async function writePyramid(storage: Storage, prefix: string, info: VolumeInfo, scale0: BoxReader, options: PyramidOptions): Promise<void> {
-  const { region } = options;
-  const chunk = info.scales[0].chunk_sizes[0];
-  if (!region.every((r, d) => r > 0 && r % chunk[d] === 0)) throw new RangeError(`region ${region.join("x")} is not a multiple of the chunk ${chunk.join("x")}`);
-  const type = info.data_type as StoreType;
-  const downsample = info.type === "segmentation" ? downsampleMode : downsampleMean;
-  await storage.put(`${prefix}/info`, JSON.stringify(info, null, 1));
-  const regionsIn = (size: Vec3): number => size.reduce((n, s, d) => n * Math.ceil(s / region[d]), 1);
-  const total = info.scales.reduce((n, s) => n + regionsIn(s.size), 0);
-  let done = 0;
-  let read: BoxReader = scale0;
-  let prevStore: BlockStore | undefined;
-  for (let s = 0; s < info.scales.length; s++) {
-    const scale = info.scales[s];
-    const size = scale.size;
-    const step = s === 0 ? ([1, 1, 1] as Vec3) : ([0, 1, 2].map((d) => Math.round(scale.resolution[d] / info.scales[s - 1].resolution[d])) as Vec3);
-    const prevSize = s === 0 ? size : info.scales[s - 1].size;
-    const keep = s + 1 < info.scales.length ? new BlockStore(path.join(options.tmpDir, `scale-${s}`), size, region, type) : undefined;
-    for (const origin of blockOrigins(size, region)) {
-      const extent = [0, 1, 2].map((d) => Math.min(region[d], size[d] - origin[d])) as Vec3;
-      let data: StoreArray;
-      if (s === 0) {
-        data = await read(origin, extent);
-      } else {
-        data = allocate(type, extent[0] * extent[1] * extent[2]);
-        // Children: the step^3 regions of the scale above that this one covers, each downsampled on its own.
-        for (let cz = 0; cz < step[2]; cz++) {
-          for (let cy = 0; cy < step[1]; cy++) {
-            for (let cx = 0; cx < step[0]; cx++) {
-              const c = [cx, cy, cz];
-              const co = [0, 1, 2].map((d) => origin[d] * step[d] + c[d] * region[d]) as Vec3;
-              if (co.some((v, d) => v >= prevSize[d])) continue;
-              const ce = [0, 1, 2].map((d) => Math.min(region[d], prevSize[d] - co[d])) as Vec3;
-              const small = downsample({ data: await read(co, ce), shape: ce }, step);
-              const at = [0, 1, 2].map((d) => (c[d] * region[d]) / step[d]);
-              pasteBox(small.data as StoreArray, small.shape, data, extent, at as Vec3);
-            }
-          }
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
+
+function stepBetween(info: VolumeInfo, i: number): Vec3 {
+  const a = info.scales[i - 1];
+  const b = info.scales[i];
+  return [0, 1, 2].map((d) => Math.round(b.resolution[d] / a.resolution[d])) as Vec3;
+}
+
+function factorOf(info: VolumeInfo, from: number, to: number): Vec3 {
+  let f: Vec3 = [1, 1, 1];
+  for (let i = from + 1; i <= to; i++) {
+    const s = stepBetween(info, i);
+    f = f.map((v, d) => v * s[d]) as Vec3;
+  }
+  return f;
+}
+
+/** Block alignment at scale `from` for writing scales from..from+levels as whole chunks. */
+function alignment(info: VolumeInfo, from: number, levels: number): Vec3 {
+  const align: Vec3 = [...info.scales[from].chunk_sizes[0]];
+  for (let i = from + 1; i <= from + levels; i++) {
+    const f = factorOf(info, from, i);
+    const chunk = info.scales[i].chunk_sizes[0];
+    for (let d = 0; d < 3; d++) align[d] = lcm(align[d], chunk[d] * f[d]);
+  }
+  return align;
+}
+
+const vox = (v: readonly number[]): number => v[0] * v[1] * v[2];
+
+/**
+ * Stages for a layer whose scale 0 is the work volume `sourceName` (in `sourceBlock` blocks, or by default in
+ * the first stage's blocks). Blocks hold at most a quarter of the budget
+ * where the alignment allows (it needs at least one chunk x one step per axis).
+ */
+export function planPyramid(info: VolumeInfo, sourceName: string, layerName: string, budget: number, sourceBlock?: Vec3): PyramidStage[] {
+  const n = info.scales.length;
+  const stages: PyramidStage[] = [];
+  const limit = Math.max(1, Math.floor(budget / 4));
+  let s = 0;
+  let src: WorkVolumeSpec | undefined = sourceBlock ? { name: sourceName, shape: [...info.scales[0].size], blockShape: sourceBlock, type: info.data_type as StoreType } : undefined;
+  do {
+    let levels = Math.min(1, n - 1 - s);
+    while (s + levels + 1 <= n - 1 && vox(alignment(info, s, levels + 1)) <= limit) levels++;
+    const align = alignment(info, s, levels);
+    const size = info.scales[s].size;
+    const block: Vec3 = [...align];
+    // Grow in x and y (then z) by whole alignments while it fits and the volume is larger.
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const d of [0, 1, 2]) {
+        const next = [...block];
+        next[d] += align[d];
+        if (block[d] < size[d] && vox(next) <= limit) {
+          block[d] = next[d];
+          grew = true;
         }
       }
-      await writeRegion(storage, prefix, info, s, [0, 1, 2].map((d) => scale.voxel_offset[d] + origin[d]) as Vec3, { data, shape: extent }, { gzip: options.gzip });
-      keep?.writeBlock(origin, data);
-      options.onProgress?.(++done, total);
     }
-    prevStore?.remove();
-    prevStore = keep;
-    if (keep) read = (o, e) => keep.readBox(o, e);
-  }
-  prevStore?.remove();
+    const last = s + levels;
+    const f = factorOf(info, s, last);
+    const keep: WorkVolumeSpec | undefined =
+      last < n - 1 ? { name: `pyramid/${layerName}/${info.scales[last].key}`, shape: [...info.scales[last].size], blockShape: block.map((b, d) => b / f[d]) as Vec3, type: info.data_type as StoreType } : undefined;
+    // Without a given source block shape, scale 0 is stored in the first stage's blocks (one read per task).
+    src ??= { name: sourceName, shape: [...info.scales[0].size], blockShape: [...block], type: info.data_type as StoreType };
+    stages.push({ sourceScale: s, levels, block, source: src, keep });
+    if (!keep) break;
+    src = keep;
+    s = last;
+  } while (s < n - 1);
+  return stages;
 }
 
-function allocate(type: StoreType, n: number): StoreArray {
-  return type === "uint8" ? new Uint8Array(n) : type === "uint16" ? new Uint16Array(n) : new Uint32Array(n);
+/** Keys of the encoded chunks a pyramid task leaves for the shard tasks of a sharded scale. */
+export const shardSourceKey = (layerName: string, scale: ScaleInfo, chunkId: bigint): string => `shard-src/${layerName}/${scale.key}/${chunkId.toString(16)}`;
+
+async function writeScale(layer: Storage, work: Storage, layerName: string, info: VolumeInfo, scaleIndex: number, at: Vec3, volume: Volume, gzip: boolean): Promise<void> {
+  const scale = info.scales[scaleIndex];
+  if (!scale.sharding) {
+    await writeRegion(layer, "", info, scaleIndex, at, volume, { gzip });
+    return;
+  }
+  const chunk = scale.chunk_sizes[0];
+  const end = at.map((a, d) => a + volume.shape[d]) as Vec3;
+  const encodeOptions = { blockSize: scale.compressed_segmentation_block_size, jpegQuality: scale.jpeg_quality };
+  for (const box of boxesIn(at, end, chunk, scale.voxel_offset)) {
+    const ext = sub(box.end, box.start);
+    const part = cropVolume(volume, sub(box.start, at), ext);
+    await work.put(shardSourceKey(layerName, scale, volumeChunkId(scale, box.start)), await encodeChunk(scale.encoding, part, encodeOptions));
+  }
 }
 
-function pasteBox(src: StoreArray, srcShape: Vec3, dst: StoreArray, dstShape: Vec3, at: Vec3): void {
-  const [sx, sy, sz] = srcShape;
-  for (let z = 0; z < sz; z++) {
-    for (let y = 0; y < sy; y++) {
-      const from = sx * (y + sy * z);
-      dst.set(src.subarray(from, from + sx), at[0] + dstShape[0] * (at[1] + y + dstShape[1] * (at[2] + z)));
+function cropVolume(v: Volume, at: Vec3, ext: Vec3): Volume {
+  const src = v.data as StoreArray;
+  const out = new (src.constructor as new (n: number) => StoreArray)(ext[0] * ext[1] * ext[2]);
+  for (let z = 0; z < ext[2]; z++) {
+    for (let y = 0; y < ext[1]; y++) {
+      const from = at[0] + v.shape[0] * (at[1] + y + v.shape[1] * (at[2] + z));
+      out.set(src.subarray(from, from + ext[0]), ext[0] * (y + ext[1] * z));
     }
   }
+  return { data: out, shape: ext };
+}
+
+export interface PyramidTaskInput {
+  layer: Storage;
+  work: Storage;
+  layerName: string;
+  info: VolumeInfo;
+  stage: PyramidStage;
+  gzip: boolean;
+  start: Vec3;
+  end: Vec3;
+}
+
+/** `blockwise.pyramid`: one block of a stage. */
+export async function pyramidTask(t: PyramidTaskInput): Promise<void> {
+  const { info, stage } = t;
+  const s = stage.sourceScale;
+  const extent = sub(t.end, t.start);
+  const source = new WorkVolume(t.work, stage.source);
+  let volume: Volume = { data: await source.readBox(t.start, extent), shape: extent };
+  let rel: Vec3 = [...t.start];
+  if (s === 0) await writeScale(t.layer, t.work, t.layerName, info, 0, [...t.start], volume, t.gzip);
+  const downsample = info.type === "segmentation" ? downsampleMode : downsampleMean;
+  for (let i = s + 1; i <= s + stage.levels; i++) {
+    const step = stepBetween(info, i);
+    volume = downsample(volume, step);
+    rel = rel.map((r, d) => r / step[d]) as Vec3;
+    if (!rel.every(Number.isInteger)) throw new PipelineError("stage_failed", `pyramid block [${t.start}] is not aligned to scale ${i}`);
+    await writeScale(t.layer, t.work, t.layerName, info, i, rel, volume, t.gzip);
+  }
+  if (stage.keep) await new WorkVolume(t.work, stage.keep).writeBlock(rel, volume.data as StoreArray);
+}
+
+/** Shard numbers of a sharded scale that hold at least one chunk. */
+export function shardsOf(scale: ScaleInfo & { sharding: ShardingSpec }): bigint[] {
+  const seen = new Set<bigint>();
+  for (const box of chunkGrid(scale)) seen.add(locateChunk(scale.sharding, volumeChunkId(scale, box.start)).shard);
+  return [...seen].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** `blockwise.shard`: gathers a shard's chunks from the work store and writes the shard file. */
+export async function shardTask(layer: Storage, work: Storage, layerName: string, info: VolumeInfo, scaleIndex: number, shard: bigint): Promise<string[]> {
+  const scale = info.scales[scaleIndex];
+  const spec = scale.sharding;
+  if (!spec) throw new PipelineError("stage_failed", `scale ${scale.key} of ${layerName} is not sharded`);
+  const entries: [bigint, Uint8Array][] = [];
+  for (const box of chunkGrid(scale)) {
+    const id = volumeChunkId(scale, box.start);
+    if (locateChunk(spec, id).shard !== shard) continue;
+    const key = shardSourceKey(layerName, scale, id);
+    const bytes = await work.get(key);
+    if (!bytes) throw new PipelineError("stage_failed", "encoded chunk missing (did every pyramid task finish?)", key);
+    entries.push([id, bytes]);
+  }
+  return writeShards(layer, scale.key, spec, entries);
+}
+
+/**
+ * A sharding spec for a scale with more than `minChunks` chunks (else undefined): identity hash on the
+ * compressed Morton code, 2^6 consecutive codes (a 4 x 4 x 4 brick of chunks) per minishard run, 2^3
+ * minishards per shard and enough shard bits for about `chunksPerShard` chunks each; gzip indices, and gzip
+ * data unless the chunks are JPEG.
+ */
+export function shardingFor(scale: ScaleInfo, minChunks: number, chunksPerShard = 512): ShardingSpec | undefined {
+  const chunk = scale.chunk_sizes[0];
+  const n = scale.size.reduce((p, s, d) => p * Math.ceil(s / chunk[d]), 1);
+  if (n <= minChunks) return undefined;
+  const preshift = 6;
+  const minishard = 3;
+  const totalBits = Math.ceil(Math.log2(Math.max(2, n)));
+  const perShardBits = Math.ceil(Math.log2(Math.max(2, chunksPerShard)));
+  const shardBits = Math.max(0, totalBits - Math.max(perShardBits, preshift + minishard));
+  return {
+    "@type": "neuroglancer_uint64_sharded_v1",
+    preshift_bits: Math.min(preshift, Math.max(0, totalBits - minishard - shardBits)),
+    hash: "identity",
+    minishard_bits: minishard,
+    shard_bits: shardBits,
+    minishard_index_encoding: "gzip",
+    data_encoding: scale.encoding === "jpeg" ? "raw" : "gzip",
+  };
+}
+
+/** The info with every scale above `minChunks` chunks sharded. */
+export function withSharding(info: VolumeInfo, minChunks: number): VolumeInfo {
+  return { ...info, scales: info.scales.map((s) => {
+    const sharding = shardingFor(s, minChunks);
+    return sharding ? { ...s, sharding } : s;
+  }) };
 }

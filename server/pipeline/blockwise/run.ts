@@ -1,52 +1,83 @@
 /**
- * `run --labels` out of core: peak memory follows the block budget, not the volume. Passes, each over blocks:
- * 1. ingest: a few sections at a time from the TIFF/PNG stacks (codes checked per slab) into raw block stores;
- * 2. image layer: multiscale, region by region from the image store;
- * 3. instances: blockwise CCL (label-blocks.ts, same ids as the in-memory CCL) into a uint32 label store, with
- *    per-instance voxel counts, boxes and centroid sums gathered block by block;
- * 4. objects: surfaces, mito skeletons and display meshes on per-instance crops (objects.ts);
- * 5. ER contacts with a halo (contacts.ts); 6. segmentation layer, multiscale, from the label store;
- * 7. contact layer, report, state, as the in-memory run writes them.
- * The stores live in the staging folder and are removed before it is renamed onto the output.
+ * `run --labels` out of core: peak memory follows the block budget, not the volume. The heavy passes are tasks
+ * (tasks.ts) over blocks of a work store, run by the in-process executor by default or by `vemscope worker`s on
+ * a Redis queue (`queue`); this coordinator plans them, waits between stages that depend on each other, and
+ * does the reductions:
+ * 1. ingest (here): a few sections at a time from the TIFF/PNG stacks (codes checked per slab) into raw blocks
+ *    in the work store;
+ * 2. image layer: `blockwise.pyramid` tasks, stage by stage (+ `blockwise.shard` for sharded scales);
+ * 3. instances: `blockwise.ccl` -> offsets (here) -> `blockwise.stitch` -> unions and final ids (here) ->
+ *    `blockwise.relabel` (label blocks + per-block statistics) -> statistics summed (here); same ids as the
+ *    in-memory CCL;
+ * 4. objects: `blockwise.objects` over id ranges: surfaces, mito skeletons and display meshes on per-instance
+ *    crops (objects.ts), merged into the rows (here);
+ * 5. ER contacts: `blockwise.contacts` with a halo, merged in block order (contacts.ts);
+ * 6. segmentation layer: `blockwise.pyramid` (+ `blockwise.shard`) from the label blocks;
+ * 7. contact layer, report, state (here), as the in-memory run writes them.
+ * Every reduction reads the tasks' results in block order, so the output is the same bytes whichever executor,
+ * however many workers and in whatever order the tasks ran. The work store is removed at the end.
  */
-import { rmSync } from "node:fs";
+import { promises as fs, readdirSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import type { Vec3 } from "../../../precomputed/array.js";
+import type { VolumeInfo } from "../../../precomputed/info.js";
+import { multiresMeshInfo, writeMultiresMeshInfo } from "../../../precomputed/mesh-multires.js";
 import { writeSegmentProperties } from "../../../precomputed/segment-properties.js";
-import type { Storage } from "../../../precomputed/storage.js";
+import { LocalStorage, type Storage } from "../../../precomputed/storage.js";
+import { builtinKinds, defaultContext } from "../../jobs/kinds.js";
+import { runTasksInProcess, type RunResult as TaskRunResult } from "../../jobs/local-executor.js";
+import { createTasks, taskId, type BBox, type JsonObject, type Task } from "../../jobs/tasks.js";
+import { storageFor } from "../../storage/index.js";
 import { applyContacts, writeContactLayer } from "../contact-layer.js";
 import { PipelineError } from "../errors.js";
 import { openSlabInputs } from "../inputs.js";
-import { connectedComponentsBlockwise } from "../label-blocks.js";
 import { imageLayerInfoFor, LAYER_CHUNK, segmentationLayerInfo, segmentProperties } from "../layers.js";
 import type { Progress } from "../progress.js";
 import { instanceRows, writeReport } from "../report.js";
 import { buildState } from "../state.js";
-import { analyseContactsBlockwise, haloVoxels } from "./contacts.js";
-import { measureObjects } from "./objects.js";
-import { writePyramid } from "./pyramid.js";
+import { blockIndex, blockName, finishLabels, gatherParts, gatherStats } from "./ccl.js";
+import { ContactMerge, haloVoxels } from "./contacts.js";
+import { gatherObjects, objectRanges, writeObjectTables } from "./objects.js";
+import { planPyramid, shardsOf, withSharding } from "./pyramid.js";
 import { BlockStore } from "./store.js";
 import { BlockStats } from "./stats.js";
+import { contactKey } from "./tasks.js";
+import { removePrefix, WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 
 /** layers.ts's chunk: the blockwise layers use the same grid so their chunks are interchangeable. */
 const CHUNK: Vec3 = LAYER_CHUNK;
 export const DEFAULT_BLOCK_BUDGET = 64 * 2 ** 20;
 /** Halo of the contact pass in nm: min_dist_er_nm is exact below it and reported as this value above it. */
 export const DEFAULT_DISTANCE_CAP_NM = 300;
+/** Scales with more chunks than this are written sharded (neuroglancer_uint64_sharded_v1). */
+export const DEFAULT_SHARD_ABOVE_CHUNKS = 4096;
+/** Instances per `blockwise.objects` task. */
+const OBJECTS_PER_TASK = 4;
 
 export interface BlockwiseOptions {
   image: string;
   labels: string;
   voxelNm: Vec3;
   contactNm: number;
-  staging: string;
+  /** The output. */
   storage: Storage;
+  /** The output's location as the tasks open it: an absolute local path or s3://bucket/prefix. */
+  outputUrl: string;
+  /** The work store's location (local path or s3://); removed at the end. */
+  workUrl: string;
+  /** A local folder for ingest; when it is the work store itself (local runs) nothing is copied. */
+  scratch: string;
   progress: Progress;
   /** Voxels: the largest block + halo of any pass, and the largest object box cut out whole. */
   budget: number;
   /** Processing block shape; default from the budget (planBlocks). */
   blockShape?: Vec3;
   capNm?: number;
+  /** redis://HOST:PORT: tasks go to this queue for `vemscope worker`s. Default: run in this process. */
+  queue?: string;
+  queueName?: string;
+  /** Scales with more chunks than this are sharded. Default DEFAULT_SHARD_ABOVE_CHUNKS. */
+  shardAboveChunks?: number;
 }
 
 export interface BlockPlan {
@@ -77,6 +108,53 @@ export function planBlocks(shape: Vec3, voxelNm: Vec3, budget: number, capNm: nu
   return { blockShape: best, region, halo };
 }
 
+/** `base` + "/" + `name` for a local path or an s3:// URL. */
+export const joinLocation = (base: string, name: string): string => `${base.replace(/\/+$/, "")}/${name}`;
+
+type Executor = (stage: string, tasks: Task[]) => Promise<void>;
+
+async function makeExecutor(o: BlockwiseOptions): Promise<Executor> {
+  const { progress } = o;
+  const registry = o.queue === undefined ? await builtinKinds() : undefined;
+  const context = defaultContext();
+  return async (stage, tasks) => {
+    if (tasks.length === 0) return;
+    progress.start(stage, tasks.length, "tasks");
+    const onProgress = (p: { done: number; failed: number }) => progress.update(p.done + p.failed);
+    let result: TaskRunResult;
+    if (o.queue !== undefined) {
+      const { runTasksOnQueue } = await import("../../jobs/queue.js");
+      try {
+        result = await runTasksOnQueue(o.queue, tasks, { queueName: o.queueName, onProgress });
+      } catch (e) {
+        throw new PipelineError("stage_failed", `${stage}: ${(e as Error).message}`, "--queue", { cause: e });
+      }
+    } else {
+      result = await runTasksInProcess(tasks, { registry, context, onProgress, backoffMs: 200 });
+    }
+    progress.end();
+    if (result.failed > 0) {
+      const first = result.deadLetters[0];
+      throw new PipelineError(
+        "stage_failed",
+        `${stage}: ${result.failed} of ${result.total} tasks failed (first: ${first?.taskId}: ${first?.error})` +
+          (o.queue !== undefined ? "; see `vemscope worker --queue URL --dead-letters`" : ""),
+        o.queue !== undefined ? "--queue" : undefined,
+      );
+    }
+  };
+}
+
+/** Ingest wrote BlockStore files into scratch/<name>; a work store elsewhere gets them uploaded, then they go. */
+async function publish(scratch: string, work: Storage, name: string): Promise<void> {
+  if (work instanceof LocalStorage && path.resolve(work.root) === path.resolve(scratch)) return;
+  const dir = path.join(scratch, name);
+  for (const file of readdirSync(dir).sort()) {
+    await work.put(`${name}/${file}`, readFileSync(path.join(dir, file)));
+    rmSync(path.join(dir, file));
+  }
+}
+
 export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: number; plan: BlockPlan }> {
   const inputs = await openSlabInputs(o.image, o.labels);
   const shape = inputs.shape;
@@ -84,13 +162,21 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
   if (!(o.contactNm < capNm)) throw new PipelineError("bad_argument", `the contact threshold must stay below the ${capNm} nm distance cap of out-of-core runs`, "--contact-nm");
   const plan = planBlocks(shape, o.voxelNm, o.budget, capNm);
   if (o.blockShape) plan.blockShape = o.blockShape.map((v, d) => Math.min(v, shape[d])) as Vec3;
-  const tmp = path.join(o.staging, ".blocks");
+  const shardAbove = o.shardAboveChunks ?? DEFAULT_SHARD_ABOVE_CHUNKS;
   const { progress, storage, voxelNm } = o;
+  const work = storageFor(o.workUrl);
+  const execute = await makeExecutor(o);
+  const common: JsonObject = { work: o.workUrl };
   try {
     // 1. ingest
     const bits = inputs.image.bits;
-    const classStore = new BlockStore<Uint8Array>(path.join(tmp, "classes"), shape, plan.blockShape, "uint8");
-    const imageStore = new BlockStore<Uint8Array | Uint16Array>(path.join(tmp, "image"), shape, plan.region, bits === 8 ? "uint8" : "uint16");
+    const uint8 = bits === 8;
+    const { info: plainImageInfo, gzip: imageGzip } = imageLayerInfoFor(uint8, shape, voxelNm);
+    const imageInfo = withSharding(plainImageInfo, shardAbove);
+    const imageStages = planPyramid(imageInfo, "image", "image", o.budget);
+    const classesSpec: WorkVolumeSpec = { name: "classes", shape, blockShape: plan.blockShape, type: "uint8" };
+    const classStore = new BlockStore<Uint8Array>(path.join(o.scratch, "classes"), shape, plan.blockShape, "uint8");
+    const imageStore = new BlockStore<Uint8Array | Uint16Array>(path.join(o.scratch, "image"), shape, imageStages[0].source.blockShape, uint8 ? "uint8" : "uint16");
     const plane = shape[0] * shape[1];
     const perRead = Math.max(1, Math.min(64, Math.floor(o.budget / 8 / plane)));
     progress.start("read slabs", shape[2], "sections");
@@ -105,67 +191,61 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
       progress.update(z1);
     }
     progress.end();
+    await publish(o.scratch, work, "classes");
+    await publish(o.scratch, work, "image");
 
     // 2. image layer
-    const uint8 = bits === 8;
-    const { info: imageInfo, gzip: imageGzip } = imageLayerInfoFor(uint8, shape, voxelNm);
-    await writePyramid(storage, "image", imageInfo, (org, ext) => imageStore.readBox(org, ext), {
-      region: plan.region,
-      tmpDir: path.join(tmp, "image-scales"),
-      gzip: imageGzip,
-      onProgress: stageProgress(progress, "image layer"),
-    });
-    imageStore.remove();
-    progress.end();
+    await writeLayer(execute, storage, o, "image", imageInfo, imageStages, imageGzip);
+    await new WorkVolume(work, imageStages[0].source).remove();
 
     // 3. instances
-    const labelStore = new BlockStore<Uint32Array>(path.join(tmp, "labels"), shape, plan.blockShape, "uint32");
+    const blockTasks = (kind: string, params: JsonObject, halo?: Vec3): Task[] => createTasks(kind, shape, plan.blockShape, { ...common, ...params }, { halo });
+    await execute("instances: blocks", blockTasks("blockwise.ccl", { classes: classesSpec }));
+    const { parts } = await gatherParts(work, classesSpec);
+    await execute("instances: faces", blockTasks("blockwise.stitch", { classes: classesSpec }));
+    const cc = await finishLabels(work, classesSpec, parts);
+    const labelsSpec: WorkVolumeSpec = { name: "labels", shape, blockShape: plan.blockShape, type: "uint32" };
+    await execute("instances: labels", blockTasks("blockwise.relabel", { classes: classesSpec, labels: labelsSpec }));
+    await new WorkVolume(work, classesSpec).remove();
     const stats = new BlockStats(shape);
-    const nBlocks = plan.blockShape.reduce((n, b, d) => n * Math.ceil(shape[d] / b), 1);
-    progress.start("instances", 2 * nBlocks, "blocks");
-    let seen = 0;
-    const cc = await connectedComponentsBlockwise(
-      (org, ext) => {
-        progress.update(++seen);
-        return classStore.readBox([...org], [...ext]);
-      },
-      shape,
-      plan.blockShape,
-      (org, ext, labels) => {
-        labelStore.writeBlock([...org], labels);
-        stats.add(labels, org, ext);
-      },
-    );
-    classStore.remove();
-    progress.end();
+    await gatherStats(work, classesSpec, stats);
     const instanceStats = stats.finish(cc.count);
     const components = { labels: new Uint32Array(0), count: cc.count, classOf: cc.classOf, voxels: cc.voxels };
     const rows = instanceRows(components, shape, voxelNm, instanceStats);
 
     // 4. objects
-    const { oversized } = await measureObjects(labelStore, rows, instanceStats.bbox, voxelNm, storage, { cropBudget: o.budget, meshPrefix: "segmentation/mesh", progress });
+    const meshPrefix = "segmentation/mesh";
+    await writeMultiresMeshInfo(storage, meshPrefix, multiresMeshInfo({ vertexQuantizationBits: 10 }));
+    await writeObjectTables(work, rows, instanceStats.bbox);
+    const ranges = objectRanges(cc.count, OBJECTS_PER_TASK);
+    const objectParams: JsonObject = { ...common, labels: labelsSpec, output: o.outputUrl, mesh_prefix: meshPrefix, voxel_nm: voxelNm, crop_budget: o.budget };
+    await execute(
+      "objects",
+      ranges.map(([first, end]): Task => {
+        const bbox: BBox = { start: [first, 0, 0], end: [end, 1, 1] };
+        return { id: taskId("blockwise.objects", bbox), kind: "blockwise.objects", bbox, halo: [0, 0, 0], params: objectParams };
+      }),
+    );
+    const oversized = await gatherObjects(work, rows, ranges);
 
     // 5. contacts
-    progress.start("ER contacts", nBlocks, "blocks");
-    const contacts = await analyseContactsBlockwise(labelStore, cc.classOf, voxelNm, {
-      thresholdNm: o.contactNm,
-      capNm,
-      blockShape: plan.blockShape,
-      onBlock: (d) => progress.update(d),
-    });
+    await execute(
+      "ER contacts",
+      blockTasks("blockwise.contacts", { labels: labelsSpec, voxel_nm: voxelNm, threshold_nm: o.contactNm, cap_nm: capNm }, plan.halo),
+    );
+    const merge = new ContactMerge(cc.classOf, shape, o.contactNm, capNm);
+    for (const t of blockTasks("blockwise.contacts", {})) {
+      const key = contactKey(blockName(blockIndex(labelsSpec, t.bbox.start)));
+      const bytes = await work.get(key);
+      if (!bytes) throw new PipelineError("stage_failed", "contact block result missing", key);
+      merge.addPacked(bytes, key);
+    }
+    const contacts = merge.finish();
     applyContacts(rows, contacts);
-    progress.end();
 
     // 6. segmentation layer
-    const segInfo = segmentationLayerInfo(shape, voxelNm);
-    await writePyramid(storage, "segmentation", segInfo, (org, ext) => labelStore.readBox(org, ext), {
-      region: plan.region,
-      tmpDir: path.join(tmp, "segmentation-scales"),
-      gzip: true,
-      onProgress: stageProgress(progress, "segmentation"),
-    });
-    progress.end();
-    labelStore.remove();
+    const segInfo = withSharding(segmentationLayerInfo(shape, voxelNm), shardAbove);
+    await writeLayer(execute, storage, o, "segmentation", segInfo, planPyramid(segInfo, "labels", "segmentation", o.budget, plan.blockShape), true);
     await writeSegmentProperties(storage, "segmentation/segment_properties", segmentProperties(rows));
 
     // 7. contact layer, report, state
@@ -191,18 +271,41 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     await storage.put("state.json", JSON.stringify(state, null, 1));
     return { instances: cc.count, plan };
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    await fs.rm(o.scratch, { recursive: true, force: true });
+    if (!(work instanceof LocalStorage)) await removePrefix(work, "").catch(() => undefined);
+    else await fs.rm(work.root, { recursive: true, force: true });
   }
 }
 
-/** A (done, total) callback that opens its progress stage on the first call, when the total is known. */
-function stageProgress(progress: Progress, name: string): (done: number, total: number) => void {
-  let started = false;
-  return (done, total) => {
-    if (!started) {
-      progress.start(name, total, "regions");
-      started = true;
-    }
-    progress.update(done);
-  };
+/** A multiscale layer: info here, the scales by pyramid tasks stage by stage, then shard files. */
+async function writeLayer(
+  execute: Executor,
+  storage: Storage,
+  o: BlockwiseOptions,
+  name: string,
+  info: VolumeInfo,
+  stages: ReturnType<typeof planPyramid>,
+  gzip: boolean,
+): Promise<void> {
+  await storage.put(`${name}/info`, JSON.stringify(info, null, 1));
+  const layer = joinLocation(o.outputUrl, name);
+  for (const stage of stages) {
+    const size = info.scales[stage.sourceScale].size;
+    const params: JsonObject = { work: o.workUrl, layer, layer_name: name, gzip, stage: { ...stage, keep: stage.keep ?? null } };
+    const last = stage.sourceScale + stage.levels;
+    const first = stage.sourceScale === 0 ? 0 : stage.sourceScale + 1;
+    await execute(`${name} layer: ${first === last ? `scale ${last}` : `scales ${first}-${last}`}`, createTasks("blockwise.pyramid", size, stage.block, params));
+    if (stage.sourceScale > 0) await new WorkVolume(storageFor(o.workUrl), stage.source).remove();
+  }
+  for (let s = 0; s < info.scales.length; s++) {
+    const scale = info.scales[s];
+    const sharding = scale.sharding;
+    if (!sharding) continue;
+    const tasks = shardsOf({ ...scale, sharding }).map((shard): Task => {
+      const n = Number(shard);
+      const bbox: BBox = { start: [n, 0, 0], end: [n + 1, 1, 1] };
+      return { id: taskId("blockwise.shard", bbox), kind: "blockwise.shard", bbox, halo: [0, 0, 0], params: { work: o.workUrl, layer, layer_name: name, scale: s } };
+    });
+    await execute(`${name} layer: shards of scale ${s}`, tasks);
+  }
 }

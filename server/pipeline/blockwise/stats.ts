@@ -41,6 +41,26 @@ export class BlockStats {
     }
   }
 
+  /**
+   * A block's share gathered elsewhere (ccl.ts relabelBlockTask): per entry an id (0 = none), its voxel count,
+   * box [x0, y0, z0, x1, y1, z1) and coordinate sums. An id may appear in many blocks and many entries.
+   */
+  addPartial(ids: Uint32Array, voxels: Float64Array, bbox: Int32Array, sums: Float64Array): void {
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k];
+      if (id === 0 || voxels[k] === 0) continue;
+      if (id >= this.voxels.length) this.grow(id + 1);
+      this.voxels[id] += voxels[k];
+      const b = 6 * id;
+      const box = this.bbox;
+      for (let a = 0; a < 3; a++) {
+        if (bbox[6 * k + a] < box[b + a]) box[b + a] = bbox[6 * k + a];
+        if (bbox[6 * k + 3 + a] > box[b + 3 + a]) box[b + 3 + a] = bbox[6 * k + 3 + a];
+        this.sums[3 * id + a] += sums[3 * k + a];
+      }
+    }
+  }
+
   finish(count: number): InstanceStats {
     if (count + 1 > this.voxels.length) this.grow(count + 1);
     const voxels = this.voxels.slice(0, count + 1);
