@@ -227,6 +227,18 @@ describe("edits: merge, split, undo, redo as versions", () => {
     expect(Buffer.compare(mesh.body as Buffer, old.body as Buffer)).not.toBe(0);
     const box = parseBox(String(merged?.bbox_voxels));
     expect(box).toBeDefined();
+    // The summary follows the measured edits: its per-class counts are those of the current table.
+    const summary = (await request(app).get("/api/summary")).body as { classes: Record<string, { count: number }> };
+    const cls = String(merged?.class);
+    expect(summary.classes[cls]?.count).toBe([...rows.values()].filter((r) => r.class === cls).length);
+    expect(summary.classes[cls]?.count).toBe([...start.values()].filter((r) => r.class === cls).length - 1);
+  });
+
+  it("tells a token's user and role to the viewer, 401 otherwise", async () => {
+    expect((await request(app).get("/api/auth/me").set("Authorization", `Bearer ${editor}`)).body).toEqual({ user: "alice", role: "editor" });
+    expect((await request(app).get("/api/auth/me").set("Authorization", `Bearer ${viewer}`)).body).toEqual({ user: "bob", role: "viewer" });
+    expect((await request(app).get("/api/auth/me")).status).toBe(401);
+    expect((await request(app).get("/api/auth/me").set("Authorization", "Bearer vst_wrong")).status).toBe(401);
   });
 
   it("keeps review status per segment, with user and history, in the segments table", async () => {

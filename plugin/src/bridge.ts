@@ -32,4 +32,29 @@ export interface ViewerBridge {
   onLayersChanged(listener: () => void): () => void;
   /** The full viewer state as Neuroglancer serialises it (what a URL or shared state holds). */
   stateJSON(): unknown;
+
+  // Proofreading (panels/proofreading.ts, live.ts)
+
+  /** The data source URL of layer `name` (its first source), undefined while the layer is missing. */
+  layerSourceUrl(name: string): string | undefined;
+  /**
+   * Points layer `name` at another source URL, keeping its transform, segments, colours and display
+   * settings: Neuroglancer reloads the data (and meshes). False when the layer is missing.
+   */
+  setLayerSourceUrl(name: string, url: string): boolean;
+  /**
+   * After an edit consumed `inputs` and left `outputs`: retired ids leave the organelles layer's
+   * segment list, and new ids join it (with the colour of the segment they came from) when any input
+   * was listed, so a split does not make the object vanish from the views.
+   */
+  applyEditToSegments(inputs: readonly number[], outputs: readonly number[]): void;
+  /** Follows the viewer's pinned selection in the organelles layer (table row click, ctrl+right-click). */
+  onSelectedSegmentChanged(listener: (id: number | null) => void): () => void;
+  /** The segment under the mouse (or pinned), null when none. */
+  hoveredSegment(): number | null;
+  /**
+   * While active, a plain left click in a 2D/3D view does not pan: it reports the point under the mouse
+   * in nm (and the segment there, when known) instead. Returns the function that ends the tool.
+   */
+  startPointTool(onPoint: (pointNm: Vec3, segment: number | null) => void): () => void;
 }

@@ -19,6 +19,8 @@ export interface TableQuery {
   range: RangeFilter | null;
   /** The range brushed on the histogram; applies on top of `range` (both must hold). */
   brush?: RangeFilter | null;
+  /** Only rows with this review status (proofreading's review queue); null/absent = any. */
+  review?: string | null;
 }
 
 function isActive(range: RangeFilter | null | undefined): range is RangeFilter {
@@ -37,7 +39,8 @@ export function inRange(row: SegmentRow, range: RangeFilter | null | undefined):
 
 export function filterRows(rows: readonly SegmentRow[], query: TableQuery): SegmentRow[] {
   const hidden = new Set(query.hiddenClasses);
-  return rows.filter((row) => !hidden.has(row.class) && inRange(row, query.range) && inRange(row, query.brush));
+  const review = query.review ?? null;
+  return rows.filter((row) => !hidden.has(row.class) && inRange(row, query.range) && inRange(row, query.brush) && (review === null || row.review_status === review));
 }
 
 export interface Histogram {

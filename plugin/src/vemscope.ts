@@ -1,29 +1,41 @@
-/** vemscope's additions to the viewer: the morphometrics, ER-contact and share panels. */
+/** vemscope's additions to the viewer: the morphometrics, ER-contact, proofreading and share panels. */
 import "./panels/panels.css";
 import { makeBridge } from "./ng/bridge.js";
 import { registerPanels, type PanelHandle } from "./ng/panels.js";
 import type { NgViewer } from "./ng/viewer.js";
+import { Live } from "./live.js";
 import { contactSettings, mountContacts } from "./panels/contacts.js";
 import { morphometricsSettings, mountMorphometrics } from "./panels/morphometrics.js";
+import { mountProofreading, proofreadingSettings } from "./panels/proofreading.js";
 import { mountShare } from "./panels/share.js";
 import { Settings } from "./settings.js";
 
 export const PANEL_IDS = {
   morphometrics: "vemscope-morphometrics",
   contacts: "vemscope-contacts",
+  proofreading: "vemscope-proofreading",
   share: "vemscope-share",
 } as const;
 
 export type PanelName = keyof typeof PANEL_IDS;
 
+export interface Installed {
+  panels: Map<string, PanelHandle>;
+  /** Follows the server's segmentation versions; start it once the initial state has loaded. */
+  live: Live;
+}
+
 /** Must run before the URL's state is applied, so panel state in a link is restored. */
-export function installPanels(viewer: NgViewer): Map<string, PanelHandle> {
+export function installPanels(viewer: NgViewer): Installed {
   const bridge = makeBridge(viewer);
   const morphometrics = morphometricsSettings();
   const contacts = contactSettings();
+  const proofreading = proofreadingSettings();
+  // Lives outside the panel: every open viewer follows new versions, whether or not it proofreads.
+  const live = new Live(bridge, () => proofreading.value.follow);
   // The share panel has no settings yet; an empty Settings keeps it on the same state path.
   const share = new Settings<Record<string, never>>({}, () => ({}));
-  return registerPanels(viewer, [
+  const panels = registerPanels(viewer, [
     {
       key: "morphometrics",
       elementId: PANEL_IDS.morphometrics,
@@ -46,6 +58,16 @@ export function installPanels(viewer: NgViewer): Map<string, PanelHandle> {
       mount: (body) => mountContacts(body, contacts, bridge),
     },
     {
+      key: "proofreading",
+      elementId: PANEL_IDS.proofreading,
+      title: "Proofreading",
+      buttonText: "Edit",
+      buttonTitle: "proofreading panel",
+      location: { side: "right", size: 340, row: 3 },
+      settings: proofreading,
+      mount: (body) => mountProofreading(body, proofreading, bridge, live),
+    },
+    {
       key: "share",
       elementId: PANEL_IDS.share,
       title: "Share",
@@ -56,4 +78,5 @@ export function installPanels(viewer: NgViewer): Map<string, PanelHandle> {
       mount: (body) => mountShare(body, bridge),
     },
   ]);
+  return { panels, live };
 }

@@ -64,3 +64,10 @@ export function requireRole(db: () => EditDb, role: Role) {
     next();
   };
 }
+
+/** `GET /api/auth/me`: the caller's user and role; 401 without a token or with an unknown one. */
+export function whoAmI(db: () => EditDb, req: Request): TokenUser {
+  const user = identify(db, req, false);
+  if (!user) throw new ApiError(401, "token_required", "send a token (Authorization: Bearer <token>)");
+  return user;
+}

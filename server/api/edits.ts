@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
 import express, { Router, type NextFunction, type Request, type Response } from "express";
@@ -5,9 +6,9 @@ import { z } from "zod";
 import { EDITS_DB, EDITS_DIR, EditDb, type OpRecord } from "../edits/db.js";
 import { Editor, type EditorOptions } from "../edits/editor.js";
 import type { EditRequest } from "../edits/plan.js";
-import { readGate, requireRole } from "./auth.js";
+import { readGate, requireRole, whoAmI } from "./auth.js";
 import { ApiError } from "./errors.js";
-import { eventStream } from "./events.js";
+import { eventStream, pendingEventStream, type EditorOpened } from "./events.js";
 import { fileServer } from "./files.js";
 import { reviewRoutes, segmentsTable } from "./edits-review.js";
 
@@ -75,11 +76,20 @@ export function editsRouter(options: EditsRouterOptions): Router {
   let db: EditDb | undefined;
   const getDb = () => (db ??= new EditDb(dbFile));
   let opening: Promise<Editor> | undefined;
+  // Event streams of a never-edited folder wait on this instead of opening (creating) the database.
+  const opened: EditorOpened = new EventEmitter();
+  opened.setMaxListeners(0);
   const editor = (): Promise<Editor> => {
-    opening ??= Editor.open(root, getDb(), options.editor);
-    opening.catch(() => {
-      opening = undefined;
-    });
+    if (opening === undefined) {
+      const p = Editor.open(root, getDb(), options.editor);
+      opening = p;
+      p.then(
+        (e) => opened.emit("open", e),
+        () => {
+          if (opening === p) opening = undefined;
+        },
+      );
+    }
     return opening;
   };
   // Folders that were never edited are served as they are, without opening (or creating) the database.
@@ -144,7 +154,14 @@ export function editsRouter(options: EditsRouterOptions): Router {
   });
 
   router.get("/api/events", async (req, res) => {
-    eventStream(await editor())(req, res);
+    if (edited()) eventStream(await editor())(req, res);
+    else pendingEventStream(opened)(req, res);
+  });
+  // Lets the viewer check a pasted token (and show whose it is) before the first edit.
+  router.get("/api/auth/me", (req, res) => {
+    // No database yet means no token exists; opening one here would create it in a folder only looked at.
+    if (!edited()) throw new ApiError(401, "bad_token", "this folder has no tokens yet (vemscope token create)");
+    res.json(whoAmI(getDb, req));
   });
 
   reviewRoutes(router, editor, getDb, editorOnly, readJson);
@@ -176,6 +193,16 @@ export function editsRouter(options: EditsRouterOptions): Router {
     return true;
   };
   const keyOf = (rest: string[] | string | undefined) => (Array.isArray(rest) ? rest.join("/") : (rest ?? ""));
+
+  // The summary follows the measured edits (server/edits/table.ts writeSummary); unedited, the file's own.
+  router.get("/api/summary", async (req, res, next) => {
+    if (!edited()) {
+      next();
+      return;
+    }
+    const e = await editor();
+    if (!(await serveVersioned(req, res, e, e.version, "report/summary.json"))) next();
+  });
 
   router.get("/v/:version/{*rest}", async (req, res) => {
     const e = await editor();

@@ -14,11 +14,13 @@ export interface ServeOptions {
   viewerDir?: string;
   /** When the port is taken, try this many following ports before giving up (the demo sets it). */
   tryNextPorts?: number;
+  /** Reads (layers and API) need a viewer token too (`serve --auth-reads`); default: open unless VEMSCOPE_AUTH_READS=1. */
+  authReads?: boolean;
 }
 
 /** Listen and resolve with the viewer URL. */
 export async function serve(opts: ServeOptions): Promise<{ url: string; server: Server }> {
-  const app = buildApp({ root: opts.root, viewerDir: opts.viewerDir ?? DEFAULT_VIEWER_DIR });
+  const app = buildApp({ root: opts.root, viewerDir: opts.viewerDir ?? DEFAULT_VIEWER_DIR, authReads: opts.authReads });
   for (let attempt = 0; ; attempt++) {
     const port = opts.port === 0 ? 0 : opts.port + attempt;
     try {

@@ -13,7 +13,7 @@ import { parseBox, unionBox, type Box6 } from "./ops.js";
 import { planEdit, type EditRequest, type PlanState } from "./plan.js";
 import { buildPyramid, updatePyramid, writeChangedChunks, type Pyramid } from "./pyramid.js";
 import { rowFacts } from "./measure.js";
-import { CSV_KEY, MESH_PREFIX, rowsFromCsv, writeTables } from "./table.js";
+import { CSV_KEY, MESH_PREFIX, rowsFromCsv, writeSummary, writeTables } from "./table.js";
 import { RecordingStorage, removeUncommitted, VersionIndex, VersionStorage, versionDir } from "./versions.js";
 
 export const SEG_PREFIX = "segmentation";
@@ -288,6 +288,7 @@ export class Editor extends EventEmitter<EditorEvents> {
       done.push(id);
     }
     await writeTables(storage, rows);
+    await writeSummary(storage, rows, this.shape, this.voxelNm, DEFAULT_CONTACT_NM);
     const files = [...storage.keys];
     this.db.commitMeasure({ seq, version, segments: done, files, time: new Date().toISOString() });
     this.index.add(version, "measure", files, [], seq);

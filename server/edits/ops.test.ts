@@ -48,6 +48,33 @@ describe("edit kernels", () => {
     expect(Buffer.compare(Buffer.from(after.buffer), Buffer.from(labels.buffer))).toBe(0);
   });
 
+  it("splits a neckless capsule between seeds placed at different depths near its ends", () => {
+    // A straight mitochondrion: one basin in the distance transform, no neck to cut at. Seeds one and two
+    // voxels in from the surface must both get a real piece, not one seed the whole core and the other a sliver.
+    const shape: Vec3 = [80, 24, 5];
+    const labels = new Uint32Array(shape[0] * shape[1] * shape[2]);
+    for (let z = 0; z < shape[2]; z++)
+      for (let y = 0; y < shape[1]; y++)
+        for (let x = 0; x < shape[0]; x++) {
+          const along = Math.min(Math.max(x, 20), 60);
+          if (Math.hypot((x - along) * 5, (y - 12) * 5, (z - 2) * 45) <= 55) labels[x + shape[0] * (y + shape[1] * z)] = 7;
+        }
+    const box = scanBox(labels, shape, new Set([7]));
+    expect(box).toBeDefined();
+    const seeds = [
+      { voxel: [12, 12, 2] as Vec3, group: 0 },
+      { voxel: [66, 11, 2] as Vec3, group: 1 },
+    ];
+    const diff = splitDiff(labels, shape, VOXEL, 7, box as NonNullable<typeof box>, seeds, [8, 9]);
+    const after = labels.slice();
+    expect(applyDiff(after, diff.runs, "forward")).toBe(true);
+    const total = labels.filter((v) => v === 7).length;
+    const a = after.filter((v) => v === 8).length;
+    const b = after.filter((v) => v === 9).length;
+    expect(a + b).toBe(total);
+    expect(Math.min(a, b)).toBeGreaterThan(0.3 * total);
+  });
+
   it("merges, and a diff that no longer fits is refused and leaves labels untouched", () => {
     const labels = Uint32Array.from([1, 1, 2, 2, 0, 2, 3]);
     const shape: Vec3 = [7, 1, 1];

@@ -142,12 +142,21 @@ export function splitDiff(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segme
   let objectVoxels = 0;
   // Voxels per depth level, grown as deeper levels appear.
   let perLevel = new Int32Array(1024);
+  // Depth counts only down to the shallowest seed: everything deeper is one flat floor that the seeds'
+  // fronts cross breadth-first, together. Without it, the deepest seed floods every deeper voxel (the
+  // whole core of a neckless object) before a shallower seed moves, leaving that seed a sliver; necks
+  // shallower than the seeds still wait for their own level, so cuts still fall on them.
+  let floorLevel = REACHED - 2;
+  for (const s of seeds) {
+    const i = s.voxel[0] - o[0] + cx * (s.voxel[1] - o[1] + cy * (s.voxel[2] - o[2]));
+    if (i >= 0 && i < n && mask[i]) floorLevel = Math.min(floorLevel, Math.floor(Math.sqrt(d2[i])));
+  }
   c = 0;
   for (let z = 0; z < cz; z++)
     for (let y = 0; y < cy; y++)
       for (let x = 0; x < cx; x++, c++) {
         if (!mask[c]) continue;
-        const l = Math.min(REACHED - 2, Math.floor(Math.sqrt(d2[c])));
+        const l = Math.min(floorLevel, Math.floor(Math.sqrt(d2[c])));
         word[brickOf(x + 1, y + 1, z + 1)] = 1 + l;
         if (l > maxLevel) maxLevel = l;
         if (l >= perLevel.length) {

@@ -1,10 +1,12 @@
 import { writeSegmentProperties } from "../../precomputed/segment-properties.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { segmentProperties } from "../pipeline/layers.js";
-import { toCsv, type InstanceRow } from "../pipeline/report.js";
+import type { Vec3 } from "../../precomputed/array.js";
+import { summarise, toCsv, type InstanceRow } from "../pipeline/report.js";
 import { parseCsv } from "../api/segment-table.js";
 
 export const CSV_KEY = "report/morphometrics.csv";
+export const SUMMARY_KEY = "report/summary.json";
 export const PROPERTIES_PREFIX = "segmentation/segment_properties";
 export const MESH_PREFIX = "segmentation/mesh";
 
@@ -35,4 +37,13 @@ export async function writeTables(storage: Storage, rows: ReadonlyMap<number, In
   const list = sortedRows(rows);
   await storage.put(CSV_KEY, toCsv(list));
   await writeSegmentProperties(storage, PROPERTIES_PREFIX, segmentProperties(list));
+}
+
+/**
+ * report/summary.json of a version, from its rows, as the pipeline writes it (report.ts summarise), so the
+ * per-class counts, volume fractions and contact fractions follow the edits. Written after measuring: before
+ * that, edited rows have no measured columns and the class means would drop them.
+ */
+export async function writeSummary(storage: Storage, rows: ReadonlyMap<number, InstanceRow>, shape: Vec3, voxelNm: Vec3, contactNm: number): Promise<void> {
+  await storage.put(SUMMARY_KEY, JSON.stringify(summarise(sortedRows(rows), shape, voxelNm, contactNm), null, 2));
 }

@@ -11,6 +11,7 @@ import type { NgViewer } from "./viewer.js";
 interface BigintSet {
   add(x: bigint): void;
   has(x: bigint): boolean;
+  delete(x: bigint): void;
   clear(): void;
 }
 interface BigintMap {
@@ -57,6 +58,21 @@ function isSegmentationLayer(layer: unknown): layer is SegmentationLayerLike {
 function packHex(hex: string): bigint {
   return BigInt(packColor(parseRGBColorSpecification(hex)));
 }
+
+/** Global coordinates (units of each dimension's scale, metres per voxel here) to nm along x, y, z. */
+function globalToNm(viewer: NgViewer, position: Float32Array): Vec3 | undefined {
+  const { names, scales } = viewer.coordinateSpace.value;
+  const out: number[] = [NaN, NaN, NaN];
+  names.forEach((name, i) => {
+    const axis = ["x", "y", "z"].indexOf(name);
+    const scale = scales[i];
+    const p = position[i];
+    if (axis >= 0 && scale !== undefined && p !== undefined) out[axis] = p * scale * 1e9;
+  });
+  return out.every(Number.isFinite) ? [out[0] ?? 0, out[1] ?? 0, out[2] ?? 0] : undefined;
+}
+
+const toId = (x: unknown): number | null => (typeof x === "bigint" || typeof x === "number" ? Number(x) : null);
 
 export function makeBridge(viewer: NgViewer): ViewerBridge {
   const managed = (name: string): ManagedUserLayer | undefined => viewer.layerManager.getLayerByName(name);
@@ -175,6 +191,79 @@ export function makeBridge(viewer: NgViewer): ViewerBridge {
     },
     stateJSON() {
       return viewer.state.toJSON();
+    },
+    layerSourceUrl(name) {
+      return managed(name)?.layer?.dataSources[0]?.spec.url;
+    },
+    setLayerSourceUrl(name, url) {
+      const source = managed(name)?.layer?.dataSources[0];
+      if (!source) return false;
+      const spec = source.spec;
+      if (spec.url === url) return true;
+      // What the Source tab does when a URL is edited: the spec keeps transform and subsource choices.
+      source.spec = { ...spec, url };
+      return true;
+    },
+    applyEditToSegments(inputs, outputs) {
+      const layer = organelles();
+      if (!layer) return;
+      const group = layer.displayState.segmentationGroupState.value;
+      const colors = layer.displayState.segmentStatedColors.value;
+      const keep = new Set(outputs);
+      const listed = inputs.some((id) => group.selectedSegments.has(BigInt(id)));
+      const visible = inputs.some((id) => group.visibleSegments.has(BigInt(id)));
+      let color: bigint | undefined;
+      for (const id of inputs) color ??= colors.get(BigInt(id));
+      for (const id of inputs) {
+        if (keep.has(id)) continue;
+        const key = BigInt(id);
+        group.visibleSegments.delete(key);
+        group.selectedSegments.delete(key);
+      }
+      for (const id of outputs) {
+        const key = BigInt(id);
+        if (listed && !group.selectedSegments.has(key)) group.selectedSegments.add(key);
+        if (visible && !group.visibleSegments.has(key)) group.visibleSegments.add(key);
+        if (color !== undefined && colors.get(key) === undefined) colors.set(key, color);
+      }
+    },
+    onSelectedSegmentChanged(listener) {
+      const state = viewer.selectionDetailsState;
+      let last: number | null | undefined;
+      return state.changed.add(() => {
+        const layer = managed(ORGANELLES_LAYER)?.layer;
+        const entry = state.value?.layers.find((l) => l.layer === layer);
+        const id = toId(entry?.state.value);
+        if (id === last) return;
+        last = id;
+        listener(id);
+      });
+    },
+    hoveredSegment() {
+      return toId(organelles()?.displayState.segmentSelectionState.value);
+    },
+    startPointTool(onPoint) {
+      const root = viewer.element;
+      const onMouseDown = (event: MouseEvent): void => {
+        if (event.button !== 0 || event.ctrlKey || event.altKey || event.metaKey) return;
+        const target = event.target instanceof Element ? event.target : null;
+        if (!target?.closest(".neuroglancer-rendered-data-panel")) return;
+        // Neuroglancer would start a drag (pan/rotate); the click belongs to the tool.
+        event.stopPropagation();
+        event.preventDefault();
+        const { mouseState } = viewer;
+        // The position follows the last mousemove lazily; force it for this click.
+        mouseState.updateUnconditionally();
+        if (!mouseState.active) return;
+        const nm = globalToNm(viewer, mouseState.position);
+        if (nm) onPoint(nm, toId(organelles()?.displayState.segmentSelectionState.value));
+      };
+      root.addEventListener("mousedown", onMouseDown, true);
+      root.classList.add("vemscope-point-tool");
+      return () => {
+        root.removeEventListener("mousedown", onMouseDown, true);
+        root.classList.remove("vemscope-point-tool");
+      };
     },
   };
 }

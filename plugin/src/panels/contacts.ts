@@ -4,8 +4,8 @@
  */
 import { CLASSES } from "../../../server/pipeline/classes.js";
 import { CONTACTS_LAYER, type ViewerBridge } from "../bridge.js";
-import type { SegmentRow } from "../client.js";
-import { segmentTable } from "../data.js";
+import type { SegmentRow, SegmentTable } from "../client.js";
+import { onSegmentTableChanged, segmentTable } from "../data.js";
 import { Settings, booleanOr, numberOr } from "../settings.js";
 import { contactCounts, inContact } from "../table.js";
 import { Disposers, el, errorText } from "./dom.js";
@@ -175,12 +175,16 @@ export function mountContacts(body: HTMLElement, settings: Settings<ContactSetti
 
   let alive = true;
   disposers.add(() => (alive = false));
+  const load = (table: SegmentTable): void => {
+    rows = table.rows;
+    status.textContent = `${table.rows.length} segments; distances from min_dist_er_nm.`;
+    sync();
+  };
+  // Edits and re-measurements change rows and distances; counts and colours follow.
+  disposers.add(onSegmentTableChanged(load));
   segmentTable().then(
     (table) => {
-      if (!alive) return;
-      rows = table.rows;
-      status.textContent = `${table.rows.length} segments; distances from min_dist_er_nm.`;
-      sync();
+      if (alive) load(table);
     },
     (error: unknown) => {
       if (alive) status.textContent = `could not load segments: ${errorText(error)}`;

@@ -12,7 +12,7 @@
  */
 import type { ViewerBridge } from "../bridge.js";
 import type { Column, SegmentRow, SegmentTable } from "../client.js";
-import { segmentTable } from "../data.js";
+import { onSegmentTableChanged, segmentTable } from "../data.js";
 import { Settings, booleanOr, numberOr, stringOr } from "../settings.js";
 import { extent, filterRows, formatCell, histogram, inRange, rowsToCsv, sortRows, type RangeFilter, type SortSpec, type TableQuery } from "../table.js";
 import { Disposers, downloadText, el, errorText } from "./dom.js";
@@ -26,7 +26,11 @@ export interface MorphometricsSettings extends TableQuery {
   histogramColumn: string | null;
   /** Brushed range on the histogram; its column is always the histogram's. */
   brush: RangeFilter | null;
+  /** Review status to show only (the review queue); null = any. Needs the proofreading columns. */
+  review: string | null;
 }
+
+const REVIEW_FILTERS = ["unreviewed", "ok", "needs-fix"];
 
 export const ROW_HEIGHT = 20;
 const HEADER_HEIGHT = 24;
@@ -61,11 +65,12 @@ function parseMorphometrics(json: Record<string, unknown>, defaults: Morphometri
     const column = stringOr(b.column, null);
     if (column !== null) brush = { column, min: numberOr(b.min, null), max: numberOr(b.max, null) };
   }
-  return { sort, hiddenClasses, range, histogramColumn, brush };
+  const review = typeof json.review === "string" && REVIEW_FILTERS.includes(json.review) ? json.review : defaults.review;
+  return { sort, hiddenClasses, range, histogramColumn, brush, review };
 }
 
 export function morphometricsSettings(): Settings<MorphometricsSettings> {
-  return new Settings<MorphometricsSettings>({ sort: null, hiddenClasses: [], range: null, histogramColumn: null, brush: null }, parseMorphometrics);
+  return new Settings<MorphometricsSettings>({ sort: null, hiddenClasses: [], range: null, histogramColumn: null, brush: null, review: null }, parseMorphometrics);
 }
 
 function columnWidth(column: Column): number {
@@ -87,8 +92,15 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
   rangeMin.placeholder = "min";
   rangeMax.placeholder = "max";
   const exportButton = el("button", { className: "vemscope-export", textContent: "Export CSV", title: "Download the filtered rows as CSV" });
+  // Shown once the table has review columns (a folder being proofread): the review queue.
+  const reviewFilter = el("select", { className: "vemscope-review-filter", title: "Show only segments with this review status" });
+  reviewFilter.append(el("option", { textContent: "any review" }), ...REVIEW_FILTERS.map((r) => el("option", { textContent: r })));
+  const anyReview = reviewFilter.options[0];
+  if (anyReview) anyReview.value = "";
+  reviewFilter.hidden = true;
   const toolbar = el("div", { className: "vemscope-toolbar" }, [
     classBox,
+    reviewFilter,
     el("label", { className: "vemscope-range" }, ["range ", rangeColumn, rangeMin, "–", rangeMax]),
     exportButton,
     status,
@@ -188,6 +200,7 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
       box.checked = !hiddenClasses.includes(box.value);
     }
     rangeColumn.value = range?.column ?? "";
+    reviewFilter.value = settings.value.review ?? "";
     histogramColumn.value = plottedColumn() ?? "";
     const asText = (v: number | null | undefined): string => (v === null || v === undefined ? "" : String(v));
     // Rewriting a focused input would move the caret while the user types.
@@ -222,7 +235,8 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
 
   const refresh = (): void => {
     if (!table) return;
-    const query: TableQuery = { ...settings.value, brush: null };
+    // A review filter from a URL means nothing for a folder without review columns.
+    const query: TableQuery = { ...settings.value, brush: null, review: reviewFilter.hidden ? null : settings.value.review };
     const unbrushed = filterRows(table.rows, query);
     const brush = activeBrush();
     shown = sortRows(brush ? unbrushed.filter((r) => inRange(r, brush)) : unbrushed, settings.value.sort);
@@ -243,6 +257,7 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
     canvas.style.width = `${totalWidth}px`;
     header.style.gridTemplateColumns = gridTemplate;
     header.style.height = `${HEADER_HEIGHT}px`;
+    reviewFilter.hidden = !loaded.columns.some((c) => c.id === "review_status");
     const classes = [...new Set(loaded.rows.map((r) => r.class))].sort();
     classBox.replaceChildren(
       ...classes.map((name) => {
@@ -270,6 +285,7 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
   };
 
   disposers.listen(rangeColumn, "change", readRange);
+  disposers.listen(reviewFilter, "change", () => settings.update({ review: reviewFilter.value === "" ? null : reviewFilter.value }));
   disposers.listen(histogramColumn, "change", () => {
     // A brush is a range of one column; carrying it over to another would filter by nonsense.
     settings.update({ histogramColumn: histogramColumn.value, brush: null });
@@ -355,6 +371,13 @@ export function mountMorphometrics(body: HTMLElement, settings: Settings<Morphom
 
   let alive = true;
   disposers.add(() => (alive = false));
+  // After an edit or re-measurement the rows change (ids retire, new ones appear): rebuild in place.
+  disposers.add(
+    onSegmentTableChanged((loaded) => {
+      domain = null;
+      build(loaded);
+    }),
+  );
   segmentTable().then(
     (loaded) => {
       if (alive) build(loaded);
