@@ -22,9 +22,10 @@ if (!existsSync(path.join(phantomDir, "truth.json"))) {
 }
 const result = await runPipeline({
   image: path.join(phantomDir, "image.tif"),
-  // The shipped segmentation model arrives with the segmentation issue; until then the demo uses the
-  // phantom's true class volume, exactly as `vemscope run --labels` does.
-  labels: path.join(phantomDir, "labels.tif"),
+  // No --labels: the shipped model (models/vemscope-unet.onnx) segments the phantom's EM-like image, as a run on
+  // real data would. VEMSCOPE_DEMO_TRUTH=1 uses the phantom's true classes instead (faster, exact). The phantom is
+  // rendered aligned, so alignment (which would only resample it) is skipped.
+  ...(process.env.VEMSCOPE_DEMO_TRUTH === "1" ? { labels: path.join(phantomDir, "labels.tif") } : { align: false }),
   voxelNm: [5, 5, 45],
   out: runDir,
   progress: terminalProgress(),

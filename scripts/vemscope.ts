@@ -27,7 +27,7 @@ function required(values: Values, name: string): string {
 
 const COMMANDS: Record<string, Command> = {
   run: {
-    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
+    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--min-fragment-nm3 1000000] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
     summary: "whole pipeline into DIR",
     options: {
       image: { type: "string" },
@@ -35,6 +35,7 @@ const COMMANDS: Record<string, Command> = {
       out: { type: "string" },
       labels: { type: "string" },
       model: { type: "string" },
+      "min-fragment-nm3": { type: "string" },
       "no-align": { type: "boolean" },
       "export-tiff": { type: "boolean" },
       "contact-nm": { type: "string" },
@@ -47,11 +48,17 @@ const COMMANDS: Record<string, Command> = {
       const contact = v["contact-nm"];
       const contactNm = typeof contact === "string" ? Number(contact) : 30;
       if (!Number.isFinite(contactNm) || contactNm < 0) throw new UsageError(`--contact-nm: expected a non-negative number, got '${String(contact)}'`);
+      const frag = v["min-fragment-nm3"];
+      const minFragmentNm3 = typeof frag === "string" ? Number(frag) : undefined;
+      if (minFragmentNm3 !== undefined && !(Number.isFinite(minFragmentNm3) && minFragmentNm3 >= 0)) {
+        throw new UsageError(`--min-fragment-nm3: expected a non-negative volume in nm^3, got '${String(frag)}'`);
+      }
       const out = required(v, "out");
       const result = await runPipeline({
         image: required(v, "image"),
         labels: typeof v.labels === "string" ? v.labels : undefined,
         model: typeof v.model === "string" ? v.model : undefined,
+        minFragmentNm3,
         voxelNm: parseVoxel(required(v, "voxel")),
         out,
         align: v["no-align"] !== true,
@@ -62,7 +69,7 @@ const COMMANDS: Record<string, Command> = {
         queue: typeof v.queue === "string" ? v.queue : undefined,
         progress: terminalProgress(),
       });
-      process.stdout.write(`${result.instances} instances written to ${path.resolve(out)} in ${result.seconds.toFixed(1)} s\n`);
+      process.stdout.write(`${result.instances} instances written to ${out.startsWith("s3://") ? out : path.resolve(out)} in ${result.seconds.toFixed(1)} s\n`);
     },
   },
   phantom: {
@@ -110,9 +117,9 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   serve: {
-    usage: "serve DIR [--port 8080] [--host 127.0.0.1]",
+    usage: "serve DIR [--port 8080] [--host 127.0.0.1] [--auth-reads]",
     summary: "serve DIR's layers, the viewer and the API",
-    options: { port: { type: "string" }, host: { type: "string" } },
+    options: { port: { type: "string" }, host: { type: "string" }, "auth-reads": { type: "boolean" } },
     async run(v, positionals) {
       const dir = positionals[0];
       if (!dir) throw new UsageError("missing DIR");
@@ -121,7 +128,7 @@ const COMMANDS: Record<string, Command> = {
       const { serve } = await import("../server/api/serve.js");
       const host = typeof v.host === "string" ? v.host : "127.0.0.1";
       if (!existsSync(path.join(dir, "state.json"))) throw new UsageError(`${dir}: not a vemscope output folder (no state.json); run 'vemscope run' first`);
-      const { url } = await serve({ root: dir, port, host }).catch((e: NodeJS.ErrnoException) => {
+      const { url } = await serve({ root: dir, port, host, authReads: v["auth-reads"] === true ? true : undefined }).catch((e: NodeJS.ErrnoException) => {
         throw e.code === "EADDRINUSE" ? new UsageError(`--port: ${host}:${port} is already in use; pass another --port`) : e;
       });
       process.stdout.write(`vemscope serving ${path.resolve(dir)}\nviewer: ${url}\n`);
@@ -129,7 +136,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   segment: {
-    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--tile 512] [--overlap 128] [--workers N] [--threads N]",
+    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
     summary: "class volume (uint8, codes 0-6) from the 2D U-Net; optional per-class probabilities (uint8)",
     options: {
       image: { type: "string" },

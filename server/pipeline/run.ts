@@ -10,17 +10,20 @@ import { imageLayerInfo, writeImageLayer, writeSegmentationLayer } from "./layer
 import type { ContactAnalysis } from "./contacts.js";
 import { DEFAULT_CONTACT_NM, writeContactLayer } from "./contact-layer.js";
 import { analyseClasses } from "./analyse.js";
-import { writeReport, type InstanceRow } from "./report.js";
+import { startFigures, writeReport, type FigureRun, type InstanceRow } from "./report.js";
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
 import { openStack } from "./ingest.js";
 import { DEFAULT_BLOCK_BUDGET, runBlockwise } from "./blockwise/run.js";
+import { warmWorkers } from "./workers/pool.js";
 
 export interface RunOptions {
   image: string;
   /** A class volume (DESIGN.md codes); alignment and segmentation are then skipped. */
   labels?: string;
   model?: string;
+  /** Predicted fragments below this volume join the class they border most (segment/cleanup.ts); 0 keeps all. */
+  minFragmentNm3?: number;
   voxelNm: Vec3;
   out: string;
   align?: boolean;
@@ -44,6 +47,8 @@ export interface RunOptions {
    * Scale-out). Default: built in this process.
    */
   queue?: string;
+  /** Out-of-core runs: scales with more chunks than this are written sharded (default 4096). */
+  shardAboveChunks?: number;
 }
 
 export interface RunResult {
@@ -66,6 +71,8 @@ export interface RunContext {
   components?: Components;
   rows?: InstanceRow[];
   contacts?: ContactAnalysis;
+  /** The report's figures, rendering (on a worker thread when there is one) since the analysis ended. */
+  figures?: FigureRun;
 }
 
 interface Stage {
@@ -84,6 +91,8 @@ const STAGES: Stage[] = [
   {
     name: "ingest",
     async run(ctx) {
+      // Worker threads load while the input is read (the analysis, meshes and figures use them).
+      if (ctx.options.labels) warmWorkers();
       ctx.image = await readImage(ctx.options.image);
       if (ctx.options.labels) ctx.classes = await readLabelsChecked(ctx.options.labels, ctx.image);
     },
@@ -105,6 +114,13 @@ const STAGES: Stage[] = [
       // Loaded lazily: onnxruntime is only needed when no --labels are given.
       const { segmentVolume } = await import("./segment/index.js");
       const result = await segmentVolume(need(ctx.image, "image"), { model: ctx.options.model, progress: ctx.progress });
+      const { removeSmallFragments, DEFAULT_MIN_FRAGMENT_NM3 } = await import("./segment/cleanup.js");
+      const minNm3 = ctx.options.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
+      ctx.progress?.start("small fragments", 1, "volume");
+      const cleaned = removeSmallFragments(result.classes.data, result.classes.shape, ctx.options.voxelNm, minNm3);
+      ctx.progress?.end();
+      const record = { model: result.stats.model, min_fragment_nm3: minNm3, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
+      await ctx.storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
       ctx.classes = result.classes;
     },
   },
@@ -115,6 +131,7 @@ const STAGES: Stage[] = [
       ctx.components = analysis.components;
       ctx.rows = analysis.rows;
       ctx.contacts = analysis.contacts;
+      ctx.figures = startFigures(analysis.rows, ctx.options.contactNm ?? DEFAULT_CONTACT_NM);
     },
   },
   {
@@ -170,7 +187,7 @@ const STAGES: Stage[] = [
     name: "report",
     async run(ctx) {
       const classes = need(ctx.classes, "class volume");
-      await writeReport(ctx.storage, need(ctx.rows, "instance rows"), classes.shape, ctx.options.voxelNm, ctx.options.contactNm ?? DEFAULT_CONTACT_NM);
+      await writeReport(ctx.storage, need(ctx.rows, "instance rows"), classes.shape, ctx.options.voxelNm, ctx.options.contactNm ?? DEFAULT_CONTACT_NM, ctx.figures);
     },
   },
   {
@@ -204,6 +221,11 @@ const STAGES: Stage[] = [
  * place at the end, so a failure leaves no half-written output and an earlier result stays intact.
  */
 export async function runPipeline(options: RunOptions): Promise<RunResult> {
+  // s3:// inputs or output: fetched / written by the object-store path (blockwise/remote.ts).
+  if ([options.image, options.labels, options.out].some((u) => u?.startsWith("s3://"))) {
+    const { runWithObjectStore } = await import("./blockwise/remote.js");
+    return runWithObjectStore(options, runPipeline);
+  }
   const t0 = performance.now();
   const out = path.resolve(options.out);
   await refuseForeignFolder(out);
@@ -218,20 +240,25 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
     if (options.queue !== undefined && !/^rediss?:\/\//.test(options.queue)) throw new PipelineError("bad_argument", `expected redis://HOST:PORT, got '${options.queue}'`, "--queue");
     if (await outOfCore(options, budget)) {
-      if (options.queue !== undefined) throw new PipelineError("bad_argument", "covers the in-memory run's image pyramid only, not out-of-core runs", "--queue");
       mode = "blockwise";
       const labels = need(options.labels, "--labels");
+      // Work store in the staging folder: with --queue the workers must mount it at the same path (README, Scale-out).
+      const work = path.join(staging, ".blocks");
       ({ instances } = await runBlockwise({
         image: options.image,
         labels,
         voxelNm: options.voxelNm,
         contactNm: options.contactNm ?? DEFAULT_CONTACT_NM,
-        staging,
         storage: ctx.storage,
+        outputUrl: staging,
+        workUrl: work,
+        scratch: work,
         progress: ctx.progress,
         budget,
         blockShape: options.blockShape,
         capNm: options.distanceCapNm,
+        queue: options.queue,
+        shardAboveChunks: options.shardAboveChunks,
       }));
     } else {
       for (const stage of STAGES) {
