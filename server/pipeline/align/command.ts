@@ -61,7 +61,7 @@ export async function alignEvalCommand(args: { data: string; sections: number; s
 /** The few lines the CLI prints after align-eval. */
 export function summariseEval(r: EvalResult): string {
   const row = (name: string, s: EvalResult["elastic"]): string =>
-    `${name.padEnd(12)} warp recovery ${s.warpRecovery.medianPx.toFixed(3)} / ${s.warpRecovery.p95Px.toFixed(3)} px   ` +
+    `${name.padEnd(12)} warp recovery ${s.warpRecovery.medianPx.toFixed(3)} / ${s.warpRecovery.p95Px.toFixed(3)} px (exact ${s.exactRecovery.medianPx.toFixed(3)} / ${s.exactRecovery.p95Px.toFixed(3)})   ` +
     `adjacent ${s.adjacentConsistency.medianPx.toFixed(3)} / ${s.adjacentConsistency.p95Px.toFixed(3)} px   ` +
     `(vs align(unwarped) ${s.adjacentVsUnwarped.medianPx.toFixed(3)} / ${s.adjacentVsUnwarped.p95Px.toFixed(3)})   ` +
     `NCC ${s.ncc.mean.toFixed(3)}   ${s.megapixelsPerSecond.toFixed(3)} Mpx/s${s.flagged.length ? `   flagged ${s.flagged.join(",")}` : ""}`;

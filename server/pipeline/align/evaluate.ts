@@ -12,7 +12,7 @@ import { alignStack, type AlignOptions, type AlignReport, type Stack } from "./a
 import { PhaseCorrelator } from "./correlate.js";
 import { sectionView } from "./image.js";
 import { mapRow, type SectionMap } from "./map.js";
-import { DEFAULT_LIMITS, cropWarp, randomWarp, warpSection, type Warp, type WarpLimits } from "./synth.js";
+import { DEFAULT_LIMITS, cropWarp, elasticAt, randomWarp, warpSection, type Warp, type WarpLimits } from "./synth.js";
 import type { AlignModel } from "./align.js";
 
 export interface EvalOptions {
@@ -28,6 +28,11 @@ export interface EvalOptions {
 
 export interface Scores {
   warpRecovery: { medianPx: number; p95Px: number; patches: number; perSectionMedianPx: number[] };
+  /**
+   * The same comparison without correlation noise: align(warped)'s map composed with the known synthetic
+   * warp against align(unwarped)'s map, at every 8th pixel of the central 70%, in source pixels.
+   */
+  exactRecovery: { medianPx: number; p95Px: number; perSectionMedianPx: number[] };
   adjacentConsistency: { medianPx: number; p95Px: number; patches: number; perSectionMedianPx: number[] };
   /** Same, against align(unwarped) instead of the original: the real section-to-section motion cancels. */
   adjacentVsUnwarped: { medianPx: number; p95Px: number; patches: number };
@@ -51,7 +56,7 @@ export interface EvalResult {
 }
 
 /** The crop (centred) and the warps; slice 0 keeps the identity so both stacks share its frame. */
-export function makeEvalStacks(source: Stack, sections: number, seed: number, limits: WarpLimits = DEFAULT_LIMITS): { original: Stack; warped: Stack; warps: Warp[] } {
+export function makeEvalStacks(source: Stack, sections: number, seed: number, limits: WarpLimits = DEFAULT_LIMITS): { original: Stack; warped: Stack; warps: Warp[]; offset: [number, number] } {
   const [w, h, d] = source.shape;
   const n = Math.min(sections, d);
   // Worst case reach of rotation + scale + shear + translation + elastic must stay inside the source.
@@ -82,7 +87,7 @@ export function makeEvalStacks(source: Stack, sections: number, seed: number, li
     } else warped.set(original.subarray(0, cw * ch), 0);
     warps.push(warp);
   }
-  return { original: { data: original, shape: [cw, ch, n] }, warped: { data: warped, shape: [cw, ch, n] }, warps };
+  return { original: { data: original, shape: [cw, ch, n] }, warped: { data: warped, shape: [cw, ch, n] }, warps, offset: [x0, y0] };
 }
 
 function validMask(model: AlignModel, z: number, w: number, h: number): Uint8Array {
@@ -190,7 +195,37 @@ function nccSeries(stack: Stack, masks?: Uint8Array[]): { mean: number; perSecti
   return { mean: r3(per.reduce((s, v) => s + v, 0) / Math.max(1, per.length)), perSection: per };
 }
 
-async function score(original: Stack, warped: Stack, options: AlignOptions, patch: number, stride: number): Promise<Scores> {
+/** Per section: |W_k(M^w_k(p)) - (M^u_k(p) + offset)| over the central 70%, every 8th pixel. */
+function exactRecovery(u: AlignModel, t: AlignModel, warps: Warp[], offset: [number, number], w: number, h: number): Scores["exactRecovery"] {
+  const all: number[] = [];
+  const per: number[] = [];
+  const xs = new Float64Array(w);
+  const ys = new Float64Array(w);
+  const ux = new Float64Array(w);
+  const uy = new Float64Array(w);
+  for (let z = 1; z < warps.length; z++) {
+    const warp = warps[z] as Warp;
+    const [a, b, c, d, e, f] = warp.affine;
+    const errs: number[] = [];
+    for (let y = Math.ceil(0.15 * h); y <= 0.85 * h; y += 8) {
+      mapRow(t.maps[z] as SectionMap, t.grid, y, 0, w, xs, ys);
+      mapRow(u.maps[z] as SectionMap, u.grid, y, 0, w, ux, uy);
+      for (let x = Math.ceil(0.15 * w); x <= 0.85 * w; x += 8) {
+        const qx = xs[x] as number;
+        const qy = ys[x] as number;
+        const [ex, ey] = elasticAt(warp, qx, qy);
+        const sx = a * (qx + ex) + b * (qy + ey) + c;
+        const sy = d * (qx + ex) + e * (qy + ey) + f;
+        errs.push(Math.hypot(sx - (ux[x] as number) - offset[0], sy - (uy[x] as number) - offset[1]));
+      }
+    }
+    all.push(...errs);
+    per.push(r3(quantile(errs, 0.5)));
+  }
+  return { medianPx: r3(quantile(all, 0.5)), p95Px: r3(quantile(all, 0.95)), perSectionMedianPx: per };
+}
+
+async function score(original: Stack, warped: Stack, warps: Warp[], offset: [number, number], options: AlignOptions, patch: number, stride: number): Promise<Scores> {
   const [w, h, d] = original.shape;
   const u = await alignStack(original, options);
   const t = await alignStack(warped, options);
@@ -230,6 +265,7 @@ async function score(original: Stack, warped: Stack, options: AlignOptions, patc
   const report: AlignReport = t.report;
   return {
     warpRecovery: { medianPx: r3(quantile(rec, 0.5)), p95Px: r3(quantile(rec, 0.95)), patches: rec.length, perSectionMedianPx: recPer },
+    exactRecovery: exactRecovery(u.model, t.model, warps, offset, w, h),
     adjacentConsistency: { medianPx: r3(quantile(adj, 0.5)), p95Px: r3(quantile(adj, 0.95)), patches: adj.length, perSectionMedianPx: adjPer },
     adjacentVsUnwarped: { medianPx: r3(quantile(adjU, 0.5)), p95Px: r3(quantile(adjU, 0.95)), patches: adjU.length },
     originalNeighbourShift: { medianPx: r3(quantile(orig, 0.5)), p95Px: r3(quantile(orig, 0.95)) },
@@ -243,12 +279,12 @@ async function score(original: Stack, warped: Stack, options: AlignOptions, patc
 export async function evaluateAlignment(source: Stack, options: EvalOptions = {}): Promise<EvalResult> {
   const sections = options.sections ?? 32;
   const seed = options.seed ?? 1;
-  const { original, warped } = makeEvalStacks(source, sections, seed, options.limits ?? DEFAULT_LIMITS);
+  const { original, warped, warps, offset } = makeEvalStacks(source, sections, seed, options.limits ?? DEFAULT_LIMITS);
   const progress = options.progress ?? silentProgress;
   const patch = options.patch ?? 96;
   const stride = options.stride ?? 48;
-  const elastic = await score(original, warped, { ...options.align, progress, elastic: true }, patch, stride);
-  const affineOnly = await score(original, warped, { ...options.align, progress, elastic: false }, patch, stride);
+  const elastic = await score(original, warped, warps, offset, { ...options.align, progress, elastic: true }, patch, stride);
+  const affineOnly = await score(original, warped, warps, offset, { ...options.align, progress, elastic: false }, patch, stride);
   return {
     crop: [original.shape[0], original.shape[1]],
     sections: original.shape[2],

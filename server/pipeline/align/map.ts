@@ -128,14 +128,71 @@ export function sampleRow(src: Section, w: number, h: number, xs: Float64Array, 
   return outside;
 }
 
+/**
+ * Catmull-Rom (Keys, a = -0.5) samples: like sampleRow, but the interpolation barely blurs, so a section
+ * that was already resampled once (a real distortion, or a synthetic warp) loses less detail a second time,
+ * and the blur no longer depends on the sub-pixel phase, which correlation would read as a shift.
+ * Indices are clamped at the borders.
+ */
+export function sampleRowCubic(src: Section, w: number, h: number, xs: Float64Array, ys: Float64Array, count: number, out: Float64Array | Uint8Array | Uint16Array, at: number, fill?: number): number {
+  if (w < 4 || h < 4) return sampleRow(src, w, h, xs, ys, count, out, at, fill);
+  let outside = 0;
+  const maxX = w - 1;
+  const maxY = h - 1;
+  const missing = fill ?? NaN;
+  const integer = !(out instanceof Float64Array);
+  const top = out instanceof Uint16Array ? 65535 : 255;
+  const tol = 1e-3;
+  for (let k = 0; k < count; k++) {
+    let x = xs[k] as number;
+    let y = ys[k] as number;
+    if (!(x >= -tol && y >= -tol && x <= maxX + tol && y <= maxY + tol)) {
+      out[at + k] = missing;
+      outside++;
+      continue;
+    }
+    x = x < 0 ? 0 : x > maxX ? maxX : x;
+    y = y < 0 ? 0 : y > maxY ? maxY : y;
+    const ix = Math.min(Math.floor(x), maxX - 1);
+    const iy = Math.min(Math.floor(y), maxY - 1);
+    const tx = x - ix;
+    const ty = y - iy;
+    const tx2 = tx * tx;
+    const tx3 = tx2 * tx;
+    const wx0 = 0.5 * (-tx3 + 2 * tx2 - tx);
+    const wx1 = 0.5 * (3 * tx3 - 5 * tx2 + 2);
+    const wx2 = 0.5 * (-3 * tx3 + 4 * tx2 + tx);
+    const wx3 = 0.5 * (tx3 - tx2);
+    const ty2 = ty * ty;
+    const ty3 = ty2 * ty;
+    const wy0 = 0.5 * (-ty3 + 2 * ty2 - ty);
+    const wy1 = 0.5 * (3 * ty3 - 5 * ty2 + 2);
+    const wy2 = 0.5 * (-3 * ty3 + 4 * ty2 + ty);
+    const wy3 = 0.5 * (ty3 - ty2);
+    const xa = ix > 0 ? ix - 1 : 0;
+    const xd = ix + 2 <= maxX ? ix + 2 : maxX;
+    let v = 0;
+    for (let r = 0; r < 4; r++) {
+      let yy = iy - 1 + r;
+      yy = yy < 0 ? 0 : yy > maxY ? maxY : yy;
+      const o = yy * w;
+      const row = wx0 * (src[o + xa] as number) + wx1 * (src[o + ix] as number) + wx2 * (src[o + ix + 1] as number) + wx3 * (src[o + xd] as number);
+      v += (r === 0 ? wy0 : r === 1 ? wy1 : r === 2 ? wy2 : wy3) * row;
+    }
+    // Cubic kernels overshoot: clamp to the output type's range.
+    out[at + k] = integer ? Math.max(0, Math.min(top, Math.round(v))) : v;
+  }
+  return outside;
+}
+
 /** A size x size patch of the mapped section centred on (cx, cy); returns the count of pixels outside. */
-export function samplePatch(src: Section, w: number, h: number, map: SectionMap, grid: Grid, cx: number, cy: number, size: number, out: Float64Array, xs: Float64Array, ys: Float64Array): number {
+export function samplePatch(src: Section, w: number, h: number, map: SectionMap, grid: Grid, cx: number, cy: number, size: number, out: Float64Array, xs: Float64Array, ys: Float64Array, cubic = false): number {
   const x0 = Math.round(cx - size / 2);
   const y0 = Math.round(cy - size / 2);
   let outside = 0;
   for (let j = 0; j < size; j++) {
     mapRow(map, grid, y0 + j, x0, size, xs, ys);
-    outside += sampleRow(src, w, h, xs, ys, size, out, j * size);
+    outside += cubic ? sampleRowCubic(src, w, h, xs, ys, size, out, j * size) : sampleRow(src, w, h, xs, ys, size, out, j * size);
   }
   return outside;
 }
@@ -144,11 +201,11 @@ export function samplePatch(src: Section, w: number, h: number, map: SectionMap,
  * Renders output rows [y0, y1) of one section into `out` (row-major, full output width), so memory
  * beyond the output stays at two coordinate rows however large the section. Returns pixels outside.
  */
-export function renderRows(src: Section, w: number, h: number, outW: number, map: SectionMap, grid: Grid, y0: number, y1: number, out: Uint8Array | Uint16Array, xs: Float64Array, ys: Float64Array, fill = 0): number {
+export function renderRows(src: Section, w: number, h: number, outW: number, map: SectionMap, grid: Grid, y0: number, y1: number, out: Uint8Array | Uint16Array, xs: Float64Array, ys: Float64Array, fill = 0, cubic = false): number {
   let outside = 0;
   for (let y = y0; y < y1; y++) {
     mapRow(map, grid, y, 0, outW, xs, ys);
-    outside += sampleRow(src, w, h, xs, ys, outW, out, y * outW, fill);
+    outside += cubic ? sampleRowCubic(src, w, h, xs, ys, outW, out, y * outW, fill) : sampleRow(src, w, h, xs, ys, outW, out, y * outW, fill);
   }
   return outside;
 }
