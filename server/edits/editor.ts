@@ -8,6 +8,9 @@ import type { InstanceRow } from "../pipeline/report.js";
 import { ApiError } from "../api/errors.js";
 import { EditDb, type OpRecord, type ReviewRecord, type ReviewStatus } from "./db.js";
 import { applyDiff, decodeDiff, encodeDiff } from "./diff.js";
+import { CONTACTS_PREFIX, mergeSites, organelleSites, readSites, writeVersionContacts } from "./contacts.js";
+import type { ContactSite } from "../pipeline/contacts.js";
+import { LocalStorage } from "../../precomputed/storage.js";
 import { measureRow, segmentMesh, writeMesh } from "./measure.js";
 import { parseBox, unionBox, type Box6 } from "./ops.js";
 import { planEdit, type EditRequest, type PlanState } from "./plan.js";
@@ -61,6 +64,8 @@ export class Editor extends EventEmitter<EditorEvents> {
   private readonly touched = new Map<number, number>();
   private readonly undos = new Map<number, OpRecord>();
   private opsById = new Map<number, OpRecord>();
+  /** The contacts/ layer's sites at the last measurement (loaded on the first); null: the run has no layer. */
+  private sites: ContactSite[] | null | undefined;
   version = 0;
   measuredVersion = 0;
   maxId = 0;
@@ -276,6 +281,7 @@ export class Editor extends EventEmitter<EditorEvents> {
     const rows = new Map(this.rows);
     const classOf = (id: number) => this.rows.get(id)?.class;
     const done: number[] = [];
+    const fresh = new Map<number, ContactSite[]>();
     for (const id of ids) {
       // Each segment is measured in one synchronous stretch; between them, pending reads get the thread.
       if (done.length > 0) await new Promise((r) => setImmediate(r));
@@ -284,18 +290,35 @@ export class Editor extends EventEmitter<EditorEvents> {
       const box = this.boxOf(id);
       measureRow(row, box, this.labels, this.shape, this.voxelNm, classOf, DEFAULT_CONTACT_NM);
       rows.set(id, row);
+      fresh.set(id, organelleSites(this.labels, this.shape, this.voxelNm, id, row.class, box, classOf, DEFAULT_CONTACT_NM));
       await writeMesh(storage, MESH_PREFIX, id, segmentMesh(this.labels, this.shape, this.voxelNm, id, box));
       done.push(id);
     }
     await writeTables(storage, rows);
     await writeSummary(storage, rows, this.shape, this.voxelNm, DEFAULT_CONTACT_NM);
+    const sites = await this.contactSites(version, fresh, rows, storage);
     const files = [...storage.keys];
     this.db.commitMeasure({ seq, version, segments: done, files, time: new Date().toISOString() });
     this.index.add(version, "measure", files, [], seq);
     this.rows = rows;
+    if (sites) this.sites = sites;
     for (const id of done) this.dirty.delete(id);
     if (this.dirty.size === 0) this.measuredVersion = version;
     this.emit("measured", { version, segments: done });
+  }
+
+  /**
+   * Writes the version's contacts/ layer into the measurement's folder `target` (fresh sites of the measured
+   * segments, the rest carried: see contacts.ts) and returns its sites; undefined when the run has no layer.
+   */
+  private async contactSites(version: number, fresh: ReadonlyMap<number, ContactSite[]>, rows: ReadonlyMap<number, InstanceRow>, target: RecordingStorage): Promise<ContactSite[] | undefined> {
+    const current = this.storageAt(version);
+    if (this.sites === undefined) this.sites = (await readSites(current, [...rows.keys()].sort((a, b) => a - b), this.labels, this.shape)) ?? null;
+    if (this.sites === null) return undefined;
+    const sites = mergeSites(this.sites, fresh, (id) => rows.has(id), this.labels, this.shape);
+    const earlier = [...new Set([...(await new LocalStorage(this.root).list(`${CONTACTS_PREFIX}/`)), ...this.index.keysUnder(`${CONTACTS_PREFIX}/`)])];
+    await writeVersionContacts(target, current, earlier, sites, this.voxelNm, this.shape);
+    return sites;
   }
 
   /** Resolves once every queued edit and measurement is done (tests, shutdown). */

@@ -51,6 +51,11 @@ export class VersionIndex {
     return index;
   }
 
+  /** Every key some version folder holds under `prefix` (to clean a rewritten layer of keys it no longer has). */
+  keysUnder(prefix: string): string[] {
+    return [...this.entries.keys()].filter((k) => k.startsWith(prefix));
+  }
+
   /** Where `key` of `version` lives: a version folder, deleted, or undefined for the original file. */
   resolve(version: number, key: string): Resolved {
     const list = this.entries.get(key);
