@@ -14,6 +14,7 @@ import { startFigures, writeReport, type FigureRun, type InstanceRow } from "./r
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
 import { openStack } from "./ingest.js";
+import { resumeKey } from "./blockwise/resume.js";
 import { DEFAULT_BLOCK_BUDGET, runBlockwise } from "./blockwise/run.js";
 import { warmWorkers } from "./workers/pool.js";
 
@@ -229,17 +230,23 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const t0 = performance.now();
   const out = path.resolve(options.out);
   await refuseForeignFolder(out);
-  const staging = `${out}.partial-${process.pid}`;
-  await fs.rm(staging, { recursive: true, force: true });
+  const budget = options.blockBudget ?? DEFAULT_BLOCK_BUDGET;
+  if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
+  if (options.queue !== undefined && !/^rediss?:\/\//.test(options.queue)) throw new PipelineError("bad_argument", `expected redis://HOST:PORT, got '${options.queue}'`, "--queue");
+  const blockwise = await outOfCore(options, budget);
+  const contactNm = options.contactNm ?? DEFAULT_CONTACT_NM;
+  // Out of core, the staging folder is named by the inputs and options, so a rerun of a killed run (or of one whose
+  // tasks failed) continues it (blockwise/resume.ts); the in-memory run has nothing to resume and starts afresh.
+  const staging = blockwise
+    ? `${out}.partial-${await resumeKey({ ...options, labels: need(options.labels, "--labels"), contactNm, budget, capNm: options.distanceCapNm })}`
+    : `${out}.partial-${process.pid}`;
+  if (!blockwise) await fs.rm(staging, { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
   const ctx: RunContext = { options, progress: options.progress ?? silentProgress, staging, storage: new LocalStorage(staging) };
   let mode: RunResult["mode"] = "memory";
   let instances = 0;
   try {
-    const budget = options.blockBudget ?? DEFAULT_BLOCK_BUDGET;
-    if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
-    if (options.queue !== undefined && !/^rediss?:\/\//.test(options.queue)) throw new PipelineError("bad_argument", `expected redis://HOST:PORT, got '${options.queue}'`, "--queue");
-    if (await outOfCore(options, budget)) {
+    if (blockwise) {
       mode = "blockwise";
       const labels = need(options.labels, "--labels");
       // Work store in the staging folder: with --queue the workers must mount it at the same path (README, Scale-out).
@@ -248,7 +255,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
         image: options.image,
         labels,
         voxelNm: options.voxelNm,
-        contactNm: options.contactNm ?? DEFAULT_CONTACT_NM,
+        contactNm,
         storage: ctx.storage,
         outputUrl: staging,
         workUrl: work,
@@ -270,7 +277,8 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     await replaceFolder(staging, out);
   } catch (e) {
     ctx.progress.end();
-    await fs.rm(staging, { recursive: true, force: true });
+    // Failed tasks (stage_failed) may pass on a rerun, which then continues; bad inputs or options leave nothing.
+    if (!(blockwise && e instanceof PipelineError && e.code === "stage_failed")) await fs.rm(staging, { recursive: true, force: true });
     throw e;
   }
   return { instances, mode, seconds: (performance.now() - t0) / 1000, out };

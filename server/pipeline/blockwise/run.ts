@@ -15,7 +15,8 @@
  * 6. segmentation layer: `blockwise.pyramid` (+ `blockwise.shard`) from the label blocks;
  * 7. contact layer, report, state (here), as the in-memory run writes them.
  * Every reduction reads the tasks' results in block order, so the output is the same bytes whichever executor,
- * however many workers and in whatever order the tasks ran. The work store is removed at the end.
+ * however many workers and in whatever order the tasks ran. The work store is removed after a successful run
+ * only: a rerun of a killed one skips the tasks it completed and the ingest (resume.ts).
  */
 import { promises as fs, readdirSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
@@ -41,6 +42,7 @@ import { gatherObjects, objectRanges, writeObjectTables } from "./objects.js";
 import { planPyramid, shardsOf, withSharding } from "./pyramid.js";
 import { BlockStore } from "./store.js";
 import { BlockStats } from "./stats.js";
+import { pendingTasks, stepKey, sweepTempFiles } from "./resume.js";
 import { contactKey } from "./tasks.js";
 import { removePrefix, WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 
@@ -113,11 +115,13 @@ export const joinLocation = (base: string, name: string): string => `${base.repl
 
 type Executor = (stage: string, tasks: Task[]) => Promise<void>;
 
-async function makeExecutor(o: BlockwiseOptions): Promise<Executor> {
+async function makeExecutor(o: BlockwiseOptions, work: Storage): Promise<Executor> {
   const { progress } = o;
   const registry = o.queue === undefined ? await builtinKinds() : undefined;
   const context = defaultContext();
-  return async (stage, tasks) => {
+  return async (stage, all) => {
+    // A resumed run skips the tasks a killed one completed (their markers: resume.ts).
+    const tasks = await pendingTasks(work, all);
     if (tasks.length === 0) return;
     progress.start(stage, tasks.length, "tasks");
     const onProgress = (p: { done: number; failed: number }) => progress.update(p.done + p.failed);
@@ -165,7 +169,7 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
   const shardAbove = o.shardAboveChunks ?? DEFAULT_SHARD_ABOVE_CHUNKS;
   const { progress, storage, voxelNm } = o;
   const work = storageFor(o.workUrl);
-  const execute = await makeExecutor(o);
+  const execute = await makeExecutor(o, work);
   const common: JsonObject = { work: o.workUrl };
   try {
     // 1. ingest
@@ -175,12 +179,15 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     const imageInfo = withSharding(plainImageInfo, shardAbove);
     const imageStages = planPyramid(imageInfo, "image", "image", o.budget);
     const classesSpec: WorkVolumeSpec = { name: "classes", shape, blockShape: plan.blockShape, type: "uint8" };
+    // Ingest is redone whole unless it finished: its block files are appended section by section.
+    const ingested = (await work.get(stepKey("ingest"))) !== undefined;
+    if (!ingested) for (const name of ["classes", "image"]) await fs.rm(path.join(o.scratch, name), { recursive: true, force: true });
     const classStore = new BlockStore<Uint8Array>(path.join(o.scratch, "classes"), shape, plan.blockShape, "uint8");
     const imageStore = new BlockStore<Uint8Array | Uint16Array>(path.join(o.scratch, "image"), shape, imageStages[0].source.blockShape, uint8 ? "uint8" : "uint16");
     const plane = shape[0] * shape[1];
     const perRead = Math.max(1, Math.min(64, Math.floor(o.budget / 8 / plane)));
-    progress.start("read slabs", shape[2], "sections");
-    for (let z0 = 0; z0 < shape[2]; z0 += perRead) {
+    if (!ingested) progress.start("read slabs", shape[2], "sections");
+    for (let z0 = 0; z0 < shape[2] && !ingested; z0 += perRead) {
       const z1 = Math.min(shape[2], z0 + perRead);
       const classes = await inputs.readClasses(z0, z1);
       const image = await inputs.image.read(z0, z1);
@@ -190,9 +197,12 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
       }
       progress.update(z1);
     }
-    progress.end();
-    await publish(o.scratch, work, "classes");
-    await publish(o.scratch, work, "image");
+    if (!ingested) {
+      progress.end();
+      await publish(o.scratch, work, "classes");
+      await publish(o.scratch, work, "image");
+      await work.put(stepKey("ingest"), "");
+    }
 
     // 2. image layer
     await writeLayer(execute, storage, o, "image", imageInfo, imageStages, imageGzip);
@@ -269,11 +279,16 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     );
     const state = buildState({ voxelNm, size: shape, classOf: cc.classOf, annotationLayers: [{ name: "ER contacts", folder: "contacts" }] });
     await storage.put("state.json", JSON.stringify(state, null, 1));
-    return { instances: cc.count, plan };
-  } finally {
+    // Only a finished run drops its work store: a failed or killed one keeps it for a rerun to continue.
     await fs.rm(o.scratch, { recursive: true, force: true });
     if (!(work instanceof LocalStorage)) await removePrefix(work, "").catch(() => undefined);
     else await fs.rm(work.root, { recursive: true, force: true });
+    if (storage instanceof LocalStorage) await sweepTempFiles(storage.root);
+    return { instances: cc.count, plan };
+  } catch (e) {
+    // A separate local ingest folder (s3:// work store) is not resumed from; the work store itself is kept.
+    if (!(work instanceof LocalStorage && path.resolve(work.root) === path.resolve(o.scratch))) await fs.rm(o.scratch, { recursive: true, force: true });
+    throw e;
   }
 }
 

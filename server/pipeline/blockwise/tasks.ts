@@ -23,6 +23,7 @@ import { cclBlockTask, relabelBlockTask, stitchBlockTask, CCL_KEYS, blockName, b
 import { contactBox, contactsOfBlock, packContactBlock } from "./contacts.js";
 import { objectsTask } from "./objects.js";
 import { pyramidTask, shardTask, type PyramidStage } from "./pyramid.js";
+import { resumable } from "./resume.js";
 import { WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 
 const isObject = (v: unknown): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -185,4 +186,5 @@ export const objectsKind: TaskKind = {
   },
 };
 
-export const blockwiseKinds: TaskKind[] = [cclKind, stitchKind, relabelKind, objectsKind, contactsKind, pyramidKind, shardKind];
+/** Each marks its task done in the work store after its outputs, so a rerun of a killed run skips it (resume.ts). */
+export const blockwiseKinds: TaskKind[] = [cclKind, stitchKind, relabelKind, objectsKind, contactsKind, pyramidKind, shardKind].map(resumable);
