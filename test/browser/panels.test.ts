@@ -142,7 +142,7 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     await frames(page);
     const selectedIn = (st: Record<string, unknown>) => (st.selection as { layers?: Record<string, { value?: string }> } | undefined)?.layers?.organelles?.value;
     // The selection reaches the viewer state a few frames after the click; on a loaded machine that can take seconds.
-    await expect.poll(async () => selectedIn(await stateOf(page)), { timeout: 15_000, interval: 200 }).toBe(String(target));
+    await expect.poll(async () => selectedIn(await stateOf(page)), { timeout: 30_000, interval: 200 }).toBe(String(target));
     const after = await stateOf(page);
     expect(selectedIn(after)).toBe(String(target));
     const layers = after.layers as { name: string; segments?: string[] }[];

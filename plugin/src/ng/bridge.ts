@@ -87,17 +87,30 @@ export function makeBridge(viewer: NgViewer): ViewerBridge {
     return v;
   };
 
+  const select = (id: number): boolean => {
+    const layer = organelles();
+    if (!layer) return false;
+    const segment = BigInt(id);
+    const { selectedSegments, visibleSegments } = layer.displayState.segmentationGroupState.value;
+    // A segment outside the visible set would be "selected" yet invisible in the views.
+    if (!selectedSegments.has(segment)) selectedSegments.add(segment);
+    if (!visibleSegments.has(segment)) visibleSegments.add(segment);
+    layer.selectSegment(segment, true);
+    layer.displayState.segmentSelectionState.set(segment);
+    return true;
+  };
+  // A row clicked while the organelles layer is still loading (a slow machine, or its source being switched to a
+  // new version after an edit) is selected once the layer is there, instead of the click being lost.
+  let pendingSelection: number | undefined;
+  const retrySelection = () => {
+    if (pendingSelection !== undefined && select(pendingSelection)) pendingSelection = undefined;
+  };
+  viewer.layerManager.layersChanged.add(retrySelection);
+  viewer.layerManager.readyStateChanged.add(retrySelection);
+
   return {
     selectSegment(id) {
-      const layer = organelles();
-      if (!layer) return;
-      const segment = BigInt(id);
-      const { selectedSegments, visibleSegments } = layer.displayState.segmentationGroupState.value;
-      // A segment outside the visible set would be "selected" yet invisible in the views.
-      if (!selectedSegments.has(segment)) selectedSegments.add(segment);
-      if (!visibleSegments.has(segment)) visibleSegments.add(segment);
-      layer.selectSegment(segment, true);
-      layer.displayState.segmentSelectionState.set(segment);
+      pendingSelection = select(id) ? undefined : id;
     },
     highlightSegment(id) {
       organelles()?.displayState.segmentSelectionState.set(id === null ? null : BigInt(id));
