@@ -57,6 +57,8 @@ interface ChildResult {
   instances: number;
   seconds: number;
   maxRssKb: number;
+  /** The coordinator's user + system CPU seconds. */
+  cpuS: number;
   stages: [string, number][];
 }
 
@@ -76,7 +78,8 @@ async function child(spec: ChildSpec): Promise<void> {
     },
   };
   const r = await runPipeline({ image: spec.image, labels: spec.labels, out: spec.out, voxelNm: VOXEL, blockBudget: spec.budget, blockwise: true, queue: spec.queue, shardAboveChunks: spec.shardAbove, progress });
-  const result: ChildResult = { instances: r.instances, seconds: r.seconds, maxRssKb: process.resourceUsage().maxRSS, stages };
+  const use = process.resourceUsage();
+  const result: ChildResult = { instances: r.instances, seconds: r.seconds, maxRssKb: use.maxRSS, cpuS: (use.userCPUTime + use.systemCPUTime) / 1e6, stages };
   process.stdout.write(`\n@@${JSON.stringify(result)}\n`);
 }
 
@@ -114,13 +117,14 @@ async function startWorker(url: string, env: NodeJS.ProcessEnv): Promise<WorkerP
   return { proc, out: () => out };
 }
 
-async function stopWorker(w: WorkerProc): Promise<{ rssMiB: number; tasks: number }> {
+async function stopWorker(w: WorkerProc): Promise<{ rssMiB: number; cpuS: number; tasks: number }> {
   await new Promise<void>((resolve) => {
     w.proc.once("exit", () => resolve());
     w.proc.kill("SIGTERM");
   });
   const m = /peak RSS ([\d.]+) MiB/.exec(w.out());
-  return { rssMiB: m ? Number(m[1]) : NaN, tasks: (w.out().match(/^completed /gm) ?? []).length };
+  const c = /; CPU ([\d.]+) s/.exec(w.out());
+  return { rssMiB: m ? Number(m[1]) : NaN, cpuS: c ? Number(c[1]) : NaN, tasks: (w.out().match(/^completed /gm) ?? []).length };
 }
 
 /** Index into a tile of `n` voxels for coordinate `c`, odd tiles mirrored. */
@@ -185,12 +189,18 @@ export async function main(args: string[]): Promise<void> {
     process.stdout.write(`input generated and uploaded to s3://bench/in/ in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
     workers.push(...(await Promise.all(Array.from({ length: nWorkers }, () => startWorker(redis.url, env)))));
     t0 = performance.now();
+    // This process's CPU during the run is s3rver's and Redis client's (redis-server is measured apart, below).
+    const cpu0 = process.cpuUsage();
     const r = await runChild({ image: "s3://bench/in/image/", labels: "s3://bench/in/labels/", out: "s3://bench/out", queue: redis.url, budget, shardAbove }, env);
     const wall = (performance.now() - t0) / 1000;
     const stopped = await Promise.all(workers.splice(0).map(stopWorker));
+    const own = process.cpuUsage(cpu0);
     const rate = voxels / wall;
     process.stdout.write(`\n${r.instances} instances; wall ${wall.toFixed(1)} s = ${(rate / 1e6).toFixed(3)} Mvox/s; coordinator peak RSS ${(r.maxRssKb / 1024).toFixed(0)} MiB\n`);
-    stopped.forEach((w, i) => process.stdout.write(`worker ${i + 1}: ${w.tasks} tasks, peak RSS ${w.rssMiB.toFixed(0)} MiB\n`));
+    stopped.forEach((w, i) => process.stdout.write(`worker ${i + 1}: ${w.tasks} tasks, peak RSS ${w.rssMiB.toFixed(0)} MiB, CPU ${w.cpuS.toFixed(1)} s\n`));
+    // CPU seconds measure the work on a shared machine, where wall time mostly measures the other jobs.
+    const cpuS = r.cpuS + stopped.reduce((n, w) => n + w.cpuS, 0) + (own.user + own.system) / 1e6;
+    process.stdout.write(`CPU: coordinator ${r.cpuS.toFixed(1)} s, workers ${stopped.map((w) => w.cpuS.toFixed(1)).join(" + ")} s, bench process (s3rver) ${((own.user + own.system) / 1e6).toFixed(1)} s; total ${cpuS.toFixed(1)} s = ${(cpuS / (voxels / 1e6)).toFixed(2)} CPU s per Mvox\n`);
     process.stdout.write(`stages (s): ${r.stages.map(([n, s]) => `${n} ${s.toFixed(1)}`).join("; ")}\n`);
     for (const g of [2, 11, 188]) process.stdout.write(`projection ${g} Gvox: ${((g * 1e9) / rate / 3600).toFixed(1)} h at this rate (linear in volume)\n`);
 

@@ -55,7 +55,8 @@ export async function workerCommand(o: WorkerCommandOptions): Promise<number> {
     process.once("SIGTERM", resolve);
   });
   await worker.close();
-  const rss = process.resourceUsage().maxRSS;
-  o.out(`worker pid ${process.pid} stopped; peak RSS ${(rss / 1024).toFixed(1)} MiB`);
+  const { maxRSS: rss, userCPUTime, systemCPUTime } = process.resourceUsage();
+  // CPU seconds beside RSS: on a shared machine they measure a worker's work where wall time does not.
+  o.out(`worker pid ${process.pid} stopped; peak RSS ${(rss / 1024).toFixed(1)} MiB; CPU ${((userCPUTime + systemCPUTime) / 1e6).toFixed(1)} s`);
   return 0;
 }

@@ -152,8 +152,16 @@ export class S3Storage implements Storage {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return (await this.listObjects(prefix)).map((o) => o.key);
+  }
+
+  /**
+   * Keys under `prefix` (relative to this storage, sorted) with their sizes and ETags: what identifies an
+   * object's content without reading it (resumable runs fingerprint s3:// inputs with it).
+   */
+  async listObjects(prefix: string): Promise<{ key: string; size: number; etag: string }[]> {
     const base = this.prefix ? `${this.prefix}/` : "";
-    const out: string[] = [];
+    const out: { key: string; size: number; etag: string }[] = [];
     // ListObjects (v1) paged by Marker = last key seen: every S3-compatible server has it, while v2's
     // continuation tokens break on s3rver (it encrypts them with DES, which OpenSSL 3 no longer offers).
     let after: string | undefined;
@@ -164,12 +172,12 @@ export class S3Storage implements Storage {
       } catch (e) {
         return this.fail("list", prefix || ".", e);
       }
-      const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key] : []));
-      for (const k of keys) out.push(k.slice(base.length));
-      if (!page.IsTruncated || keys.length === 0) break;
-      after = keys[keys.length - 1];
+      const objects = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ key: o.Key, size: o.Size ?? 0, etag: o.ETag ?? "" }] : []));
+      for (const o of objects) out.push({ ...o, key: o.key.slice(base.length) });
+      if (!page.IsTruncated || objects.length === 0) break;
+      after = objects[objects.length - 1].key;
     }
-    return out.sort();
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async delete(key: string): Promise<void> {

@@ -204,13 +204,18 @@ async function coarseMesh(store: LabelSource, id: number, b: ArrayLike<number>, 
   const coarse = new Uint32Array(cs[0] * cs[1] * cs[2]);
   const width = b[3] - origin[0];
   const rows = Math.max(f, f * Math.floor(budget / 4 / Math.max(1, width) / f));
-  for (let z = b[2]; z < b[5]; z++) {
+  // Several sections per read when whole rows fit: each read is a request per block on S3.
+  const sections = Math.max(1, Math.floor(budget / 4 / Math.max(1, width * Math.min(rows, b[4] - origin[1]))));
+  for (let z0 = b[2]; z0 < b[5]; z0 += sections) {
+    const dz = Math.min(sections, b[5] - z0);
     for (let y0 = origin[1]; y0 < b[4]; y0 += rows) {
       const h = Math.min(rows, b[4] - y0);
-      const part = await store.readBox([origin[0], y0, z], [width, h, 1]);
-      for (let y = 0; y < h; y++) {
-        const row = cs[0] * (Math.floor((y0 + y - origin[1]) / f) + cs[1] * (z - origin[2]));
-        for (let x = 0; x < width; x++) if (part[x + width * y] === id) coarse[row + Math.floor(x / f)] = 1;
+      const part = await store.readBox([origin[0], y0, z0], [width, h, dz]);
+      for (let z = 0; z < dz; z++) {
+        for (let y = 0; y < h; y++) {
+          const row = cs[0] * (Math.floor((y0 + y - origin[1]) / f) + cs[1] * (z0 + z - origin[2]));
+          for (let x = 0; x < width; x++) if (part[x + width * (y + h * z)] === id) coarse[row + Math.floor(x / f)] = 1;
+        }
       }
     }
   }

@@ -21,7 +21,7 @@ import type { Storage } from "../../../precomputed/storage.js";
 import { writeRegion } from "../../../precomputed/volume-io.js";
 import { PipelineError } from "../errors.js";
 import type { StoreArray, StoreType } from "./store.js";
-import { WorkVolume, type WorkVolumeSpec } from "./work-store.js";
+import { eachLimited, WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 
 export interface PyramidStage {
   sourceScale: number;
@@ -65,16 +65,17 @@ function alignment(info: VolumeInfo, from: number, levels: number): Vec3 {
 const vox = (v: readonly number[]): number => v[0] * v[1] * v[2];
 
 /**
- * Stages for a layer whose scale 0 is the work volume `sourceName` (in `sourceBlock` blocks, or by default in
- * the first stage's blocks). Blocks hold at most a quarter of the budget
+ * Stages for a layer whose scale 0 is the work volume `source`: a name (stored in the first stage's blocks) or an
+ * existing volume's spec (its blocks and codec). Blocks hold at most a quarter of the budget
  * where the alignment allows (it needs at least one chunk x one step per axis).
  */
-export function planPyramid(info: VolumeInfo, sourceName: string, layerName: string, budget: number, sourceBlock?: Vec3): PyramidStage[] {
+export function planPyramid(info: VolumeInfo, source: string | WorkVolumeSpec, layerName: string, budget: number): PyramidStage[] {
   const n = info.scales.length;
   const stages: PyramidStage[] = [];
   const limit = Math.max(1, Math.floor(budget / 4));
   let s = 0;
-  let src: WorkVolumeSpec | undefined = sourceBlock ? { name: sourceName, shape: [...info.scales[0].size], blockShape: sourceBlock, type: info.data_type as StoreType } : undefined;
+  const sourceName = typeof source === "string" ? source : source.name;
+  let src: WorkVolumeSpec | undefined = typeof source === "string" ? undefined : { ...source };
   do {
     let levels = Math.min(1, n - 1 - s);
     while (s + levels + 1 <= n - 1 && vox(alignment(info, s, levels + 1)) <= limit) levels++;
@@ -119,12 +120,16 @@ async function writeScale(layer: Storage, work: Storage, layerName: string, info
   const chunk = scale.chunk_sizes[0];
   const end = at.map((a, d) => a + volume.shape[d]) as Vec3;
   const encodeOptions = { blockSize: scale.compressed_segmentation_block_size, jpegQuality: scale.jpeg_quality };
-  for (const box of boxesIn(at, end, chunk, scale.voxel_offset)) {
+  // Chunks are encoded one at a time (CPU) while up to PUTS_IN_FLIGHT earlier ones are being stored.
+  await eachLimited([...boxesIn(at, end, chunk, scale.voxel_offset)], PUTS_IN_FLIGHT, async (box) => {
     const ext = sub(box.end, box.start);
     const part = cropVolume(volume, sub(box.start, at), ext);
     await work.put(shardSourceKey(layerName, scale, volumeChunkId(scale, box.start)), await encodeChunk(scale.encoding, part, encodeOptions));
-  }
+  });
 }
+
+/** Work-store requests of one task in flight at once: overlaps S3 round trips, bounds the encoded bytes held. */
+const PUTS_IN_FLIGHT = 8;
 
 function cropVolume(v: Volume, at: Vec3, ext: Vec3): Volume {
   const src = v.data as StoreArray;
@@ -181,15 +186,19 @@ export async function shardTask(layer: Storage, work: Storage, layerName: string
   const scale = info.scales[scaleIndex];
   const spec = scale.sharding;
   if (!spec) throw new PipelineError("stage_failed", `scale ${scale.key} of ${layerName} is not sharded`);
-  const entries: [bigint, Uint8Array][] = [];
+  const ids: bigint[] = [];
   for (const box of chunkGrid(scale)) {
     const id = volumeChunkId(scale, box.start);
-    if (locateChunk(spec, id).shard !== shard) continue;
+    if (locateChunk(spec, id).shard === shard) ids.push(id);
+  }
+  // In grid order whatever order the reads finish in (writeShards' bytes do not depend on it either).
+  const entries: [bigint, Uint8Array][] = new Array(ids.length);
+  await eachLimited(ids, PUTS_IN_FLIGHT, async (id, i) => {
     const key = shardSourceKey(layerName, scale, id);
     const bytes = await work.get(key);
     if (!bytes) throw new PipelineError("stage_failed", "encoded chunk missing (did every pyramid task finish?)", key);
-    entries.push([id, bytes]);
-  }
+    entries[i] = [id, bytes];
+  });
   return writeShards(layer, scale.key, spec, entries);
 }
 

@@ -4,10 +4,12 @@
  * - `--image` / `--labels` s3://bucket/key.tif (a multi-page TIFF) or s3://bucket/prefix/ (a folder of slices):
  *   copied to a local temporary folder with 64 MiB range reads (memory stays bounded), removed at the end;
  * - `--out s3://bucket/prefix`: the out-of-core path writes straight into the bucket (it needs `--labels`); its
- *   work store is the sibling prefix `<prefix>.work-<pid>`, removed at the end. S3 has no folder rename, so
- *   completeness is marked instead: `state.json` is deleted before anything is written and written last, and a
- *   prefix that holds objects but no state.json (not a vemscope output) is refused, as for local folders. An
- *   earlier output under the prefix is deleted first.
+ *   work store is the sibling prefix `<prefix>.work-<key>`, `<key>` naming the inputs and options (resume.ts),
+ *   removed at the end. S3 has no folder rename, so completeness is marked instead: `state.json` is deleted
+ *   before anything is written and written last, and a prefix that holds objects but no state.json (not a
+ *   vemscope output) is refused, as for local folders. An earlier output under the prefix is deleted first.
+ * - Resuming: once the output prefix is cleared the work prefix gets `owner.json`; a rerun of the same command
+ *   that finds it keeps the output's objects (the finished tasks' outputs, which it skips) and continues.
  */
 import { createWriteStream, promises as fs } from "node:fs";
 import * as os from "node:os";
@@ -19,6 +21,7 @@ import { DEFAULT_CONTACT_NM } from "../contact-layer.js";
 import { PipelineError } from "../errors.js";
 import { silentProgress } from "../progress.js";
 import type { RunOptions, RunResult } from "../run.js";
+import { resumeKey } from "./resume.js";
 import { DEFAULT_BLOCK_BUDGET, runBlockwise } from "./run.js";
 import { removePrefix } from "./work-store.js";
 
@@ -73,6 +76,9 @@ export function workLocationFor(out: string, tag: string | number): string {
   return prefix ? `s3://${bucket}/${prefix}.work-${tag}` : `s3://${bucket}/.vemscope-work-${tag}`;
 }
 
+/** In the work prefix: written once the output prefix has been cleared for this run, so a rerun keeps it. */
+const OWNER_KEY = "owner.json";
+
 export async function runWithObjectStore(options: RunOptions, local: (o: RunOptions) => Promise<RunResult>): Promise<RunResult> {
   const t0 = performance.now();
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "vemscope-s3-"));
@@ -80,26 +86,38 @@ export async function runWithObjectStore(options: RunOptions, local: (o: RunOpti
     const image = options.image.startsWith("s3://") ? await fetchInput(options.image, path.join(tmp, "image")) : options.image;
     const labels = options.labels?.startsWith("s3://") ? await fetchInput(options.labels, path.join(tmp, "labels")) : options.labels;
     if (!options.out.startsWith("s3://")) return await local({ ...options, image, labels });
-    if (!labels) throw new PipelineError("bad_argument", "s3:// output is written by the out-of-core path, which needs --labels", "--out");
+    if (!labels || !options.labels) throw new PipelineError("bad_argument", "s3:// output is written by the out-of-core path, which needs --labels", "--out");
     if (options.exportTiff) throw new PipelineError("bad_argument", "TIFF export is not available with an s3:// output", "--export-tiff");
     const budget = options.blockBudget ?? DEFAULT_BLOCK_BUDGET;
     if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
     if (options.queue !== undefined && !/^rediss?:\/\//.test(options.queue)) throw new PipelineError("bad_argument", `expected redis://HOST:PORT, got '${options.queue}'`, "--queue");
+    const contactNm = options.contactNm ?? DEFAULT_CONTACT_NM;
+    // The work prefix is named by the inputs (their S3 listings or local files) and the options, as the local
+    // staging folder is: a rerun of a killed run finds it and continues (resume.ts).
+    const key = await resumeKey({ ...options, image: options.image, labels: options.labels, contactNm, budget, capNm: options.distanceCapNm });
+    const workUrl = workLocationFor(options.out, key);
+    const work = storageFor(workUrl);
     const storage = storageFor(options.out);
+    const resuming = (await work.get(OWNER_KEY)) !== undefined;
     const existing = await storage.list("");
-    if (existing.length > 0 && !existing.includes("state.json")) {
-      throw new PipelineError("bad_argument", "holds objects and is not a vemscope output (no state.json): choose another --out or empty it", options.out);
+    if (resuming) {
+      // The output holds what the killed run's finished tasks wrote: kept, since those tasks are skipped now.
+      if (existing.includes("state.json")) await storage.delete("state.json");
+    } else {
+      if (existing.length > 0 && !existing.includes("state.json")) {
+        throw new PipelineError("bad_argument", "holds objects and is not a vemscope output (no state.json): choose another --out or empty it", options.out);
+      }
+      // state.json first, so that an interrupted replacement never looks complete.
+      if (existing.includes("state.json")) await storage.delete("state.json");
+      for (const k of existing) if (k !== "state.json") await storage.delete(k);
+      await work.put(OWNER_KEY, JSON.stringify({ out: options.out }));
     }
-    // state.json first, so that an interrupted replacement never looks complete.
-    if (existing.includes("state.json")) await storage.delete("state.json");
-    for (const k of existing) if (k !== "state.json") await storage.delete(k);
-    const workUrl = workLocationFor(options.out, process.pid);
     try {
       const { instances } = await runBlockwise({
         image,
         labels,
         voxelNm: options.voxelNm,
-        contactNm: options.contactNm ?? DEFAULT_CONTACT_NM,
+        contactNm,
         storage,
         outputUrl: options.out.replace(/\/+$/, ""),
         workUrl,
@@ -113,8 +131,9 @@ export async function runWithObjectStore(options: RunOptions, local: (o: RunOpti
       });
       return { instances, mode: "blockwise", seconds: (performance.now() - t0) / 1000, out: options.out };
     } catch (e) {
-      // Nothing half-written may look complete: state.json is written last, so it is absent here.
-      await removePrefix(storageFor(workUrl), "").catch(() => undefined);
+      // Failed tasks may pass on a rerun, which continues from the work prefix (as local runs keep their staging
+      // folder); anything else leaves no work objects. state.json is written last, so nothing here looks complete.
+      if (!(e instanceof PipelineError && e.code === "stage_failed")) await removePrefix(work, "").catch(() => undefined);
       throw e;
     }
   } finally {

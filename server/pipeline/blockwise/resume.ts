@@ -29,8 +29,17 @@ export interface ResumeInputs {
   shardAboveChunks?: number;
 }
 
-/** Path, size and mtime of a file, or of every file of a folder of slices: a changed input changes the key. */
+/**
+ * Path, size and mtime of a file, or of every file of a folder of slices: a changed input changes the key. An
+ * s3:// input: its URL and the key, size and ETag of every object under it (its local copy is new every run).
+ */
 async function fingerprint(p: string): Promise<unknown> {
+  if (p.startsWith("s3://")) {
+    // Loaded only for s3:// inputs: the AWS SDK is heavy and local runs never need it.
+    const { parseS3Url, S3Storage } = await import("../../storage/index.js");
+    const { bucket, prefix } = parseS3Url(p);
+    return [p, await new S3Storage(bucket, "").listObjects(prefix)];
+  }
   const abs = path.resolve(p);
   const st = await fs.stat(abs);
   if (!st.isDirectory()) return [abs, st.size, st.mtimeMs];
@@ -41,7 +50,7 @@ async function fingerprint(p: string): Promise<unknown> {
 /** 16 hex digits naming a run's staging folder (`<out>.partial-<key>`). */
 export async function resumeKey(o: ResumeInputs): Promise<string> {
   const key = {
-    v: 1, // bump when the work store's layout changes, so an old folder is not resumed by new code
+    v: 2, // bump when the work store's layout changes, so an old folder is not resumed by new code
     image: await fingerprint(o.image),
     labels: await fingerprint(o.labels),
     voxelNm: o.voxelNm,

@@ -48,7 +48,7 @@ import { removePrefix, WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 
 /** layers.ts's chunk: the blockwise layers use the same grid so their chunks are interchangeable. */
 const CHUNK: Vec3 = LAYER_CHUNK;
-export const DEFAULT_BLOCK_BUDGET = 64 * 2 ** 20;
+export { DEFAULT_BLOCK_BUDGET } from "./budget.js";
 /** Halo of the contact pass in nm: min_dist_er_nm is exact below it and reported as this value above it. */
 export const DEFAULT_DISTANCE_CAP_NM = 300;
 /** Scales with more chunks than this are written sharded (neuroglancer_uint64_sharded_v1). */
@@ -214,7 +214,8 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     const { parts } = await gatherParts(work, classesSpec);
     await execute("instances: faces", blockTasks("blockwise.stitch", { classes: classesSpec }));
     const cc = await finishLabels(work, classesSpec, parts);
-    const labelsSpec: WorkVolumeSpec = { name: "labels", shape, blockShape: plan.blockShape, type: "uint32" };
+    // Run-length encoded: the labels are the work store's largest traffic (crops, halo boxes, pyramid), mostly runs.
+    const labelsSpec: WorkVolumeSpec = { name: "labels", shape, blockShape: plan.blockShape, type: "uint32", codec: "rle" };
     await execute("instances: labels", blockTasks("blockwise.relabel", { classes: classesSpec, labels: labelsSpec }));
     await new WorkVolume(work, classesSpec).remove();
     const stats = new BlockStats(shape);
@@ -255,7 +256,7 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
 
     // 6. segmentation layer
     const segInfo = withSharding(segmentationLayerInfo(shape, voxelNm), shardAbove);
-    await writeLayer(execute, storage, o, "segmentation", segInfo, planPyramid(segInfo, "labels", "segmentation", o.budget, plan.blockShape), true);
+    await writeLayer(execute, storage, o, "segmentation", segInfo, planPyramid(segInfo, labelsSpec, "segmentation", o.budget), true);
     await writeSegmentProperties(storage, "segmentation/segment_properties", segmentProperties(rows));
 
     // 7. contact layer, report, state

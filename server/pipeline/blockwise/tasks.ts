@@ -47,10 +47,17 @@ function num(task: Task, name: string): number {
 }
 
 function specOf(task: Task, v: Json | undefined, name: string): WorkVolumeSpec {
-  if (!isObject(v) || typeof v.name !== "string" || !isVec3(v.shape, true) || !isVec3(v.blockShape, true) || !(v.type === "uint8" || v.type === "uint16" || v.type === "uint32")) {
-    return bad(task, `params.${name} must be a work volume {name, shape, blockShape, type}`);
+  if (
+    !isObject(v) ||
+    typeof v.name !== "string" ||
+    !isVec3(v.shape, true) ||
+    !isVec3(v.blockShape, true) ||
+    !(v.type === "uint8" || v.type === "uint16" || v.type === "uint32") ||
+    !(v.codec === undefined || v.codec === null || v.codec === "rle")
+  ) {
+    return bad(task, `params.${name} must be a work volume {name, shape, blockShape, type, codec?: "rle"}`);
   }
-  return { name: v.name, shape: v.shape, blockShape: v.blockShape, type: v.type };
+  return { name: v.name, shape: v.shape, blockShape: v.blockShape, type: v.type, ...(v.codec === "rle" ? { codec: "rle" as const } : {}) };
 }
 
 const extentOf = (task: Task): Vec3 => task.bbox.end.map((e, d) => e - task.bbox.start[d]) as Vec3;
