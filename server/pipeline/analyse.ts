@@ -6,7 +6,7 @@ import { connectedComponents, type Components } from "./label.js";
 import type { ObjectJob } from "./object-measures.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { instanceRows, type InstanceRow } from "./report.js";
-import { instanceStats } from "./stats.js";
+import { instanceStats, type InstanceStats } from "./stats.js";
 import { sphericity, volumeToSurface } from "./surface.js";
 import { requestedWorkers } from "./workers/pool.js";
 import { startSharedJobs } from "./workers/shared-jobs.js";
@@ -15,6 +15,8 @@ export interface Analysis {
   components: Components;
   rows: InstanceRow[];
   contacts: ContactAnalysis;
+  /** Voxel counts and boxes per instance id, for the mesh writer (one pass over the labels less). */
+  stats: InstanceStats;
 }
 
 export interface AnalyseOptions {
@@ -32,6 +34,24 @@ export interface AnalyseOptions {
  * `run` writes what this returns; accuracy tests compare it with the phantom's analytic truth.
  */
 export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts: AnalyseOptions = {}): Analysis {
+  return startAnalysis(classes, voxelNm, opts).finish();
+}
+
+/** An analysis whose instances and ER contacts are done while the helper thread may still be measuring objects. */
+export interface PendingAnalysis {
+  components: Components;
+  contacts: ContactAnalysis;
+  stats: InstanceStats;
+  /**
+   * Waits for the helper's surfaces and skeletons (this thread measures the objects it has not started) and
+   * completes the rows. Work the caller does before this call overlaps the helper's instead of duplicating its
+   * kernels here: this thread then claims fewer objects, and each thread warms up (JIT) only the code it runs.
+   */
+  finish(): Analysis;
+}
+
+/** analyseClasses up to the ER contacts: the per-object measures keep running on the helper thread. */
+export function startAnalysis(classes: Volume<Uint8Array>, voxelNm: Vec3, opts: AnalyseOptions = {}): PendingAnalysis {
   const progress = opts.progress ?? silentProgress;
   progress.start("instances", 1, "volume");
   const found = connectedComponents(classes.data, classes.shape);
@@ -62,30 +82,33 @@ export function analyseClasses(classes: Volume<Uint8Array>, voxelNm: Vec3, opts:
   progress.start("ER contacts", 1, "volume");
   const contacts = analyseContacts(components.labels, components.classOf, classes.shape, voxelNm, opts.contactNm ?? DEFAULT_CONTACT_NM);
   progress.update(1);
-
-  progress.start("surfaces + mito skeletons", objects.length, "instances");
-  const measured = run.finish();
-  order.forEach((k, j) => {
-    const row = objects[k];
-    const m = measured[j];
-    if (m.surface_nm2 !== null) {
-      row.surface_nm2 = m.surface_nm2;
-      row.vsa_nm = volumeToSurface(row.volume_nm3, m.surface_nm2);
-      row.sphericity = sphericity(row.volume_nm3, m.surface_nm2);
-    }
-    if (m.tube !== null) {
-      row.length_nm = m.tube.length_nm;
-      row.width_nm = m.tube.width_nm;
-      row.feret_max_nm = m.tube.feret_max_nm;
-      row.branched = m.tube.branched;
-      row.branch_count = m.tube.branch_count;
-    }
-  });
-  progress.update(objects.length);
-  // Contact areas scale the measured surfaces, so they go in last.
-  applyContacts(rows, contacts);
   progress.end();
-  return { components, rows, contacts };
+  const finish = (): Analysis => {
+    progress.start("surfaces + mito skeletons", objects.length, "instances");
+    const measured = run.finish();
+    order.forEach((k, j) => {
+      const row = objects[k];
+      const m = measured[j];
+      if (m.surface_nm2 !== null) {
+        row.surface_nm2 = m.surface_nm2;
+        row.vsa_nm = volumeToSurface(row.volume_nm3, m.surface_nm2);
+        row.sphericity = sphericity(row.volume_nm3, m.surface_nm2);
+      }
+      if (m.tube !== null) {
+        row.length_nm = m.tube.length_nm;
+        row.width_nm = m.tube.width_nm;
+        row.feret_max_nm = m.tube.feret_max_nm;
+        row.branched = m.tube.branched;
+        row.branch_count = m.tube.branch_count;
+      }
+    });
+    progress.update(objects.length);
+    // Contact areas scale the measured surfaces, so they go in last.
+    applyContacts(rows, contacts);
+    progress.end();
+    return { components, rows, contacts, stats };
+  };
+  return { components, contacts, stats, finish };
 }
 
 function defaultHelper(): boolean {

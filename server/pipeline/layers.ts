@@ -7,7 +7,7 @@ import { makeInfo, writeVolume } from "../../precomputed/volume-io.js";
 import { CLASSES } from "./classes.js";
 import type { Components } from "./label.js";
 import { MESH_QUANTIZATION_BITS, segmentMeshObjects, type MeshJob, type StoredObject } from "./mesh-job.js";
-import { instanceStats } from "./stats.js";
+import { instanceStats, type InstanceStats } from "./stats.js";
 import { processPool, requestedWorkers } from "./workers/pool.js";
 import type { Progress } from "./progress.js";
 import type { InstanceRow } from "./report.js";
@@ -57,6 +57,11 @@ export async function writeImageLayer(storage: Storage, prefix: string, image: V
   progress.end();
 }
 
+export interface SegmentationLayerOptions {
+  /** instanceStats of the components when the caller has them (analyseClasses does), else computed here. */
+  stats?: InstanceStats;
+}
+
 export async function writeSegmentationLayer(
   storage: Storage,
   prefix: string,
@@ -65,10 +70,12 @@ export async function writeSegmentationLayer(
   shape: Vec3,
   voxelNm: Vec3,
   progress: Progress,
+  opts: SegmentationLayerOptions = {},
 ): Promise<void> {
+  const stats = opts.stats ?? instanceStats(components.labels, shape, components.count);
   const info = segmentationLayerInfo(shape, voxelNm);
   // Meshing starts first, on worker threads, so that it overlaps the chunk encoding on this thread.
-  const meshes = startMeshes(components, shape, voxelNm, `${prefix}/mesh`);
+  const meshes = startMeshes(components, stats, shape, voxelNm, `${prefix}/mesh`);
   try {
     await writeVolume(storage, prefix, info, { data: components.labels, shape }, { gzip: true, onProgress: stageProgress(progress, "segmentation", "chunks") });
     progress.end();
@@ -94,8 +101,13 @@ export async function writeSegmentationLayer(
  * meshes (surface.ts measures areas). VEMSCOPE_WORKERS=0 keeps everything on this thread; a job whose worker
  * fails is redone here.
  */
-function startMeshes(components: Components, shape: Vec3, voxelNm: Vec3, meshPrefix: string): { results: (() => Promise<StoredObject[]>)[]; drainHere(): Promise<void>; close(): Promise<void> } {
-  const stats = instanceStats(components.labels, shape, components.count);
+function startMeshes(
+  components: Components,
+  stats: InstanceStats,
+  shape: Vec3,
+  voxelNm: Vec3,
+  meshPrefix: string,
+): { results: (() => Promise<StoredObject[]>)[]; drainHere(): Promise<void>; close(): Promise<void> } {
   const ids: number[] = [];
   for (let id = 1; id <= components.count; id++) if (stats.voxels[id] > 0) ids.push(id);
   const job = (labels: Uint32Array, id: number): MeshJob => ({ labels, shape, voxelNm, id, bbox: Array.from(stats.bbox.subarray(6 * id, 6 * id + 6)), meshPrefix });

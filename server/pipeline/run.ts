@@ -4,18 +4,19 @@ import type { Vec3, Volume } from "../../precomputed/array.js";
 import { LocalStorage } from "../../precomputed/storage.js";
 import { PipelineError } from "./errors.js";
 import type { Components } from "./label.js";
+import type { InstanceStats } from "./stats.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { readLabelsChecked, readImage } from "./inputs.js";
 import { imageLayerInfo, writeImageLayer, writeSegmentationLayer } from "./layers.js";
 import type { ContactAnalysis } from "./contacts.js";
 import { DEFAULT_CONTACT_NM, writeContactLayer } from "./contact-layer.js";
-import { analyseClasses } from "./analyse.js";
+import { startAnalysis, type PendingAnalysis } from "./analyse.js";
 import { startFigures, writeReport, type FigureRun, type InstanceRow } from "./report.js";
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
 import { openStack } from "./ingest.js";
-import { resumeKey } from "./blockwise/resume.js";
-import { DEFAULT_BLOCK_BUDGET, runBlockwise } from "./blockwise/run.js";
+// Only the constant: blockwise/run.ts (and the object-store client it pulls in) loads when a run goes out of core.
+import { DEFAULT_BLOCK_BUDGET } from "./blockwise/budget.js";
 import { warmWorkers } from "./workers/pool.js";
 
 export interface RunOptions {
@@ -70,8 +71,12 @@ export interface RunContext {
   image?: Volume<Uint8Array | Uint16Array>;
   classes?: Volume<Uint8Array>;
   components?: Components;
+  /** Per-instance voxel counts and boxes from the analysis, reused by the mesh writer. */
+  stats?: InstanceStats;
   rows?: InstanceRow[];
   contacts?: ContactAnalysis;
+  /** Instances and contacts done, per-object measures still running on the helper thread. */
+  analysis?: PendingAnalysis;
   /** The report's figures, rendering (on a worker thread when there is one) since the analysis ended. */
   figures?: FigureRun;
 }
@@ -128,19 +133,11 @@ const STAGES: Stage[] = [
   {
     name: "analyse",
     async run(ctx) {
-      const analysis = analyseClasses(need(ctx.classes, "class volume"), ctx.options.voxelNm, { contactNm: ctx.options.contactNm, progress: ctx.progress });
-      ctx.components = analysis.components;
-      ctx.rows = analysis.rows;
-      ctx.contacts = analysis.contacts;
-      ctx.figures = startFigures(analysis.rows, ctx.options.contactNm ?? DEFAULT_CONTACT_NM);
+      ctx.analysis = startAnalysis(need(ctx.classes, "class volume"), ctx.options.voxelNm, { contactNm: ctx.options.contactNm, progress: ctx.progress });
     },
   },
-  {
-    name: "contact layer",
-    async run(ctx) {
-      await writeContactLayer(ctx.storage, "contacts", need(ctx.contacts, "contacts"), ctx.options.voxelNm, need(ctx.classes, "class volume").shape);
-    },
-  },
+  // The image layer needs only the image: written while the helper thread still measures objects, so that this
+  // thread does not take over objects (and warm up their kernels a second time) when it is done with the contacts.
   {
     name: "image layer",
     async run(ctx) {
@@ -170,18 +167,30 @@ const STAGES: Stage[] = [
     },
   },
   {
+    name: "measures",
+    async run(ctx) {
+      const analysis = need(ctx.analysis, "analysis").finish();
+      ctx.components = analysis.components;
+      ctx.stats = analysis.stats;
+      ctx.rows = analysis.rows;
+      ctx.contacts = analysis.contacts;
+      ctx.figures = startFigures(analysis.rows, ctx.options.contactNm ?? DEFAULT_CONTACT_NM);
+    },
+  },
+  {
+    name: "contact layer",
+    async run(ctx) {
+      await writeContactLayer(ctx.storage, "contacts", need(ctx.contacts, "contacts"), ctx.options.voxelNm, need(ctx.classes, "class volume").shape);
+    },
+  },
+  {
     name: "segmentation layer",
     async run(ctx) {
       const classes = need(ctx.classes, "class volume");
-      await writeSegmentationLayer(
-        ctx.storage,
-        "segmentation",
-        need(ctx.components, "instances"),
-        need(ctx.rows, "instance rows"),
-        classes.shape,
-        ctx.options.voxelNm,
-        ctx.progress,
-      );
+      const rows = need(ctx.rows, "instance rows");
+      await writeSegmentationLayer(ctx.storage, "segmentation", need(ctx.components, "instances"), rows, classes.shape, ctx.options.voxelNm, ctx.progress, {
+        stats: ctx.stats,
+      });
     },
   },
   {
@@ -238,7 +247,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   // Out of core, the staging folder is named by the inputs and options, so a rerun of a killed run (or of one whose
   // tasks failed) continues it (blockwise/resume.ts); the in-memory run has nothing to resume and starts afresh.
   const staging = blockwise
-    ? `${out}.partial-${await resumeKey({ ...options, labels: need(options.labels, "--labels"), contactNm, budget, capNm: options.distanceCapNm })}`
+    ? `${out}.partial-${await (await import("./blockwise/resume.js")).resumeKey({ ...options, labels: need(options.labels, "--labels"), contactNm, budget, capNm: options.distanceCapNm })}`
     : `${out}.partial-${process.pid}`;
   if (!blockwise) await fs.rm(staging, { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
@@ -251,6 +260,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
       const labels = need(options.labels, "--labels");
       // Work store in the staging folder: with --queue the workers must mount it at the same path (README, Scale-out).
       const work = path.join(staging, ".blocks");
+      const { runBlockwise } = await import("./blockwise/run.js");
       ({ instances } = await runBlockwise({
         image: options.image,
         labels,
