@@ -32,7 +32,9 @@ afterEach(() => {
 
 /** Starts the child server; resolves with its URL and a waiter for a line it prints. */
 async function startServer(root: string, pauseAt?: number): Promise<{ url: string; child: ChildProcess; saw: (prefix: string) => Promise<string> }> {
-  const child = spawn(path.join(repo, "node_modules/.bin/tsx"), [path.join(repo, "server/edits/crash-server.ts"), root, ...(pauseAt ? [String(pauseAt)] : [])], {
+  // node itself with tsx as a loader, not the tsx CLI: the CLI runs the script in a grandchild, which a
+  // SIGKILL of the CLI leaves running (orphaned servers went on editing after the "crash").
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(repo, "server/edits/crash-server.ts"), root, ...(pauseAt ? [String(pauseAt)] : [])], {
     cwd: repo,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -90,6 +90,32 @@ export function setToken(token: string | null): void {
 }
 
 /**
+ * Under `serve --auth-reads` Neuroglancer's own requests (chunks, meshes, the state) carry no header: the
+ * server trades the stored token for an HttpOnly cookie that the browser sends with them (same origin), so
+ * the token never enters a layer URL, and the viewer state and share links stay free of it. Called before
+ * the initial state loads and whenever the token changes; failures are left to the reads to report (a
+ * server with open reads, or without tokens, needs no session).
+ */
+export async function openSession(): Promise<void> {
+  const token = getToken();
+  if (token === null) return;
+  try {
+    await fetch("api/auth/session", { method: "POST", headers: { authorization: `Bearer ${token}`, accept: "application/json" } });
+  } catch (error) {
+    console.warn("vemscope: could not open a read session", error);
+  }
+}
+
+/** Drops the read session's cookie (Forget). */
+export async function closeSession(): Promise<void> {
+  try {
+    await fetch("api/auth/session", { method: "DELETE" });
+  } catch (error) {
+    console.warn("vemscope: could not close the read session", error);
+  }
+}
+
+/**
  * `?token=` in the page URL (e.g. a link an admin hands out) is stored and then removed from the address
  * bar, so it is not copied along with the view. Returns whether one was taken.
  */

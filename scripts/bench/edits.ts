@@ -4,7 +4,9 @@
  * from the request to the new version being visible (the answer plus one changed chunk fetched from
  * /v/<n>/), and separately to its re-measurement (rows + meshes, the `measured` event). `--big N` adds a
  * synthetic folder with two slabs of N/2 Mvoxel each: merged into one N Mvoxel object, then split again
- * (measuring off there: surfaces and meshes of 10^8 voxels take minutes and run after the edit anyway).
+ * (measuring off there: surfaces and meshes of 10^8 voxels take minutes and run after the edit anyway),
+ * with the server's CPU time per phase of each edit (plan, apply, pyramid, rows, chunks, tables, commit);
+ * `--big-only` skips the run folder.
  */
 import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -38,11 +40,17 @@ const pct = (xs: number[], p: number) => {
 };
 const fmt = (xs: number[]) => (xs.length === 0 ? "n/a" : `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (n=${xs.length})`);
 
+/** Per-phase CPU ms of the server's edits, printed by benchBig. */
+const phaseLog: string[] = [];
+
 async function open(root: string, measure: boolean): Promise<Session> {
   const db = EditDb.at(root);
   const token = createToken(db, "bench", "editor");
   db.close();
-  const server = buildApp({ root, edits: { measure } }).listen(0, "127.0.0.1");
+  const onPhases = (kind: string, phases: Record<string, number>) => {
+    phaseLog.push(`${kind}: ${Object.entries(phases).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")} (CPU ms)`);
+  };
+  const server = buildApp({ root, edits: { measure, onPhases } }).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const t0 = performance.now();
@@ -197,6 +205,7 @@ async function benchFolder(dir: string, opts: { merges: number; splits: number; 
 /** Merge the two slabs into one object, split that object again, undo both; one timing each. */
 async function benchBig(dir: string): Promise<void> {
   const s = await open(dir, false);
+  phaseLog.length = 0;
   const [a, b] = s.rows;
   const at = (r: InstanceRow): Vec3 => {
     const box = String(r.bbox_voxels).split(" ").map(Number);
@@ -212,7 +221,8 @@ async function benchBig(dir: string): Promise<void> {
   const mv = ((a.voxels + b.voxels) / 1e6).toFixed(1);
   process.stdout.write(
     `  merge -> ${mv} Mvoxel object: ${m.ms.toFixed(0)} ms (CPU ${m.cpuMs.toFixed(0)} ms); split of it: ${sp.ms.toFixed(0)} ms (CPU ${sp.cpuMs.toFixed(0)} ms); ` +
-      `undo split ${u1.ms.toFixed(0)} ms (CPU ${u1.cpuMs.toFixed(0)}), undo merge ${u2.ms.toFixed(0)} ms (CPU ${u2.cpuMs.toFixed(0)})\n`,
+      `undo split ${u1.ms.toFixed(0)} ms (CPU ${u1.cpuMs.toFixed(0)}), undo merge ${u2.ms.toFixed(0)} ms (CPU ${u2.cpuMs.toFixed(0)})\n` +
+      phaseLog.map((l) => `    ${l}\n`).join(""),
   );
 }
 
@@ -244,6 +254,17 @@ export async function main(args: string[]): Promise<void> {
   const big = bigAt >= 0 ? Number(args[bigAt + 1] ?? 100) : undefined;
   const positional = args.filter((a, i) => !a.startsWith("--") && (bigAt < 0 || i !== bigAt + 1));
   const src = path.resolve(positional[0] ?? "data/demo/run");
+  if (big !== undefined && args.includes("--big-only")) {
+    // The synthetic object alone (the demo folder's 20 edits with re-measurement take a minute or more).
+    process.stdout.write(`synthetic ${big} Mvoxel object (two slabs merged, then split), measuring off:\n`);
+    const dir = await bigFolder(big);
+    try {
+      await benchBig(dir);
+    } finally {
+      rmSync(path.dirname(dir), { recursive: true, force: true });
+    }
+    return;
+  }
   if (!existsSync(path.join(src, "segmentation", "info"))) throw new Error(`${src} has no segmentation/info: run 'npm start' (or vemscope run) first, or pass a run folder`);
   const work = mkdtempSync(path.join(tmpdir(), "vemscope-bench-edits-"));
   try {

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { EDITS_DB, EDITS_DIR, EditDb, type OpRecord } from "../edits/db.js";
 import { Editor, type EditorOptions } from "../edits/editor.js";
 import type { EditRequest } from "../edits/plan.js";
-import { readGate, requireRole, whoAmI } from "./auth.js";
+import { openSession, readGate, requireRole, sessionCookie, whoAmI } from "./auth.js";
 import { ApiError } from "./errors.js";
 import { eventStream, pendingEventStream, type EditorOpened } from "./events.js";
 import { fileServer } from "./files.js";
@@ -162,6 +162,16 @@ export function editsRouter(options: EditsRouterOptions): Router {
     // No database yet means no token exists; opening one here would create it in a folder only looked at.
     if (!edited()) throw new ApiError(401, "bad_token", "this folder has no tokens yet (vemscope token create)");
     res.json(whoAmI(getDb, req));
+  });
+  // The viewer's reads under --auth-reads: Neuroglancer's chunk and mesh requests cannot carry a header, so
+  // the viewer trades its token for a cookie the browser then sends (server/api/auth.ts).
+  router.post("/api/auth/session", (req, res) => {
+    if (!edited()) throw new ApiError(401, "bad_token", "this folder has no tokens yet (vemscope token create)");
+    res.json(openSession(getDb, req, res));
+  });
+  router.delete("/api/auth/session", (req, res) => {
+    res.setHeader("Set-Cookie", sessionCookie(undefined, req.secure));
+    res.status(204).end();
   });
 
   reviewRoutes(router, editor, getDb, editorOnly, readJson);

@@ -29,6 +29,19 @@ export interface EditorOptions {
   beforeCommit?: (version: number) => Promise<void>;
   /** Re-measure and re-mesh after edits (default true); the bench turns it off to time edits alone. */
   measure?: boolean;
+  /** CPU ms of each phase of a committed edit (the bench prints them). */
+  onPhases?: (kind: OpRecord["kind"], phases: Record<string, number>) => void;
+}
+
+/** CPU milliseconds since the last call, per named phase. */
+class PhaseClock {
+  readonly phases: Record<string, number> = {};
+  private last = process.cpuUsage();
+  lap(name: string): void {
+    const u = process.cpuUsage(this.last);
+    this.last = process.cpuUsage();
+    this.phases[name] = (this.phases[name] ?? 0) + (u.user + u.system) / 1000;
+  }
 }
 
 export interface EditResult {
@@ -169,7 +182,9 @@ export class Editor extends EventEmitter<EditorEvents> {
   }
 
   private async applyEdit(req: EditRequest, user: string): Promise<EditResult> {
+    const clock = new PhaseClock();
     const plan = await planEdit(this.planState(), req);
+    clock.lap("plan");
     if (plan.diff.runs.length === 0) throw new ApiError(400, "no_change", "the edit would change no voxel");
     const version = this.version + 1;
     const dir = versionDir(this.root, version, "edit");
@@ -177,7 +192,9 @@ export class Editor extends EventEmitter<EditorEvents> {
     let box: Box6 = plan.diff.bbox;
     for (const id of affected) if (this.rows.has(id)) box = unionBox(box, this.boxOf(id));
     const classes = new Map(affected.map((id) => [id, this.rows.get(id)?.class ?? this.rows.get(plan.inputs[0])?.class ?? "unknown"]));
-    if (!applyDiff(this.labels, plan.diff.runs, "forward")) {
+    const applied = applyDiff(this.labels, plan.diff.runs, "forward");
+    clock.lap("apply");
+    if (!applied) {
       const what = plan.kind === "undo" || plan.kind === "redo" ? `voxels operation ${(plan.params as { operation: number }).operation} changed were changed since (already ${plan.kind === "undo" ? "undone" : "redone"}, or later operations to ${plan.kind} first)` : "the segmentation changed under this edit";
       throw new ApiError(409, "conflict", `${what}; the current version is ${this.version}`);
     }
@@ -185,17 +202,21 @@ export class Editor extends EventEmitter<EditorEvents> {
     let rows: Map<number, InstanceRow>;
     let gone: number[];
     try {
-      const boxes = updatePyramid(this.pyramid, plan.diff.bbox);
+      const changes = updatePyramid(this.pyramid, plan.diff.bbox, plan.diff.runs);
+      clock.lap("pyramid");
       const facts = rowFacts(this.labels, this.shape, this.voxelNm, classes, box);
+      clock.lap("rows");
       rows = new Map(this.rows);
       for (const id of affected) rows.delete(id);
       for (const [id, row] of facts) rows.set(id, row);
       gone = affected.filter((id) => !facts.has(id) && this.rows.has(id));
       await fs.rm(path.dirname(dir), { recursive: true, force: true });
       const storage = new RecordingStorage(dir);
-      await writeChangedChunks(storage, SEG_PREFIX, this.info, this.pyramid, boxes, plan.diff.runs);
+      await writeChangedChunks(storage, SEG_PREFIX, this.info, this.pyramid, changes, plan.diff.runs);
+      clock.lap("chunks");
       await writeTables(storage, rows);
       await fs.writeFile(path.join(dir, DIFF_FILE), encodeDiff(plan.diff.runs));
+      clock.lap("tables+diff");
       await this.options.beforeCommit?.(version);
       op = this.db.commitOp({
         kind: plan.kind,
@@ -210,9 +231,10 @@ export class Editor extends EventEmitter<EditorEvents> {
         files: [...storage.keys],
         deleted: gone.flatMap((id) => [`${MESH_PREFIX}/${id}`, `${MESH_PREFIX}/${id}.index`]),
       });
+      clock.lap("commit");
     } catch (e) {
       applyDiff(this.labels, plan.diff.runs, "backward");
-      updatePyramid(this.pyramid, plan.diff.bbox);
+      updatePyramid(this.pyramid, plan.diff.bbox, plan.diff.runs);
       await fs.rm(path.dirname(dir), { recursive: true, force: true }).catch(() => undefined);
       throw e;
     }
@@ -236,6 +258,7 @@ export class Editor extends EventEmitter<EditorEvents> {
       new_root_ids: op.outputs,
     };
     this.emit("version", result);
+    this.options.onPhases?.(op.kind, clock.phases);
     return result;
   }
 

@@ -29,28 +29,32 @@ export function rowFacts(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, classe
   const [nx, ny] = shape;
   const acc = new Map<number, { n: number; sx: number; sy: number; sz: number; b: Box6 }>();
   for (const id of classes.keys()) acc.set(id, { n: 0, sx: 0, sy: 0, sz: 0, b: [shape[0], shape[1], shape[2], 0, 0, 0] });
+  // Per x-run of one id, not per voxel: a run adds its length, its x sum (an arithmetic series) and its
+  // ends to the box, so the scan is one comparison per voxel (a 10^8-voxel object is ~10^6 runs).
   for (let z = box[2]; z < box[5]; z++)
     for (let y = box[1]; y < box[4]; y++) {
       const row = nx * (y + ny * z);
-      let last = 0;
-      let a: ReturnType<typeof acc.get>;
-      for (let x = box[0]; x < box[3]; x++) {
-        const id = labels[row + x];
+      const end = row + box[3];
+      for (let i = row + box[0]; i < end; ) {
+        const id = labels[i];
+        const s = i;
+        i++;
+        while (i < end && labels[i] === id) i++;
         if (id === 0) continue;
-        if (id !== last) {
-          last = id;
-          a = acc.get(id);
-        }
+        const a = acc.get(id);
         if (!a) continue;
-        a.n++;
-        a.sx += x;
-        a.sy += y;
-        a.sz += z;
+        const len = i - s;
+        const x0 = s - row;
+        const x1 = i - row;
+        a.n += len;
+        a.sx += ((x0 + x1 - 1) * len) / 2;
+        a.sy += y * len;
+        a.sz += z * len;
         const b = a.b;
-        if (x < b[0]) b[0] = x;
+        if (x0 < b[0]) b[0] = x0;
         if (y < b[1]) b[1] = y;
         if (z < b[2]) b[2] = z;
-        if (x >= b[3]) b[3] = x + 1;
+        if (x1 > b[3]) b[3] = x1;
         if (y >= b[4]) b[4] = y + 1;
         if (z >= b[5]) b[5] = z + 1;
       }

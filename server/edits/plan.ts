@@ -2,12 +2,19 @@ import type { Vec3 } from "../../precomputed/array.js";
 import { ApiError } from "../api/errors.js";
 import type { OpKind, OpRecord } from "./db.js";
 import type { LabelDiff } from "./diff.js";
-import { mergeDiff, splitDiff, type Box6, type VoxelSeed } from "./ops.js";
+import { mergeDiff, splitDiff, splitDiffCoarse, splitGrid, type Box6, type VoxelSeed } from "./ops.js";
 
 /** What a client asks for; `base` is the version the client saw when it decided. */
 export type EditRequest =
   | { kind: "merge"; base: number; segments: [number, number] }
-  | { kind: "split"; base: number; segment: number; seeds: { point: Vec3; group: string | number }[] }
+  | {
+      kind: "split";
+      base: number;
+      segment: number;
+      seeds: { point: Vec3; group: string | number }[];
+      /** The grid the split ran on (replay passes the logged one; a client's split leaves it to the size rule). */
+      grid?: Vec3;
+    }
   | { kind: "undo" | "redo"; base: number; operation: number };
 
 export interface Plan {
@@ -103,8 +110,13 @@ export async function planEdit(state: PlanState, req: EditRequest): Promise<Plan
       const seeds = splitSeeds(state, s, req.seeds);
       const groups = new Set(seeds.map((x) => x.group)).size;
       const newIds = Array.from({ length: groups }, (_, g) => state.maxId + 1 + g);
-      const diff = splitDiff(state.labels, state.shape, state.voxelNm, s, state.boxOf(s), seeds, newIds);
-      const params = { segment: s, seeds: req.seeds.map((x) => ({ point: x.point, group: x.group })) };
+      const box = state.boxOf(s);
+      // Big objects split on a coarser grid (ops.ts splitDiffCoarse); the grid used is logged, so a replay
+      // reruns exactly this split whatever the size rule says then (logs without one were full resolution).
+      const coarse = req.grid ?? splitGrid(box);
+      const coarseDiff = coarse.some((f) => f > 1) ? splitDiffCoarse(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds, coarse) : undefined;
+      const diff = coarseDiff ?? splitDiff(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds);
+      const params = { segment: s, seeds: req.seeds.map((x) => ({ point: x.point, group: x.group })), ...(coarseDiff ? { grid: coarse } : {}) };
       return { kind: "split", params, inputs: [s], outputs: newIds, diff, maxId: state.maxId + groups };
     }
     case "undo":

@@ -21,12 +21,12 @@ export async function replayLog(original: Uint32Array, shape: Vec3, voxelNm: Vec
   const byId = new Map(ops.map((o) => [o.id, o]));
   let version = 0;
   for (const op of ops) {
-    const p = op.params as { segments?: [number, number]; segment?: number; seeds?: { point: Vec3; group: string | number }[]; operation?: number };
+    const p = op.params as { segments?: [number, number]; segment?: number; seeds?: { point: Vec3; group: string | number }[]; grid?: Vec3; operation?: number };
     const req: EditRequest =
       op.kind === "merge"
         ? { kind: "merge", base: version, segments: p.segments as [number, number] }
         : op.kind === "split"
-          ? { kind: "split", base: version, segment: p.segment as number, seeds: p.seeds ?? [] }
+          ? { kind: "split", base: version, segment: p.segment as number, seeds: p.seeds ?? [], grid: p.grid ?? [1, 1, 1] }
           : { kind: op.kind, base: version, operation: p.operation as number };
     const plan = await planEdit(
       {

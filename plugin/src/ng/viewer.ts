@@ -14,6 +14,7 @@ import { makeDefaultViewer } from "neuroglancer/unstable/ui/default_viewer.js";
 import { bindTitle } from "neuroglancer/unstable/ui/title.js";
 import { UrlHashBinding } from "neuroglancer/unstable/ui/url_hash_binding.js";
 import type { Viewer } from "neuroglancer/unstable/viewer.js";
+import { openSession } from "../proofreading.js";
 
 export type NgViewer = Viewer;
 
@@ -65,7 +66,11 @@ export function hashCarriesState(hash: string): boolean {
  * mounted under any path prefix.
  */
 export async function loadInitialState(viewer: NgViewer, stateUrl: string): Promise<void> {
-  if (!hashCarriesState(window.location.hash)) {
+  // Decided before any await: once the viewer runs, its hash binding writes the (empty) state into the hash.
+  const fromServer = !hashCarriesState(window.location.hash);
+  // Under --auth-reads the state and every layer file are read with the session cookie of the stored token.
+  await openSession();
+  if (fromServer) {
     const state = await fetchState(stateUrl);
     viewer.state.restoreState(state);
   }

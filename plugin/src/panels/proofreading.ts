@@ -17,7 +17,9 @@ import {
   fetchOperations,
   fetchReview,
   fetchVersion,
+  closeSession,
   getToken,
+  openSession,
   historyEntries,
   merge,
   putReview,
@@ -340,12 +342,14 @@ export function mountProofreading(body: HTMLElement, settings: Settings<Proofrea
     setToken(tokenInput.value);
     tokenInput.value = "";
     void checkToken();
+    void openSession();
   });
   disposers.listen(tokenInput, "keydown", (event) => {
     if (event.key === "Enter") tokenSave.click();
   });
   disposers.listen(tokenForget, "click", () => {
     setToken(null);
+    void closeSession();
     user = undefined;
     render();
   });
