@@ -69,6 +69,7 @@ export function summariseEval(r: EvalResult): string {
     `${r.sections} sections, ${r.crop[0]}x${r.crop[1]} crop, seed ${r.seed}; median / p95`,
     row("elastic", r.elastic),
     row("affine-only", r.affineOnly),
+    `floor for adjacent consistency (align(unwarped) vs original): ${r.elastic.unwarpedVsOriginal.medianPx.toFixed(3)} / ${r.elastic.unwarpedVsOriginal.p95Px.toFixed(3)} px`,
     `original neighbours: shift ${r.elastic.originalNeighbourShift.medianPx.toFixed(3)} / ${r.elastic.originalNeighbourShift.p95Px.toFixed(3)} px, NCC ${r.nccOriginal.mean.toFixed(3)}; warped NCC ${r.nccWarped.mean.toFixed(3)}`,
     `peak RSS ${r.maxRssMiB} MiB`,
   ].join("\n");

@@ -36,6 +36,11 @@ export interface Scores {
   adjacentConsistency: { medianPx: number; p95Px: number; patches: number; perSectionMedianPx: number[] };
   /** Same, against align(unwarped) instead of the original: the real section-to-section motion cancels. */
   adjacentVsUnwarped: { medianPx: number; p95Px: number; patches: number };
+  /**
+   * align(unwarped)'s own adjacent consistency against the original: the floor for (b) of any aligner that,
+   * like this one, registers neighbours and so removes their real motion. Per section to show a z trend.
+   */
+  unwarpedVsOriginal: { medianPx: number; p95Px: number; patches: number; perSectionMedianPx: number[] };
   ncc: { mean: number; perSection: number[] };
   /** |shift(original[k-1] -> original[k])|: the real motion between neighbours that (b) is measured against. */
   originalNeighbourShift: { medianPx: number; p95Px: number };
@@ -236,6 +241,8 @@ async function score(original: Stack, warped: Stack, warps: Warp[], offset: [num
   const rec: number[] = [];
   const adj: number[] = [];
   const adjU: number[] = [];
+  const floor: number[] = [];
+  const floorPer: number[] = [];
   const orig: number[] = [];
   const recPer: number[] = [];
   const adjPer: number[] = [];
@@ -247,6 +254,7 @@ async function score(original: Stack, warped: Stack, warps: Warp[], offset: [num
     const oPrev = sectionView(original.data, w, h, z - 1);
     const recZ: number[] = [];
     const adjZ: number[] = [];
+    const floorZ: number[] = [];
     for (const [x0, y0] of origins) {
       const r = scorer.shift(au, aw, x0, y0, [masksU[z], masksW[z]]);
       if (r) recZ.push(Math.hypot(r[0], r[1]));
@@ -256,7 +264,10 @@ async function score(original: Stack, warped: Stack, warps: Warp[], offset: [num
       if (s0) orig.push(Math.hypot(s0[0], s0[1]));
       const su = scorer.shift(sectionView(u.aligned.data, w, h, z - 1), au, x0, y0, [masksU[z - 1], masksU[z]]);
       if (s1 && su) adjU.push(Math.hypot(s1[0] - su[0], s1[1] - su[1]));
+      if (su && s0) floorZ.push(Math.hypot(su[0] - s0[0], su[1] - s0[1]));
     }
+    floor.push(...floorZ);
+    floorPer.push(r3(quantile(floorZ, 0.5)));
     rec.push(...recZ);
     adj.push(...adjZ);
     recPer.push(r3(quantile(recZ, 0.5)));
@@ -268,6 +279,7 @@ async function score(original: Stack, warped: Stack, warps: Warp[], offset: [num
     exactRecovery: exactRecovery(u.model, t.model, warps, offset, w, h),
     adjacentConsistency: { medianPx: r3(quantile(adj, 0.5)), p95Px: r3(quantile(adj, 0.95)), patches: adj.length, perSectionMedianPx: adjPer },
     adjacentVsUnwarped: { medianPx: r3(quantile(adjU, 0.5)), p95Px: r3(quantile(adjU, 0.95)), patches: adjU.length },
+    unwarpedVsOriginal: { medianPx: r3(quantile(floor, 0.5)), p95Px: r3(quantile(floor, 0.95)), patches: floor.length, perSectionMedianPx: floorPer },
     originalNeighbourShift: { medianPx: r3(quantile(orig, 0.5)), p95Px: r3(quantile(orig, 0.95)) },
     ncc: nccSeries(t.aligned, masksW),
     megapixelsPerSecond: r3(report.megapixelsPerSecond),
