@@ -127,103 +127,134 @@ const NUMERIC_CELL = 1 << 17;
 const NUMERIC_VERTEX = 2 ** 25;
 
 /**
- * Cuts one lod's mesh into cell fragments, sorted in z-curve order. Works in "slab units" u = (x - origin) / slab,
- * where a slab is the cell (lod 0) or half a cell (lod > 0): every cut is at an integer u, and each clipped polygon
- * lies within one unit cube, so which cell and which eighth it belongs to follows from its lowest corner.
+ * Vertices in slab units (see fragmentMeshLod), with room for the cut vertices. A loop of its own so that V8's
+ * on-stack replacement of it does not run on into the triangle phase with no type feedback there (which deopted
+ * and recompiled the whole of fragmentMeshLod per segment).
  */
-export function fragmentMeshLod(mesh: MeshFragment, lod: number, grid: MultiresGrid): CellFragment[] {
-  checkMesh(mesh, `lods[${lod}]`);
-  if (!Number.isInteger(lod) || lod < 0 || lod > 30) throw new PrecomputedError("invalid_argument", "lod must be an integer in [0, 30]", "lod");
-  const { chunk, origin, bits } = gridOf(grid);
-  const split = lod === 0 ? 1 : 2;
-  const slab = chunk.map((c) => (c * 2 ** lod) / split);
-  const nv = mesh.positions.length / 3;
+function slabUnits(positions: Float32Array, origin: Float64Array, slab: Float64Array, lod: number): Points {
+  const nv = positions.length / 3;
   const pts = new Points(nv + (nv >> 2));
+  const data = pts.data;
   for (let i = 0; i < nv; ++i) {
     let outside = false;
     for (let d = 0; d < 3; ++d) {
-      const v = (mesh.positions[3 * i + d] - origin[d]) / slab[d];
+      const v = (positions[3 * i + d] - origin[d]) / slab[d];
       const r = Math.round(v);
       // Float noise around a cut would otherwise leave slivers a few ulps wide.
       const u = Math.abs(v - r) <= 1e-9 * Math.max(1, Math.abs(v)) ? r : v;
       if (u < 0 || u >= 2 ** 31) outside = true;
-      pts.data[3 * i + d] = u;
+      data[3 * i + d] = u;
     }
     if (outside) {
       throw new PrecomputedError("invalid_argument", `vertex ${i} lies outside the grid (below gridOrigin or too many cells away)`, `lods[${lod}]`);
     }
     pts.count++;
   }
+  return pts;
+}
 
+interface CutHit {
+  plane: number;
+  id: number;
+}
+
+/**
+ * State of cutting one lod. Methods on one class rather than closures made per call: V8 then sees the same call
+ * targets and receiver map in every call (per-call closures deopted optimised code with "wrong call target").
+ */
+class LodCutter {
+  readonly pts: Points;
+  readonly nv: number;
+  readonly split: number;
+  /** Largest quantised coordinate, 2^bits - 1. */
+  readonly M: number;
+  readonly half: number;
   // One vertex per (edge, plane), computed from the lower vertex id, so neighbours across a cut share it exactly.
   // Keyed by (edge, axis) with the plane stored beside it; a second plane on the same edge and axis (or vertex ids
   // too large for an exact numeric key) falls back to a string key.
-  const cutNumeric = new Map<number, { plane: number; id: number }>();
-  const cutNamed = new Map<string, number>();
-  const cut = (a: number, b: number, axis: number, plane: number): number => {
+  readonly cutNumeric = new Map<number, CutHit>();
+  readonly cutNamed = new Map<string, number>();
+  readonly cells = new Map<number | string, Fragment>();
+  readonly fragments: Fragment[] = [];
+  // The last (fragment, local id) each input vertex got: a vertex's quantised key depends only on its cell, so
+  // a hit in the same fragment is the id the fragment's map would return.
+  readonly lastFragment: Int32Array;
+  readonly lastId: Uint32Array;
+  readonly cell: Vec3 = [0, 0, 0];
+  readonly local: Vec3 = [0, 0, 0];
+  readonly tri: Vec3 = [0, 0, 0];
+
+  constructor(pts: Points, split: number, bits: QuantizationBits) {
+    this.pts = pts;
+    this.nv = pts.count;
+    this.split = split;
+    this.M = 2 ** bits - 1;
+    this.half = 2 ** (bits - 1);
+    this.lastFragment = new Int32Array(this.nv).fill(-1);
+    this.lastId = new Uint32Array(this.nv);
+  }
+
+  cut(a: number, b: number, axis: number, plane: number): number {
     const lo = Math.min(a, b);
     const hi = Math.max(a, b);
     let id: number | undefined;
     const numeric = hi < NUMERIC_VERTEX;
     const nkey = (lo * NUMERIC_VERTEX + hi) * 3 + axis;
-    const hit = numeric ? cutNumeric.get(nkey) : undefined;
+    const hit = numeric ? this.cutNumeric.get(nkey) : undefined;
     if (hit !== undefined && hit.plane === plane) return hit.id;
     const skey = `${lo},${hi},${axis},${plane}`;
-    if (!numeric || hit !== undefined) id = cutNamed.get(skey);
+    if (!numeric || hit !== undefined) id = this.cutNamed.get(skey);
     if (id === undefined) {
-      const p = pts.data;
+      const p = this.pts.data;
       const t = (plane - p[3 * lo + axis]) / (p[3 * hi + axis] - p[3 * lo + axis]);
-      const c = [0, 0, 0];
+      let c0 = 0;
+      let c1 = 0;
+      let c2 = 0;
       for (let d = 0; d < 3; ++d) {
-        if (d === axis) {
-          c[d] = plane;
-          continue;
+        let c = plane;
+        if (d !== axis) {
+          const x = p[3 * lo + d];
+          const y = p[3 * hi + d];
+          // Rounding may overshoot an endpoint by an ulp; one that sat on an earlier cut would then slip into the
+          // neighbouring slab and the polygon into the wrong cell.
+          c = Math.min(Math.max(x + t * (y - x), Math.min(x, y)), Math.max(x, y));
         }
-        const x = p[3 * lo + d];
-        const y = p[3 * hi + d];
-        // Rounding may overshoot an endpoint by an ulp; one that sat on an earlier cut would then slip into the
-        // neighbouring slab and the polygon into the wrong cell.
-        c[d] = Math.min(Math.max(x + t * (y - x), Math.min(x, y)), Math.max(x, y));
+        if (d === 0) c0 = c;
+        else if (d === 1) c1 = c;
+        else c2 = c;
       }
-      id = pts.add(c[0], c[1], c[2]);
-      if (numeric && hit === undefined) cutNumeric.set(nkey, { plane, id });
-      else cutNamed.set(skey, id);
+      id = this.pts.add(c0, c1, c2);
+      if (numeric && hit === undefined) this.cutNumeric.set(nkey, { plane, id });
+      else this.cutNamed.set(skey, id);
     }
     return id;
-  };
+  }
 
-  const M = 2 ** bits - 1;
-  const half = 2 ** (bits - 1);
-  const cells = new Map<number | string, Fragment>();
-  const fragments: Fragment[] = [];
-  // The last (fragment, local id) each input vertex got: a vertex's quantised key depends only on its cell, so
-  // a hit in the same fragment is the id the fragment's map would return.
-  const lastFragment = new Int32Array(nv).fill(-1);
-  const lastId = new Uint32Array(nv);
-  const cell: Vec3 = [0, 0, 0];
-  const local = [0, 0, 0];
-  const tri = [0, 0, 0];
-
-  const fragmentAt = (): Fragment => {
-    const [cx, cy, cz] = cell;
+  fragmentAt(): Fragment {
+    const cx = this.cell[0];
+    const cy = this.cell[1];
+    const cz = this.cell[2];
     const key = cx < NUMERIC_CELL && cy < NUMERIC_CELL && cz < NUMERIC_CELL ? cx + NUMERIC_CELL * (cy + NUMERIC_CELL * cz) : `${cx},${cy},${cz}`;
-    let frag = cells.get(key);
+    let frag = this.cells.get(key);
     if (frag === undefined) {
-      frag = { index: fragments.length, position: [cx, cy, cz], positions: new U32List(), indices: new U32List(), ids: new Map() };
-      cells.set(key, frag);
-      fragments.push(frag);
+      frag = { index: this.fragments.length, position: [cx, cy, cz], positions: new U32List(), indices: new U32List(), ids: new Map() };
+      this.cells.set(key, frag);
+      this.fragments.push(frag);
     }
     return frag;
-  };
+  }
+
   /** Local id of vertex v in `frag` (cell `cell`), added on first use. */
-  const idOf = (frag: Fragment, v: number): number => {
-    if (v < nv && lastFragment[v] === frag.index) return lastId[v];
-    const p = pts.data;
+  idOf(frag: Fragment, v: number): number {
+    const nv = this.nv;
+    if (v < nv && this.lastFragment[v] === frag.index) return this.lastId[v];
+    const p = this.pts.data;
+    const { split, M, cell, local } = this;
     for (let d = 0; d < 3; ++d) {
       const u = p[3 * v + d];
       // On a half-cell plane the exact value M/2 is not an integer; Neuroglancer's partition accepts 2^(bits-1)
       // on both sides, and any other rounding would file the triangle under the wrong eighth.
-      const q = split === 2 && u === 2 * cell[d] + 1 ? half : Math.round(((u - split * cell[d]) / split) * M);
+      const q = split === 2 && u === 2 * cell[d] + 1 ? this.half : Math.round(((u - split * cell[d]) / split) * M);
       local[d] = Math.min(M, Math.max(0, q));
     }
     const qkey = local[0] + (M + 1) * (local[1] + (M + 1) * local[2]);
@@ -236,24 +267,26 @@ export function fragmentMeshLod(mesh: MeshFragment, lod: number, grid: MultiresG
       frag.ids.set(qkey, id);
     }
     if (v < nv) {
-      lastFragment[v] = frag.index;
-      lastId[v] = id;
+      this.lastFragment[v] = frag.index;
+      this.lastId[v] = id;
     }
     return id;
-  };
+  }
+
   /** Files a polygon (fan) lying in one unit cube of slab space under its cell. */
-  const emit = (poly: readonly number[], n: number): void => {
-    const p = pts.data;
+  emit(poly: readonly number[], n: number): void {
+    const p = this.pts.data;
+    const cell = this.cell;
     for (let d = 0; d < 3; ++d) {
       let min = Infinity;
       for (let i = 0; i < n; ++i) min = Math.min(min, p[3 * poly[i] + d]);
-      cell[d] = Math.floor(Math.floor(min) / split);
+      cell[d] = Math.floor(Math.floor(min) / this.split);
     }
-    const frag = fragmentAt();
-    const id0 = idOf(frag, poly[0]);
-    let prev = idOf(frag, poly[1]);
+    const frag = this.fragmentAt();
+    const id0 = this.idOf(frag, poly[0]);
+    let prev = this.idOf(frag, poly[1]);
     for (let i = 1; i + 1 < n; ++i) {
-      const next = idOf(frag, poly[i + 1]);
+      const next = this.idOf(frag, poly[i + 1]);
       // Quantisation can merge vertices; such a triangle has no area and its edges pair up among its neighbours.
       if (id0 !== prev && prev !== next && id0 !== next) {
         frag.indices.push(id0);
@@ -262,42 +295,50 @@ export function fragmentMeshLod(mesh: MeshFragment, lod: number, grid: MultiresG
       }
       prev = next;
     }
-  };
+  }
 
-  const idx = mesh.indices;
-  for (let t = 0; t < idx.length; t += 3) {
-    const a = idx[t];
-    const b = idx[t + 1];
-    const c = idx[t + 2];
-    if (a === b || b === c || a === c) continue;
-    // A triangle that crosses no plane on any axis is its own polygon.
-    const p = pts.data;
-    let inside = true;
-    for (let axis = 0; axis < 3 && inside; ++axis) {
-      const xa = p[3 * a + axis];
-      const xb = p[3 * b + axis];
-      const xc = p[3 * c + axis];
-      let min = xa;
-      let max = xa;
-      if (xb < min) min = xb;
-      if (xb > max) max = xb;
-      if (xc < min) min = xc;
-      if (xc > max) max = xc;
-      if (max > Math.floor(min) + 1) inside = false;
+  /** All triangles of the lod, in input order. */
+  triangles(idx: Uint32Array): void {
+    const tri = this.tri;
+    for (let t = 0; t < idx.length; t += 3) {
+      const a = idx[t];
+      const b = idx[t + 1];
+      const c = idx[t + 2];
+      if (a === b || b === c || a === c) continue;
+      // A triangle that crosses no plane on any axis is its own polygon.
+      const p = this.pts.data;
+      let inside = true;
+      for (let axis = 0; axis < 3 && inside; ++axis) {
+        const xa = p[3 * a + axis];
+        const xb = p[3 * b + axis];
+        const xc = p[3 * c + axis];
+        let min = xa;
+        let max = xa;
+        if (xb < min) min = xb;
+        if (xb > max) max = xb;
+        if (xc < min) min = xc;
+        if (xc > max) max = xc;
+        if (max > Math.floor(min) + 1) inside = false;
+      }
+      if (inside) {
+        tri[0] = a;
+        tri[1] = b;
+        tri[2] = c;
+        this.emit(tri, 3);
+      } else {
+        this.clipped(a, b, c);
+      }
     }
-    if (inside) {
-      tri[0] = a;
-      tri[1] = b;
-      tri[2] = c;
-      emit(tri, 3);
-      continue;
-    }
+  }
+
+  /** A triangle that crosses a plane: Sutherland-Hodgman per axis, then each piece filed under its cell. */
+  clipped(a: number, b: number, c: number): void {
     let polys: number[][] = [[a, b, c]];
     for (let axis = 0; axis < 3; ++axis) {
       const out: number[][] = [];
       for (let poly of polys) {
         for (;;) {
-          const q = pts.data;
+          const q = this.pts.data;
           let min = Infinity;
           let max = -Infinity;
           for (const v of poly) {
@@ -316,12 +357,12 @@ export function fragmentMeshLod(mesh: MeshFragment, lod: number, grid: MultiresG
           for (let i = 0; i < poly.length; ++i) {
             const pv = poly[i];
             const qv = poly[(i + 1) % poly.length];
-            const dp = pts.data[3 * pv + axis] - plane;
-            const dq = pts.data[3 * qv + axis] - plane;
+            const dp = this.pts.data[3 * pv + axis] - plane;
+            const dq = this.pts.data[3 * qv + axis] - plane;
             if (dp <= 0) below.push(pv);
             if (dp >= 0) above.push(pv);
             if ((dp < 0 && dq > 0) || (dp > 0 && dq < 0)) {
-              const x = cut(pv, qv, axis, plane);
+              const x = this.cut(pv, qv, axis, plane);
               below.push(x);
               above.push(x);
             }
@@ -333,9 +374,26 @@ export function fragmentMeshLod(mesh: MeshFragment, lod: number, grid: MultiresG
       }
       polys = out;
     }
-    for (const poly of polys) emit(poly, poly.length);
+    for (const poly of polys) this.emit(poly, poly.length);
   }
-  return fragments
+}
+
+/**
+ * Cuts one lod's mesh into cell fragments, sorted in z-curve order. Works in "slab units" u = (x - origin) / slab,
+ * where a slab is the cell (lod 0) or half a cell (lod > 0): every cut is at an integer u, and each clipped polygon
+ * lies within one unit cube, so which cell and which eighth it belongs to follows from its lowest corner.
+ */
+export function fragmentMeshLod(mesh: MeshFragment, lod: number, grid: MultiresGrid): CellFragment[] {
+  checkMesh(mesh, `lods[${lod}]`);
+  if (!Number.isInteger(lod) || lod < 0 || lod > 30) throw new PrecomputedError("invalid_argument", "lod must be an integer in [0, 30]", "lod");
+  const { chunk, origin, bits } = gridOf(grid);
+  const split = lod === 0 ? 1 : 2;
+  // Float64Arrays, not the number arrays: those are small-int or double arrays depending on the grid's values,
+  // and the mix deoptimised slabUnits ("wrong map") whenever a mesh with the other kind came along.
+  const slab = Float64Array.from(chunk, (c) => (c * 2 ** lod) / split);
+  const cutter = new LodCutter(slabUnits(mesh.positions, Float64Array.from(origin), slab, lod), split, bits);
+  cutter.triangles(mesh.indices);
+  return cutter.fragments
     .filter((f) => f.indices.length > 0)
     .map((f) => ({ position: f.position, positions: f.positions.toArray(), indices: f.indices.toArray() }))
     .sort((x, y) => zorderCompare(x.position, y.position));

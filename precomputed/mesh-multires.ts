@@ -336,6 +336,61 @@ function defaultLodScales(lods: MeshFragment[], chunk: Vec3): number[] {
   return scales;
 }
 
+/** Adds cell `p` of one lod's cells as an empty cell unless it is there already. */
+function ensureCell(cells: Map<string, CellFragment | undefined>, p: Vec3): void {
+  const key = p.join(",");
+  if (!cells.has(key)) cells.set(key, undefined);
+}
+
+type LodCells = Map<string, CellFragment | undefined>;
+
+/** Lod k's fragments by cell key. */
+function cutLod(mesh: MeshFragment, k: number, grid: MultiresGrid): LodCells {
+  const m: LodCells = new Map();
+  for (const f of fragmentMeshLod(mesh, k, grid)) m.set(f.position.join(","), f);
+  return m;
+}
+
+/** Gives each eighth of lod k's cells that holds triangles a cell at lod k - 1 (`finer`). */
+function addChildren(cells: LodCells, finer: LodCells, bits: QuantizationBits): void {
+  for (const f of cells.values()) {
+    if (f === undefined) continue;
+    const octants = new Set<number>();
+    for (let t = 0; t < f.indices.length; t += 3) octants.add(triangleOctant(f.positions, f.indices[t], f.indices[t + 1], f.indices[t + 2], bits));
+    for (const o of octants) ensureCell(finer, [2 * f.position[0] + (o & 1), 2 * f.position[1] + ((o >> 1) & 1), 2 * f.position[2] + ((o >> 2) & 1)]);
+  }
+}
+
+/** Gives every cell of a lod its parent in the next coarser lod (`coarser`). */
+function addParents(cells: LodCells, coarser: LodCells): void {
+  for (const key of [...cells.keys()]) {
+    const [x, y, z] = key.split(",").map(Number);
+    ensureCell(coarser, [x >>> 1, y >>> 1, z >>> 1]);
+  }
+}
+
+/** One lod's cells in z-curve order. */
+function sortedCells(m: LodCells): { position: Vec3; f: CellFragment | undefined }[] {
+  return [...m.entries()]
+    .map(([key, f]) => ({ position: key.split(",").map(Number) as Vec3, f }))
+    .sort((a, b) => zorderCompare(a.position, b.position));
+}
+
+/**
+ * Per lod, the cells in z-curve order: the cut fragments plus the empty cells the octree needs (see
+ * encodeMultiresMesh). Synchronous, outside the async encoder, and one small function per phase: with the phases'
+ * loops in one function, V8 compiled the whole of it (the mesh cutting inlined) on each loop's on-stack
+ * replacement and again after each phase's deopt, ~10 times a run at tens of ms each.
+ */
+function octreeCells(lods: MeshFragment[], grid: MultiresGrid, bits: QuantizationBits): { position: Vec3; f: CellFragment | undefined }[][] {
+  const cells: LodCells[] = [];
+  for (let k = 0; k < lods.length; ++k) cells.push(cutLod(lods[k], k, grid));
+  if (cells.every((m) => m.size === 0)) throw new PrecomputedError("invalid_argument", "no lod has any triangle", "lods");
+  for (let k = lods.length - 1; k > 0; --k) addChildren(cells[k], cells[k - 1], bits);
+  for (let k = 0; k + 1 < lods.length; ++k) addParents(cells[k], cells[k + 1]);
+  return cells.map(sortedCells);
+}
+
 /**
  * Cuts every lod into cell fragments, adds the empty cells the octree needs, and Draco-encodes the fragments.
  * Octree rules (src/mesh/multiscale.ts): a cell at lod k-1 is only reached through its parent at lod k, so every
@@ -349,36 +404,7 @@ export async function encodeMultiresMesh(lods: MeshFragment[], options: Multires
   if (lodScales.length !== lods.length || lodScales.some((s) => !Number.isFinite(s) || s <= 0)) {
     throw new PrecomputedError("invalid_argument", `expected ${lods.length} finite positive lod scales`, "lodScales");
   }
-  const grid = { chunkShape: chunk, gridOrigin: origin, quantizationBits: bits };
-  const cells = lods.map((mesh, k) => {
-    const m = new Map<string, CellFragment | undefined>();
-    for (const f of fragmentMeshLod(mesh, k, grid)) m.set(f.position.join(","), f);
-    return m;
-  });
-  if (cells.every((m) => m.size === 0)) throw new PrecomputedError("invalid_argument", "no lod has any triangle", "lods");
-  const ensure = (k: number, p: Vec3): void => {
-    const key = p.join(",");
-    if (!cells[k].has(key)) cells[k].set(key, undefined);
-  };
-  for (let k = lods.length - 1; k > 0; --k) {
-    for (const f of cells[k].values()) {
-      if (f === undefined) continue;
-      const octants = new Set<number>();
-      for (let t = 0; t < f.indices.length; t += 3) octants.add(triangleOctant(f.positions, f.indices[t], f.indices[t + 1], f.indices[t + 2], bits));
-      for (const o of octants) ensure(k - 1, [2 * f.position[0] + (o & 1), 2 * f.position[1] + ((o >> 1) & 1), 2 * f.position[2] + ((o >> 2) & 1)]);
-    }
-  }
-  for (let k = 0; k + 1 < lods.length; ++k) {
-    for (const key of [...cells[k].keys()]) {
-      const [x, y, z] = key.split(",").map(Number);
-      ensure(k + 1, [x >>> 1, y >>> 1, z >>> 1]);
-    }
-  }
-  const fragments = cells.map((m) =>
-    [...m.entries()]
-      .map(([key, f]) => ({ position: key.split(",").map(Number) as Vec3, f }))
-      .sort((a, b) => zorderCompare(a.position, b.position)),
-  );
+  const fragments = octreeCells(lods, { chunkShape: chunk, gridOrigin: origin, quantizationBits: bits }, bits);
   const level = options.compressionLevel ?? 7;
   const encoded = await Promise.all(fragments.map((l) => Promise.all(l.map(({ f }) => (f ? encodeDracoFragment(f, bits, level) : new Uint8Array(0))))));
   const data = new Uint8Array(encoded.flat().reduce((s, b) => s + b.byteLength, 0));

@@ -173,6 +173,101 @@ class GrowableU32 {
 
 const ISO = 0.5;
 
+// Edge e: corners EDGE_A[e] -> EDGE_B[e] along EDGE_AXIS[e]; corner c sits at (c & 1, c >> 1 & 1, c >> 2 & 1).
+// Typed, module-level tables rather than arrays made per call, so optimised code sees one element kind.
+const EDGE_A = Uint8Array.from(EDGES, (e) => e[0]);
+const EDGE_B = Uint8Array.from(EDGES, (e) => e[1]);
+const EDGE_AXIS = Uint8Array.from(EDGES, (e) => e[2]);
+
+/** Which grid points are inside (the raw field decides, as the cell masks always did); its own loop for V8's sake. */
+function insideMask(field: Float32Array): Uint8Array {
+  const inside = new Uint8Array(field.length);
+  for (let i = 0; i < field.length; ++i) inside[i] = field[i] > ISO ? 1 : 0;
+  return inside;
+}
+
+/**
+ * The vertices of one marching-cubes pass, one per grid edge, made on first use. A class instead of a closure
+ * made per call: optimised code specialised on one call's closure deoptimised ("wrong call target") on the next.
+ */
+class EdgeVertices {
+  readonly positions = new GrowableF32();
+  // Vertex ids of edges starting at each grid point of slabs z = k and k + 1 (x and y edges), and of the
+  // z edges between them; -1 = not made yet.
+  xyLow: Int32Array;
+  xyHigh: Int32Array;
+  readonly zEdges: Int32Array;
+  /** The current cell's corner values and grid indices. */
+  readonly values = new Float32Array(8);
+  readonly corners = new Int32Array(8);
+
+  constructor(
+    readonly smoothed: Float32Array | undefined,
+    readonly nx: number,
+    plane: number,
+    readonly baseX: number,
+    readonly baseY: number,
+    readonly baseZ: number,
+    readonly stepX: number,
+    readonly stepY: number,
+    readonly stepZ: number,
+  ) {
+    this.xyLow = new Int32Array(2 * plane).fill(-1);
+    this.xyHigh = new Int32Array(2 * plane).fill(-1);
+    this.zEdges = new Int32Array(plane);
+  }
+
+  vertex(x: number, y: number, z: number, e: number): number {
+    const ca = EDGE_A[e];
+    const cb = EDGE_B[e];
+    const axis = EDGE_AXIS[e];
+    const az = (ca >> 2) & 1;
+    const px = x + (ca & 1);
+    const py = y + ((ca >> 1) & 1);
+    const pz = z + az;
+    const slot = px + py * this.nx;
+    let cache: Int32Array;
+    let key: number;
+    if (axis === 2) {
+      cache = this.zEdges;
+      key = slot;
+    } else {
+      cache = az === 0 ? this.xyLow : this.xyHigh;
+      key = 2 * slot + axis;
+    }
+    let v = cache[key];
+    if (v < 0) {
+      const values = this.values;
+      const va = values[ca];
+      let t = (ISO - va) / (values[cb] - va);
+      const smoothed = this.smoothed;
+      if (smoothed) {
+        const sa = smoothed[this.corners[ca]];
+        const sb = smoothed[this.corners[cb]];
+        if ((sa > ISO) === (va > ISO) && (sb > ISO) === (values[cb] > ISO)) t = (ISO - sa) / (sb - sa);
+      }
+      // keep vertices off grid points, where two edges' vertices would coincide
+      t = Math.min(0.99, Math.max(0.01, t));
+      const qx = axis === 0 ? px + t : px;
+      const qy = axis === 1 ? py + t : py;
+      const qz = axis === 2 ? pz + t : pz;
+      const positions = this.positions;
+      v = positions.length / 3;
+      positions.push3(this.baseX + qx * this.stepX, this.baseY + qy * this.stepY, this.baseZ + qz * this.stepZ);
+      cache[key] = v;
+    }
+    return v;
+  }
+
+  /** The upper slab's x/y edges become the lower slab's for the next z. */
+  nextSlab(): void {
+    const low = this.xyLow;
+    this.xyLow = this.xyHigh;
+    this.xyHigh = low;
+    this.xyHigh.fill(-1);
+  }
+}
+
 /**
  * Marching cubes at ISO; grid point (i, j, k) is at ((origin + (i + 0.5) f) v) nm per axis.
  * Inside/outside comes from the raw field, so smoothing never changes the topology or erases a structure
@@ -181,69 +276,31 @@ const ISO = 0.5;
  * elsewhere (thin parts) the raw crossing stands.
  */
 function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, dims: Vec3, origin: Vec3, f: Vec3, voxelNm: Vec3): SegmentMesh {
-  const [nx, ny, nz] = dims;
+  // Scalars rather than destructured arrays: dims, f and voxelNm come as small-int or double arrays, and the
+  // array-iterator destructuring deoptimised ("wrong map") whenever the other kind came along.
+  const nx = dims[0];
+  const ny = dims[1];
+  const nz = dims[2];
   const plane = nx * ny;
-  const [stepX, stepY, stepZ] = [0, 1, 2].map((d) => f[d] * voxelNm[d]);
-  const [baseX, baseY, baseZ] = [0, 1, 2].map((d) => (origin[d] + 0.5 * f[d]) * voxelNm[d]);
-  const positions = new GrowableF32();
+  const edges = new EdgeVertices(
+    smoothed,
+    nx,
+    plane,
+    (origin[0] + 0.5 * f[0]) * voxelNm[0],
+    (origin[1] + 0.5 * f[1]) * voxelNm[1],
+    (origin[2] + 0.5 * f[2]) * voxelNm[2],
+    f[0] * voxelNm[0],
+    f[1] * voxelNm[1],
+    f[2] * voxelNm[2],
+  );
   const indices = new GrowableU32();
-  // Vertex ids of edges starting at each grid point of slabs z = k and k + 1 (x and y edges), and of the
-  // z edges between them; -1 = not made yet.
-  let xyLow = new Int32Array(2 * plane).fill(-1);
-  let xyHigh = new Int32Array(2 * plane).fill(-1);
-  const zEdges = new Int32Array(plane);
-  const cornerIndex = CORNER_OFFSETS.map(([dx, dy, dz]) => dx + dy * nx + dz * plane);
-  const values = new Float32Array(8);
-  const corners = new Int32Array(8);
-  // Edge e: corners EDGE_A[e] -> EDGE_B[e] along EDGE_AXIS[e]; corner c sits at (c & 1, c >> 1 & 1, c >> 2 & 1).
-  const EDGE_A = EDGES.map((e) => e[0]);
-  const EDGE_B = EDGES.map((e) => e[1]);
-  const EDGE_AXIS = EDGES.map((e) => e[2]);
-  // Which grid points are inside (the raw field decides, as the cell masks always did).
-  const inside = new Uint8Array(field.length);
-  for (let i = 0; i < field.length; ++i) inside[i] = field[i] > ISO ? 1 : 0;
-
-  const vertex = (x: number, y: number, z: number, e: number): number => {
-    const ca = EDGE_A[e];
-    const cb = EDGE_B[e];
-    const axis = EDGE_AXIS[e];
-    const az = (ca >> 2) & 1;
-    const px = x + (ca & 1);
-    const py = y + ((ca >> 1) & 1);
-    const pz = z + az;
-    const slot = px + py * nx;
-    let cache: Int32Array;
-    let key: number;
-    if (axis === 2) {
-      cache = zEdges;
-      key = slot;
-    } else {
-      cache = az === 0 ? xyLow : xyHigh;
-      key = 2 * slot + axis;
-    }
-    let v = cache[key];
-    if (v < 0) {
-      const va = values[ca];
-      let t = (ISO - va) / (values[cb] - va);
-      if (smoothed) {
-        const sa = smoothed[corners[ca]];
-        const sb = smoothed[corners[cb]];
-        if ((sa > ISO) === (va > ISO) && (sb > ISO) === (values[cb] > ISO)) t = (ISO - sa) / (sb - sa);
-      }
-      // keep vertices off grid points, where two edges' vertices would coincide
-      t = Math.min(0.99, Math.max(0.01, t));
-      const qx = axis === 0 ? px + t : px;
-      const qy = axis === 1 ? py + t : py;
-      const qz = axis === 2 ? pz + t : pz;
-      v = positions.length / 3;
-      positions.push3(baseX + qx * stepX, baseY + qy * stepY, baseZ + qz * stepZ);
-      cache[key] = v;
-    }
-    return v;
-  };
+  const cornerIndex = Int32Array.from(CORNER_OFFSETS, ([dx, dy, dz]) => dx + dy * nx + dz * plane);
+  const values = edges.values;
+  const corners = edges.corners;
+  const inside = insideMask(field);
 
   for (let z = 0; z + 1 < nz; ++z) {
-    zEdges.fill(-1);
+    edges.zEdges.fill(-1);
     for (let y = 0; y + 1 < ny; ++y) {
       // Corners 0, 2, 4, 6 lie on the cell's low-x face, 1, 3, 5, 7 on its high-x face: a face's four inside
       // bits, spread to those corners, carry over to the next cell along x.
@@ -264,13 +321,12 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
           corners[c] = j;
         }
         const tris = TRIANGLES[mask];
-        for (let k = 0; k < tris.length; ++k) indices.push(vertex(x, y, z, tris[k]));
+        for (let k = 0; k < tris.length; ++k) indices.push(edges.vertex(x, y, z, tris[k]));
       }
     }
-    // the upper slab's x/y edges become the lower slab's for the next z
-    [xyLow, xyHigh] = [xyHigh, xyLow];
-    xyHigh.fill(-1);
+    edges.nextSlab();
   }
+  const positions = edges.positions;
   return { positions: positions.data.slice(0, positions.length), indices: indices.data.slice(0, indices.length) };
 }
 
