@@ -232,6 +232,35 @@ interface Indexed<E> {
   [index: number]: E;
 }
 
+/** Inserts v into the sorted scratch[0..k) (insertion sort: blocks are a handful of voxels, 2 x 2 x 1 to 2 x 2 x 2). */
+export function insertSorted(scratch: Float64Array, k: number, v: number): void {
+  let j = k;
+  while (j > 0 && scratch[j - 1] > v) {
+    scratch[j] = scratch[j - 1];
+    j--;
+  }
+  scratch[j] = v;
+}
+
+/**
+ * The most frequent of the sorted scratch[0..k), ties to the smallest value: the pipeline's pyramid rule, shared
+ * with the proofreading server's in-place pyramid update so that both give the same coarse labels.
+ */
+export function modeOfSorted(scratch: Float64Array, k: number): number {
+  let best = scratch[0];
+  let bestCount = 0;
+  for (let i = 0; i < k; ) {
+    let j = i + 1;
+    while (j < k && scratch[j] === scratch[i]) j++;
+    if (j - i > bestCount) {
+      bestCount = j - i;
+      best = scratch[i];
+    }
+    i = j;
+  }
+  return best;
+}
+
 /**
  * modeInto for integer arrays, without the per-block callback: a block of one label (most of them) is that
  * label; any other block is sorted and counted exactly as modeInto does.
@@ -262,13 +291,7 @@ function modeIntegers(g: Geometry, src: NumberArray, out: NumberArray, scratch: 
               for (let xx = x0; xx < x1; xx++) {
                 const v = src[row + xx];
                 if (v !== first) uniform = false;
-                // Insertion sort: blocks are a handful of voxels (2 x 2 x 1 to 2 x 2 x 2 in practice).
-                let j = k++;
-                while (j > 0 && scratch[j - 1] > v) {
-                  scratch[j] = scratch[j - 1];
-                  j--;
-                }
-                scratch[j] = v;
+                insertSorted(scratch, k++, v);
               }
             }
           }
@@ -276,18 +299,7 @@ function modeIntegers(g: Geometry, src: NumberArray, out: NumberArray, scratch: 
             out[o + x] = first;
             continue;
           }
-          let best = scratch[0];
-          let bestCount = 0;
-          for (let i = 0; i < k; ) {
-            let j = i + 1;
-            while (j < k && scratch[j] === scratch[i]) j++;
-            if (j - i > bestCount) {
-              bestCount = j - i;
-              best = scratch[i];
-            }
-            i = j;
-          }
-          out[o + x] = best;
+          out[o + x] = modeOfSorted(scratch, k);
         }
       }
     }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Vec3 } from "../precomputed/array.js";
 import type { Storage } from "../precomputed/storage.js";
+import { mulberry32 } from "../precomputed/testing/random.js";
 import { makeInfo, readRegion, writeVolume } from "../precomputed/volume-io.js";
 import { applyDiff } from "../server/edits/diff.js";
 import { mergeDiff, scanBox, type Box6 } from "../server/edits/ops.js";
@@ -24,18 +25,6 @@ class MapStorage implements Storage {
   }
 }
 
-/** Deterministic PRNG (mulberry32), so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Runs (start, length, old, new) relabelling every voxel where `to` gives a new label, raster order. */
 function diffOf(labels: Uint32Array, to: (i: number) => number): Uint32Array {
   const out: number[] = [];
@@ -56,7 +45,7 @@ describe("edit pyramid", () => {
     const shape: Vec3 = [44, 38, 9];
     const info = makeInfo({ type: "segmentation", dataType: "uint32", size: shape, resolution: [5, 5, 45], chunkSize: [16, 16, 4], encoding: "compressed_segmentation", minExtent: 2 });
     expect(info.scales.length).toBeGreaterThanOrEqual(3);
-    const rand = rng(11);
+    const rand = mulberry32(11);
     const labels = new Uint32Array(shape[0] * shape[1] * shape[2]);
     for (let z = 0; z < shape[2]; z++)
       for (let y = 0; y < shape[1]; y++)
@@ -126,7 +115,7 @@ describe("edit chunk encoder", () => {
   it("writes compressed_segmentation byte for byte as the precomputed encoder does", async () => {
     const { encodeChunk } = await import("../precomputed/encodings/index.js");
     const { encodeChunkU32 } = await import("../server/edits/cseg.js");
-    const rand = rng(5);
+    const rand = mulberry32(5);
     const shape: Vec3 = [37, 29, 11];
     const data = new Uint32Array(shape[0] * shape[1] * shape[2]);
     // Uniform regions, two- to many-label blocks, big ids, and repeated tables.

@@ -4,7 +4,6 @@
  * than a whole run, and writes the same bytes as an uninterrupted run (every file of the output folder).
  * Tasks are counted through VEMSCOPE_TASK_LOG (one line per task run, blockwise/resume.ts).
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -13,6 +12,7 @@ import type { Vec3 } from "../precomputed/array.js";
 import { snapshot } from "../server/jobs/test-support.js";
 import { generatePhantom } from "../server/pipeline/phantom/index.js";
 import { writeTiffStack } from "../server/pipeline/tiff.js";
+import { lines, startRun } from "./helpers/run-child.js";
 
 /** 256 x 256 x 32 at a budget of 2^18 voxels: 2 x 2 x 2 blocks of 128 x 128 x 16, some 50 tasks in all. */
 const SHAPE: Vec3 = [256, 256, 32];
@@ -28,18 +28,10 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `vemscope run` in a child process; `log` receives one line per task it runs. */
-function startRun(out: string, log: string) {
-  const args = ["--import", "tsx", "scripts/vemscope.ts", "run", "--image", path.join(dir, "image.tif"), "--labels", path.join(dir, "labels.tif")];
-  args.push("--voxel", VOXEL.join(","), "--out", out, "--blockwise", "--block-budget", String(2 ** 18));
-  const proc = spawn(process.execPath, args, { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, VEMSCOPE_WORKERS: "0", VEMSCOPE_TASK_LOG: log } });
-  let text = "";
-  proc.stdout.on("data", (b: Buffer) => (text += b.toString()));
-  proc.stderr.on("data", (b: Buffer) => (text += b.toString()));
-  const exit = new Promise<number | NodeJS.Signals | null>((resolve) => proc.once("exit", (code, signal) => resolve(signal ?? code)));
-  return { proc, exit, output: () => text };
+function runTo(out: string, log: string) {
+  const args = ["--image", path.join(dir, "image.tif"), "--labels", path.join(dir, "labels.tif"), "--voxel", VOXEL.join(","), "--out", out, "--blockwise", "--block-budget", String(2 ** 18)];
+  return startRun(args, log, { ...process.env, VEMSCOPE_WORKERS: "0" });
 }
-
-const lines = (file: string): number => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : 0);
 
 /** Completion markers in the run's staging folder(s) beside `out` (`<out>.partial-<key>/.blocks/done/`). */
 function doneTasks(out: string): number {
@@ -54,13 +46,13 @@ function doneTasks(out: string): number {
 
 describe("resumable out-of-core run", () => {
   it("a rerun after SIGKILL skips completed tasks and writes the uninterrupted run's bytes", async () => {
-    const whole = startRun(path.join(dir, "whole"), path.join(dir, "whole.log"));
+    const whole = runTo(path.join(dir, "whole"), path.join(dir, "whole.log"));
     expect(await whole.exit, whole.output()).toBe(0);
     const total = lines(path.join(dir, "whole.log"));
     expect(total).toBeGreaterThan(20);
 
     const out = path.join(dir, "resumed");
-    const first = startRun(out, path.join(dir, "first.log"));
+    const first = runTo(out, path.join(dir, "first.log"));
     // Kill once a good share of the tasks (past the instance stages) has completed, but well before the end.
     const killAt = Math.floor(total / 2);
     await new Promise<void>((resolve, reject) => {
@@ -76,7 +68,7 @@ describe("resumable out-of-core run", () => {
     expect(existsSync(out)).toBe(false);
     expect(doneTasks(out)).toBeGreaterThanOrEqual(killAt);
 
-    const second = startRun(out, path.join(dir, "second.log"));
+    const second = runTo(out, path.join(dir, "second.log"));
     expect(await second.exit, second.output()).toBe(0);
     const rerun = lines(path.join(dir, "second.log"));
     expect(rerun).toBeGreaterThan(0);

@@ -5,7 +5,6 @@
  * fewer tasks than a whole run, and leaves the same objects, byte for byte, as an uninterrupted run, and no work
  * objects. Tasks are counted through VEMSCOPE_TASK_LOG (one line per task run, blockwise/resume.ts).
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -15,6 +14,7 @@ import { generatePhantom } from "../server/pipeline/phantom/index.js";
 import { writeTiffStack } from "../server/pipeline/tiff.js";
 import { S3Storage } from "../server/storage/index.js";
 import { startS3rver, type RunningS3 } from "./helpers/services.js";
+import { lines, startRun } from "./helpers/run-child.js";
 
 /** As run-resume.test.ts: 256 x 256 x 32 at a budget of 2^18 voxels, 2 x 2 x 2 blocks, some 50 tasks in all. */
 const SHAPE: Vec3 = [256, 256, 32];
@@ -41,18 +41,10 @@ afterAll(async () => {
 });
 
 /** `vemscope run` into s3://vem/<out> in a child process; `log` receives one line per task it runs. */
-function startRun(out: string, log: string) {
-  const args = ["--import", "tsx", "scripts/vemscope.ts", "run", "--image", "s3://vem/in/image.tif", "--labels", "s3://vem/in/labels.tif"];
-  args.push("--voxel", VOXEL.join(","), "--out", `s3://vem/${out}`, "--blockwise", "--block-budget", String(2 ** 18));
-  const proc = spawn(process.execPath, args, { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...env, VEMSCOPE_TASK_LOG: log } });
-  let text = "";
-  proc.stdout.on("data", (b: Buffer) => (text += b.toString()));
-  proc.stderr.on("data", (b: Buffer) => (text += b.toString()));
-  const exit = new Promise<number | NodeJS.Signals | null>((resolve) => proc.once("exit", (code, signal) => resolve(signal ?? code)));
-  return { proc, exit, output: () => text };
+function runTo(out: string, log: string) {
+  const args = ["--image", "s3://vem/in/image.tif", "--labels", "s3://vem/in/labels.tif", "--voxel", VOXEL.join(","), "--out", `s3://vem/${out}`, "--blockwise", "--block-budget", String(2 ** 18)];
+  return startRun(args, log, env);
 }
-
-const lines = (file: string): number => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : 0);
 
 /** Task completion markers under the output's work prefixes (`<out>.work-<key>/done/`, steps excluded). */
 async function doneTasks(out: string): Promise<number> {
@@ -62,12 +54,12 @@ async function doneTasks(out: string): Promise<number> {
 
 describe("resumable out-of-core run with an s3:// output", () => {
   it("a rerun after SIGKILL skips completed tasks and leaves the uninterrupted run's objects", async () => {
-    const whole = startRun("whole", path.join(dir, "whole.log"));
+    const whole = runTo("whole", path.join(dir, "whole.log"));
     expect(await whole.exit, whole.output()).toBe(0);
     const total = lines(path.join(dir, "whole.log"));
     expect(total).toBeGreaterThan(20);
 
-    const first = startRun("resumed", path.join(dir, "first.log"));
+    const first = runTo("resumed", path.join(dir, "first.log"));
     // Kill once a good share of the tasks (past the instance stages) has completed, but well before the end.
     const killAt = Math.floor(total / 2);
     for (;;) {
@@ -81,7 +73,7 @@ describe("resumable out-of-core run with an s3:// output", () => {
     expect(await doneTasks("resumed")).toBeGreaterThanOrEqual(killAt);
 
     // The interrupted output (objects, no state.json) is this command's own: continued, not refused.
-    const second = startRun("resumed", path.join(dir, "second.log"));
+    const second = runTo("resumed", path.join(dir, "second.log"));
     expect(await second.exit, second.output()).toBe(0);
     const rerun = lines(path.join(dir, "second.log"));
     expect(rerun).toBeGreaterThan(0);

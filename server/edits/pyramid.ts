@@ -1,7 +1,7 @@
 import type { Vec3, Volume } from "../../precomputed/array.js";
 import { chunkKey, type VolumeInfo } from "../../precomputed/info.js";
 import { joinKey } from "../../precomputed/keys.js";
-import { downsampleMode } from "../../precomputed/multiscale.js";
+import { downsampleMode, insertSorted, modeOfSorted } from "../../precomputed/multiscale.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { writeRegion } from "../../precomputed/volume-io.js";
 import { encodeChunkU32 } from "./cseg.js";
@@ -77,28 +77,9 @@ function blockMode(src: Uint32Array, sx: number, sy: number, x0: number, x1: num
   for (let zz = z0; zz < z1; zz++)
     for (let yy = y0; yy < y1; yy++) {
       const row = sx * (yy + sy * zz);
-      for (let xx = x0; xx < x1; xx++) {
-        const v = src[row + xx];
-        let j = k++;
-        while (j > 0 && scratch[j - 1] > v) {
-          scratch[j] = scratch[j - 1];
-          j--;
-        }
-        scratch[j] = v;
-      }
+      for (let xx = x0; xx < x1; xx++) insertSorted(scratch, k++, src[row + xx]);
     }
-  let best = scratch[0];
-  let bestCount = 0;
-  for (let i = 0; i < k; ) {
-    let j = i + 1;
-    while (j < k && scratch[j] === scratch[i]) j++;
-    if (j - i > bestCount) {
-      bestCount = j - i;
-      best = scratch[i];
-    }
-    i = j;
-  }
-  return best;
+  return modeOfSorted(scratch, k);
 }
 
 /** Visits the x-segments of runs (start, length, ...) row by row: fn(x0, x1 exclusive, y, z). */
