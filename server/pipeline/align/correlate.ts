@@ -14,6 +14,14 @@ export interface PatchShift {
   ratio: number;
 }
 
+/**
+ * Weight that both patches' content shares at a trial shift (sx, sy): the correlation of their
+ * window x validity envelopes. A partly missing patch's correlation peak is the content peak times this,
+ * whose slope drags the peak towards the shift that best overlaps the valid regions; dividing it out
+ * near the peak removes that drag (the idea of Padfield's masked normalised correlation, at 5 points).
+ */
+export type Overlap = (sx: number, sy: number) => number;
+
 export interface Spectrum {
   re: Float64Array;
   im: Float64Array;
@@ -129,9 +137,32 @@ export class PhaseCorrelator {
   }
 
   /** Shift between two patches; undefined when either patch is flat. */
-  correlate(a: ArrayLike<number>, b: ArrayLike<number>, maxShift = this.patch / 4): PatchShift | undefined {
+  correlate(a: ArrayLike<number>, b: ArrayLike<number>, maxShift = this.patch / 4, overlap?: Overlap): PatchShift | undefined {
     this.spectra(a, b, this.sa, this.sb);
-    return this.fromSpectra(this.sa, this.sb, maxShift);
+    return this.fromSpectraPair(this.sa, this.sb, undefined, undefined, maxShift, overlap)[0];
+  }
+
+  /**
+   * The envelope overlap of two patches whose content carries weights ta, tb (0 where missing, 1 where
+   * valid, the fade in between; undefined: whole patch), times the Hann window each is multiplied by.
+   */
+  overlap(ta: Float32Array | undefined, tb: Float32Array | undefined): Overlap {
+    const { patch: p, window } = this;
+    return (sx, sy) => {
+      let s = 0;
+      const y0 = Math.max(0, -sy);
+      const y1 = Math.min(p, p - sy);
+      const x0 = Math.max(0, -sx);
+      const x1 = Math.min(p, p - sx);
+      for (let y = y0; y < y1; y++) {
+        for (let x = x0; x < x1; x++) {
+          const k = y * p + x;
+          const q = k + sy * p + sx;
+          s += (window[k] as number) * (ta ? (ta[k] as number) : 1) * (window[q] as number) * (tb ? (tb[q] as number) : 1);
+        }
+      }
+      return s;
+    };
   }
 
   /** Shift from spectra made by `spectra`; `maxShift` bounds the search (the correlation wraps at n / 2). */
@@ -143,7 +174,7 @@ export class PhaseCorrelator {
    * Two correlations for the price of one inverse FFT: both correlation surfaces are real, so the first
    * travels in the real part and the second in the imaginary part.
    */
-  fromSpectraPair(A: Spectrum, B: Spectrum, C: Spectrum | undefined, D: Spectrum | undefined, maxShift = this.patch / 4): [PatchShift | undefined, PatchShift | undefined] {
+  fromSpectraPair(A: Spectrum, B: Spectrum, C: Spectrum | undefined, D: Spectrum | undefined, maxShift = this.patch / 4, overlapAB?: Overlap, overlapCD?: Overlap): [PatchShift | undefined, PatchShift | undefined] {
     const first = !A.flat && !B.flat;
     const second = C !== undefined && D !== undefined && !C.flat && !D.flat;
     if (!first && !second) return [undefined, undefined];
@@ -175,10 +206,10 @@ export class PhaseCorrelator {
     }
     const r = Math.min(Math.floor(maxShift), n / 2 - 2);
     this.fft.inverseRows(cre, cim, r + 1);
-    return [first ? this.peak(cre, r) : undefined, second ? this.peak(cim, r) : undefined];
+    return [first ? this.peak(cre, r, overlapAB) : undefined, second ? this.peak(cim, r, overlapCD) : undefined];
   }
 
-  private peak(surface: Float64Array, r: number): PatchShift | undefined {
+  private peak(surface: Float64Array, r: number, overlap?: Overlap): PatchShift | undefined {
     const n = this.n;
     // Unwrap the search window (+-r around zero shift, plus a 1-px rim for the fits) into a small array.
     const side = 2 * r + 3;
@@ -203,7 +234,10 @@ export class PhaseCorrelator {
       }
     }
     if (!(best > 0)) return undefined;
-    const at = (x: number, y: number): number => win[(y + r + 1) * side + x + r + 1] as number;
+    const raw = (x: number, y: number): number => win[(y + r + 1) * side + x + r + 1] as number;
+    // Only the sub-pixel fit sees the envelope-normalised values: the drag is a fraction of a pixel.
+    const o0 = overlap ? overlap(bx, by) : 1;
+    const at = overlap && o0 > 0 ? (x: number, y: number): number => (raw(x, y) * o0) / Math.max(overlap(x, y), 1e-3 * o0) : raw;
     let second = 0;
     const excl = 3;
     for (let y = -r; y <= r; y++) {
