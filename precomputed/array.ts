@@ -40,3 +40,23 @@ export function dataTypeOf(a: VoxelArray): DataType {
   if (a instanceof BigUint64Array) return "uint64";
   return "float32";
 }
+
+/** Growable uint32 list (mesh indices and fragment buffers): amortised doubling, no per-push allocation. */
+export class GrowableU32 {
+  data: Uint32Array;
+  length = 0;
+  constructor(capacity = 64) {
+    this.data = new Uint32Array(capacity);
+  }
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Uint32Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+  toArray(): Uint32Array {
+    return this.data.slice(0, this.length);
+  }
+}

@@ -8,7 +8,7 @@
  * path without clipping or allocation; the rest go through Sutherland-Hodgman as before. Both give the same
  * fragments, vertex for vertex and in the same order.
  */
-import type { Vec3 } from "./array.js";
+import { GrowableU32, type Vec3 } from "./array.js";
 import { PrecomputedError } from "./errors.js";
 import type { MeshFragment } from "./mesh-legacy.js";
 
@@ -68,23 +68,6 @@ class Points {
   }
 }
 
-/** Growable uint32 list. */
-class U32List {
-  data = new Uint32Array(64);
-  length = 0;
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = new Uint32Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = v;
-  }
-  toArray(): Uint32Array {
-    return this.data.slice(0, this.length);
-  }
-}
-
 /** Float32 the way the manifest stores it, so our cell arithmetic matches what Neuroglancer reads back. */
 export function gridOf(grid: MultiresGrid): { chunk: Vec3; origin: Vec3; bits: QuantizationBits } {
   const bits = grid.quantizationBits ?? 16;
@@ -115,8 +98,8 @@ interface Fragment {
   /** Order of creation. */
   index: number;
   position: Vec3;
-  positions: U32List;
-  indices: U32List;
+  positions: GrowableU32;
+  indices: GrowableU32;
   /** Quantised position key -> local vertex id. */
   ids: Map<number, number>;
 }
@@ -237,7 +220,7 @@ class LodCutter {
     const key = cx < NUMERIC_CELL && cy < NUMERIC_CELL && cz < NUMERIC_CELL ? cx + NUMERIC_CELL * (cy + NUMERIC_CELL * cz) : `${cx},${cy},${cz}`;
     let frag = this.cells.get(key);
     if (frag === undefined) {
-      frag = { index: this.fragments.length, position: [cx, cy, cz], positions: new U32List(), indices: new U32List(), ids: new Map() };
+      frag = { index: this.fragments.length, position: [cx, cy, cz], positions: new GrowableU32(), indices: new GrowableU32(), ids: new Map() };
       this.cells.set(key, frag);
       this.fragments.push(frag);
     }

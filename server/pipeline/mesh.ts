@@ -8,7 +8,7 @@
  * edge caches; the tables (mesh-tables.ts) make every mesh closed with outward, counter-clockwise winding.
  * Surface areas for measurement are not this module's job: these meshes are for display.
  */
-import type { Vec3 } from "../../precomputed/array.js";
+import { GrowableU32, type Vec3 } from "../../precomputed/array.js";
 import { PipelineError } from "./errors.js";
 import { CORNER_OFFSETS, EDGES, TRIANGLES } from "./mesh-tables.js";
 
@@ -158,19 +158,6 @@ class GrowableF32 {
   }
 }
 
-class GrowableU32 {
-  data = new Uint32Array(3 * 1024);
-  length = 0;
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = new Uint32Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = v;
-  }
-}
-
 const ISO = 0.5;
 
 // Edge e: corners EDGE_A[e] -> EDGE_B[e] along EDGE_AXIS[e]; corner c sits at (c & 1, c >> 1 & 1, c >> 2 & 1).
@@ -293,7 +280,7 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
     f[1] * voxelNm[1],
     f[2] * voxelNm[2],
   );
-  const indices = new GrowableU32();
+  const indices = new GrowableU32(3 * 1024);
   const cornerIndex = Int32Array.from(CORNER_OFFSETS, ([dx, dy, dz]) => dx + dy * nx + dz * plane);
   const values = edges.values;
   const corners = edges.corners;
@@ -327,7 +314,7 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
     edges.nextSlab();
   }
   const positions = edges.positions;
-  return { positions: positions.data.slice(0, positions.length), indices: indices.data.slice(0, indices.length) };
+  return { positions: positions.data.slice(0, positions.length), indices: indices.toArray() };
 }
 
 /** Four face bits (y, z) -> the mask bits of corners 0, 2, 4, 6. */
