@@ -187,40 +187,50 @@ interface Boundary {
   footprint: Uint8Array;
 }
 
-/** Boundary voxels grouped by instance: count, prefix-sum, fill. */
+/**
+ * Boundary voxels grouped by instance, in one pass over the volume: the boundary voxels in raster order with
+ * their labels, then a counting sort by instance (stable, so each instance's stay in raster order). An instance
+ * without boundary voxels fills the whole volume (its voxels' face neighbours all carry it), so the instances
+ * present are those of the boundary voxels, or the one label of a uniform volume.
+ */
 function boundaryVoxels(labels: Uint32Array, shape: Shape3): Boundary {
-  const slots = instanceSlots(labels);
-  const k = slots.ids.length;
   const [nx, ny, nz] = shape;
   const sxy = nx * ny;
   const footprint = new Uint8Array(sxy);
-  const forEachBoundary = (visit: (i: number, slot: number) => void): void => {
-    let lastLab = 0;
-    let lastSlot = -1;
-    for (let z = 0, i = 0; z < nz; z++) {
-      for (let y = 0; y < ny; y++) {
-        for (let x = 0; x < nx; x++, i++) {
-          const lab = labels[i];
-          if (lab === 0 || !isBoundary(labels, i, lab, x, y, z, nx, ny, nz, sxy)) continue;
-          if (lab !== lastLab) {
-            lastLab = lab;
-            lastSlot = slots.slotOf(lab);
-          }
-          visit(i, lastSlot);
+  let found: Uint32Array = new Uint32Array(1 << 16);
+  let foundLab: Uint32Array = new Uint32Array(1 << 16);
+  let m = 0;
+  for (let z = 0, i = 0; z < nz; z++) {
+    for (let y = 0, p = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++, i++, p++) {
+        const lab = labels[i];
+        if (lab === 0 || !isBoundary(labels, i, lab, x, y, z, nx, ny, nz, sxy)) continue;
+        if (m === found.length) {
+          found = growU32(found);
+          foundLab = growU32(foundLab);
         }
+        found[m] = i;
+        foundLab[m++] = lab;
+        footprint[p] = 1;
       }
     }
-  };
+  }
+  const slots = instanceSlots(m === 0 && labels.length > 0 && labels[0] !== 0 ? labels.subarray(0, 1) : foundLab.subarray(0, m), labels.length);
+  const k = slots.ids.length;
+  const slot = slots.slot;
   const offsets = new Uint32Array(k + 1);
-  forEachBoundary((i, s) => {
-    offsets[s + 1]++;
-    footprint[i % sxy] = 1;
-  });
+  for (let j = 0; j < m; j++) offsets[slot[j] + 1]++;
   for (let s = 0; s < k; s++) offsets[s + 1] += offsets[s];
   const voxel = new Uint32Array(offsets[k]);
   const fill = offsets.slice(0, k);
-  forEachBoundary((i, s) => (voxel[fill[s]++] = i));
+  for (let j = 0; j < m; j++) voxel[fill[slot[j]]++] = found[j];
   return { ids: slots.ids, offsets, voxel, footprint };
+}
+
+function growU32(a: Uint32Array): Uint32Array {
+  const b = new Uint32Array(a.length * 2);
+  b.set(a);
+  return b;
 }
 
 /**
@@ -243,17 +253,24 @@ function isBoundary(labels: Uint32Array, i: number, lab: number, x: number, y: n
 }
 
 interface InstanceSlots {
+  /** The distinct labels, ascending. */
   ids: Uint32Array;
-  slotOf(label: number): number;
+  /** Per entry of the labels given, its index in ids. */
+  slot: Int32Array;
 }
 
-/** Dense label -> slot table when ids are compact (connectedComponents numbers 1..n), a Map otherwise. */
-function instanceSlots(labels: Uint32Array): InstanceSlots {
+/**
+ * Distinct nonzero labels of `labs` and each entry's slot: a dense label -> slot table when ids are compact
+ * (connectedComponents numbers 1..n; the same bound on the largest id as before, against the volume's voxel
+ * count), a Map otherwise.
+ */
+function instanceSlots(labs: Uint32Array, voxels: number): InstanceSlots {
+  const slot = new Int32Array(labs.length);
   let max = 0;
-  for (let i = 0; i < labels.length; i++) if (labels[i] > max) max = labels[i];
-  if (max <= Math.max(1 << 20, labels.length)) {
+  for (let j = 0; j < labs.length; j++) if (labs[j] > max) max = labs[j];
+  if (max <= Math.max(1 << 20, voxels)) {
     const table = new Int32Array(max + 1).fill(-1);
-    for (let i = 0; i < labels.length; i++) table[labels[i]] = 0;
+    for (let j = 0; j < labs.length; j++) table[labs[j]] = 0;
     let k = 0;
     for (let id = 1; id <= max; id++) if (table[id] === 0) k++;
     const ids = new Uint32Array(k);
@@ -264,17 +281,14 @@ function instanceSlots(labels: Uint32Array): InstanceSlots {
         table[id] = k++;
       }
     }
-    return { ids, slotOf: (label) => table[label] };
+    for (let j = 0; j < labs.length; j++) slot[j] = table[labs[j]];
+    return { ids, slot };
   }
   const seen = new Set<number>();
-  let last = 0;
-  for (let i = 0; i < labels.length; i++) {
-    const lab = labels[i];
-    if (lab !== 0 && lab !== last) seen.add(lab);
-    last = lab;
-  }
+  for (let j = 0; j < labs.length; j++) if (labs[j] !== 0) seen.add(labs[j]);
   const ids = Uint32Array.from(seen).sort();
   const map = new Map<number, number>();
   ids.forEach((id, s) => map.set(id, s));
-  return { ids, slotOf: (label) => map.get(label) ?? -1 };
+  for (let j = 0; j < labs.length; j++) slot[j] = map.get(labs[j]) ?? -1;
+  return { ids, slot };
 }

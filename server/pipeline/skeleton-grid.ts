@@ -33,22 +33,37 @@ export function buildGrid(mask: ArrayLike<number>, shape: Shape3, spacing: Shape
   const py = ny + 2;
   const pz = nz + 2;
   const plane = px * py;
-  const inside = new Uint8Array(plane * pz);
+  const inside = padMask(mask, shape);
+  // The rim of background makes every x-line hold some, so no distance is Infinity.
+  const d2 = new Float64Array(inside.length);
+  const d3 = edtSquared(inside, [px, py, pz], [spacing[0], spacing[1], spacing[2]], {
+    onInPlane: (f) => sqrtInto(d2, f),
+  });
+  sqrtInto(d3, d3);
+  return { px, py, pz, plane, s: [spacing[0], spacing[1], spacing[2]], inside, d2, d3 };
+}
+
+/** The mask with a one-voxel rim of background (its own function, like each phase here: see sqrtInto). */
+function padMask(mask: ArrayLike<number>, shape: Shape3): Uint8Array {
+  const [nx, ny, nz] = shape;
+  const px = nx + 2;
+  const py = ny + 2;
+  const inside = new Uint8Array(px * py * (nz + 2));
   for (let z = 0; z < nz; z++)
     for (let y = 0; y < ny; y++) {
       const src = nx * (y + ny * z);
       const dst = 1 + px * (y + 1 + py * (z + 1));
       for (let x = 0; x < nx; x++) if (mask[src + x] !== 0) inside[dst + x] = 1;
     }
-  // The rim of background makes every x-line hold some, so no distance is Infinity.
-  const d2 = new Float64Array(inside.length);
-  const d3 = edtSquared(inside, [px, py, pz], [spacing[0], spacing[1], spacing[2]], {
-    onInPlane: (f) => {
-      for (let i = 0; i < f.length; i++) d2[i] = Math.sqrt(f[i]);
-    },
-  });
-  for (let i = 0; i < d3.length; i++) d3[i] = Math.sqrt(d3[i]);
-  return { px, py, pz, plane, s: [spacing[0], spacing[1], spacing[2]], inside, d2, d3 };
+  return inside;
+}
+
+/**
+ * out[i] = sqrt(f[i]). A loop of its own rather than one of several in the caller, so that the caller is not
+ * optimised mid-loop and then thrown away on reaching the next loop, not yet run.
+ */
+function sqrtInto(out: Float64Array, f: ArrayLike<number>): void {
+  for (let i = 0; i < f.length; i++) out[i] = Math.sqrt(f[i]);
 }
 
 /** Crop-frame nm position of padded voxel index i. */
@@ -161,19 +176,43 @@ export function dijkstra(g: Grid, nb: Neighbours, source: number, weight: Float6
   // 1 = inside and not yet settled: one array read per neighbour instead of two.
   const open = g.inside.slice();
   const order = new Int32Array(n);
-  let reached = 0;
+  const range = weightRange(open, weight);
+  const { off, len } = nb;
+  const halfLen = len.map((l) => 0.5 * l);
+  const queue = new BucketQueue(Math.min(...len) * range.min, Math.max(...len) * range.max);
+  cost[source] = 0;
+  queue.push(0, source);
+  const reached = settle(queue, open, cost, parent, along, step, order, weight, off, len, halfLen);
+  return { cost, parent, along, order, reached };
+}
+
+/** Smallest and largest weight (at least 1) of the open voxels. */
+function weightRange(open: Uint8Array, weight: Float64Array): { min: number; max: number } {
   let wMax = 1;
   let wMin = Infinity;
-  for (let i = 0; i < n; i++)
+  for (let i = 0; i < open.length; i++)
     if (open[i] === 1) {
       if (weight[i] > wMax) wMax = weight[i];
       if (weight[i] < wMin) wMin = weight[i];
     }
-  const { off, len } = nb;
-  const halfLen = len.map((l) => 0.5 * l);
-  const queue = new BucketQueue(Math.min(...len) * wMin, Math.max(...len) * wMax);
-  cost[source] = 0;
-  queue.push(0, source);
+  return { min: wMin, max: wMax };
+}
+
+/** Dijkstra's main loop (a function of its own: see sqrtInto); returns how many voxels it settled. */
+function settle(
+  queue: BucketQueue,
+  open: Uint8Array,
+  cost: Float64Array,
+  parent: Int32Array,
+  along: Float64Array,
+  step: Float64Array,
+  order: Int32Array,
+  weight: Float64Array,
+  off: Int32Array,
+  len: Float64Array,
+  halfLen: Float64Array,
+): number {
+  let reached = 0;
   while (queue.size > 0) {
     const u = queue.pop();
     if (open[u] === 0) continue;
@@ -195,5 +234,5 @@ export function dijkstra(g: Grid, nb: Neighbours, source: number, weight: Float6
       }
     }
   }
-  return { cost, parent, along, order, reached };
+  return reached;
 }

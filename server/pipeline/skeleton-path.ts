@@ -181,6 +181,12 @@ export function hull2d(xy: number[]): number[] {
  */
 export function feretMax(mask: ArrayLike<number>, shape: Shape3, spacingNm: Shape3): number {
   checkInput(mask, shape, spacingNm);
+  // Two functions, one per phase, so that neither is optimised mid-loop and thrown away on the next phase.
+  return farthestPair(hullCorners(mask, shape, spacingNm));
+}
+
+/** xyz triples: per section, the 2D hull of its rows' outer corners at the section's two z faces. */
+function hullCorners(mask: ArrayLike<number>, shape: Shape3, spacingNm: Shape3): number[] {
   const [nx, ny, nz] = shape;
   const [sx, sy, sz] = spacingNm;
   const pts: number[] = [];
@@ -196,16 +202,32 @@ export function feretMax(mask: ArrayLike<number>, shape: Shape3, spacingNm: Shap
           x1 = x;
         }
       if (x0 < 0) continue;
-      for (const yy of [(y - 0.5) * sy, (y + 0.5) * sy]) xy.push((x0 - 0.5) * sx, yy, (x1 + 0.5) * sx, yy);
+      const ya = (y - 0.5) * sy;
+      const yb = (y + 0.5) * sy;
+      xy.push((x0 - 0.5) * sx, ya, (x1 + 0.5) * sx, ya);
+      xy.push((x0 - 0.5) * sx, yb, (x1 + 0.5) * sx, yb);
     }
     const h = hull2d(xy);
     for (let i = 0; i < h.length; i += 2) pts.push(h[i], h[i + 1], (z - 0.5) * sz, h[i], h[i + 1], (z + 0.5) * sz);
   }
+  return pts;
+}
+
+/** Largest distance between two of the points (xyz triples). */
+function farthestPair(pts: number[]): number {
   const n = pts.length / 3;
   if (n === 0) return 0;
-  let c: Vec3 = [0, 0, 0];
-  for (let i = 0; i < n; i++) c = [c[0] + pts[3 * i] / n, c[1] + pts[3 * i + 1] / n, c[2] + pts[3 * i + 2] / n];
-  const r = Array.from({ length: n }, (_, i) => gap(pts, i, c, 0));
+  let c0 = 0;
+  let c1 = 0;
+  let c2 = 0;
+  for (let i = 0; i < n; i++) {
+    c0 = c0 + pts[3 * i] / n;
+    c1 = c1 + pts[3 * i + 1] / n;
+    c2 = c2 + pts[3 * i + 2] / n;
+  }
+  const c = [c0, c1, c2];
+  const r = new Float64Array(n);
+  for (let i = 0; i < n; i++) r[i] = gap(pts, i, c, 0);
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => r[b] - r[a]);
   let best = 0;
   for (let a = 0; a < n; a++) {

@@ -91,52 +91,31 @@ export function farthestTip(g: Grid, source: number): number {
 export function teasar(g: Grid, nb: Neighbours, opts: SkeletonOptions): Teasar {
   const n = g.inside.length;
   // The 3D field sees the sections' coarse z-steps; adding the exact in-plane field makes the ridge
-  // sharp within a section (a flat tube's 3D distance is z-limited and flat across its middle).
-  let source = -1;
-  let mMax = 0;
+  // sharp within a section (a flat tube's 3D distance is z-limited and flat across its middle). Each phase is
+  // its own function, so that none is optimised mid-loop and then thrown away on reaching code not yet run.
   const medial = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    if (g.inside[i] === 0) continue;
-    const m = g.d2[i] + g.d3[i];
-    medial[i] = m;
-    if (m > mMax) {
-      mMax = m;
-      source = i;
-    }
-  }
+  const found = medialField(g, medial);
+  const source = found.source;
+  const mMax = found.max;
   if (source < 0) throw new RangeError("empty mask");
-  const weight = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    if (g.inside[i] === 0) continue;
-    const t = 1 - medial[i] / mMax;
-    weight[i] = 1 + opts.penalty * t * t;
-  }
+  const weight = pathWeights(g, medial, mMax, opts.penalty);
   const root = farthestTip(g, source);
   const tree = dijkstra(g, nb, root, weight);
   const { parent, along, order, reached } = tree;
   const valid = new Uint8Array(n);
   let remaining = order.slice(0, reached);
-  for (const i of remaining) valid[i] = 1;
+  for (let r = 0; r < remaining.length; r++) valid[remaining[r]] = 1;
   const skel = new Uint8Array(n);
   skel[root] = 1;
   const nodes = [root];
   const constNm = opts.invalidationConstNm ?? 0.5 * Math.max(g.s[0], g.s[1], g.s[2]);
+  const scan = { target: -1, kept: 0 };
 
   for (;;) {
     // The farthest valid voxel; compacting the list as we go keeps later scans short.
-    let target = -1;
-    let best = -1;
-    let w = 0;
-    for (let r = 0; r < remaining.length; r++) {
-      const i = remaining[r];
-      if (valid[i] === 0) continue;
-      remaining[w++] = i;
-      if (along[i] > best) {
-        best = along[i];
-        target = i;
-      }
-    }
-    remaining = remaining.subarray(0, w);
+    farthestValid(remaining, valid, along, scan);
+    remaining = remaining.subarray(0, scan.kept);
+    const target = scan.target;
     if (target < 0) break;
     const path: number[] = [];
     let v = target;
@@ -151,6 +130,50 @@ export function teasar(g: Grid, nb: Neighbours, opts: SkeletonOptions): Teasar {
     invalidateAlong(g, path, along, valid, opts.invalidationScale, constNm);
   }
   return { parent, nodes };
+}
+
+/** medial = d2 + d3 inside; the first voxel of the largest value (-1 when nothing is inside). */
+function medialField(g: Grid, medial: Float64Array): { source: number; max: number } {
+  let source = -1;
+  let mMax = 0;
+  for (let i = 0; i < medial.length; i++) {
+    if (g.inside[i] === 0) continue;
+    const m = g.d2[i] + g.d3[i];
+    medial[i] = m;
+    if (m > mMax) {
+      mMax = m;
+      source = i;
+    }
+  }
+  return { source, max: mMax };
+}
+
+function pathWeights(g: Grid, medial: Float64Array, mMax: number, penalty: number): Float64Array {
+  const weight = new Float64Array(medial.length);
+  for (let i = 0; i < medial.length; i++) {
+    if (g.inside[i] === 0) continue;
+    const t = 1 - medial[i] / mMax;
+    weight[i] = 1 + penalty * t * t;
+  }
+  return weight;
+}
+
+/** Compacts `remaining` to its valid voxels (scan.kept of them) and finds the first of the largest `along`. */
+function farthestValid(remaining: Int32Array, valid: Uint8Array, along: Float64Array, scan: { target: number; kept: number }): void {
+  let target = -1;
+  let best = -1;
+  let w = 0;
+  for (let r = 0; r < remaining.length; r++) {
+    const i = remaining[r];
+    if (valid[i] === 0) continue;
+    remaining[w++] = i;
+    if (along[i] > best) {
+      best = along[i];
+      target = i;
+    }
+  }
+  scan.target = target;
+  scan.kept = w;
 }
 
 /**

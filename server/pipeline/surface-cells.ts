@@ -160,24 +160,13 @@ export class CellAccumulator {
   ): void {
     const n1 = substeps + 1;
     if (this.bits.length < w * h) this.bits = new Uint8Array(w * h);
-    const { val, sx, sy, dz, bits } = this;
     // A column of cells holds surface only if its 4 corner curves can change sign. A linear blend stays
     // between its ends; a Catmull-Rom segment stays inside its Bezier control values. Per pixel: bit 1 = some
     // value < 0, bit 2 = some value >= 0; a column is live when its 4 pixels together have both bits.
-    if (p !== null && q !== null) {
-      for (let i = 0; i < w * h; i++) {
-        const va = a[i];
-        const vb = b[i];
-        const ca = va + (vb - p[i]) * SIXTH;
-        const cb = vb - (q[i] - va) * SIXTH;
-        bits[i] = (va < 0 || vb < 0 || ca < 0 || cb < 0 ? 1 : 0) | (va >= 0 || vb >= 0 || ca >= 0 || cb >= 0 ? 2 : 0);
-      }
-    } else {
-      for (let i = 0; i < w * h; i++) bits[i] = (a[i] < 0 || b[i] < 0 ? 1 : 0) | (a[i] >= 0 || b[i] >= 0 ? 2 : 0);
-    }
-    // Each pixel's curve through the span, sampled at the layers, is computed once and shared by the up to 4
-    // live columns it is a corner of; two rows of them are kept. Layer j = pa a + pb b + pp p + pq q with
-    // weights tabulated once: Catmull-Rom, or linear when there are no ghosts (pp = pq = 0).
+    // (Each phase is its own function, so that none is optimised mid-loop and then thrown away on reaching
+    // code that has not run yet.)
+    if (p !== null && q !== null) liveBitsCubic(this.bits, p, a, b, q, w * h);
+    else liveBitsLinear(this.bits, a, b, w * h);
     if (this.curves.length < 2 * w * n1) {
       this.curves = new Float64Array(2 * w * n1);
       this.curveRow = new Int32Array(2 * w);
@@ -187,33 +176,37 @@ export class CellAccumulator {
       this.linearWeights = tabulate(substeps, false);
       this.cubicWeights = tabulate(substeps, true);
     }
-    const weights = cubic ? this.cubicWeights : this.linearWeights;
-    const { curves, curveRow } = this;
-    curveRow.fill(-1);
-    const pp = p ?? a;
-    const qq = q ?? b;
-    const curve = (x: number, y: number): number => {
-      const slot = (y & 1) * w + x;
-      const o = slot * n1;
-      if (curveRow[slot] === y) return o;
-      curveRow[slot] = y;
-      const i = y * w + x;
-      const va = a[i], vb = b[i], vp = pp[i], vq = qq[i];
-      for (let j = 0, k = 0; j < substeps; j++, k += 4) {
-        curves[o + j] = weights[k] * vp + weights[k + 1] * va + weights[k + 2] * vb + weights[k + 3] * vq;
-      }
-      curves[o + substeps] = vb; // exact, so that neighbouring spans meet without cracks
-      return o;
-    };
+    this.curveRow.fill(-1);
+    this.cells(p ?? a, a, b, q ?? b, w, h, substeps, zLo, cubic ? this.cubicWeights : this.linearWeights);
+  }
+
+  /**
+   * The live columns of one span. Each pixel's curve through the span, sampled at the layers, is computed once
+   * and shared by the up to 4 live columns it is a corner of; two rows of them are kept. Layer j = pa a + pb b
+   * + pp p + pq q with weights tabulated once: Catmull-Rom, or linear when there are no ghosts (pp = pq = 0).
+   */
+  private cells(
+    pp: Float32Array,
+    a: Float32Array,
+    b: Float32Array,
+    qq: Float32Array,
+    w: number,
+    h: number,
+    substeps: number,
+    zLo: number,
+    weights: Float64Array,
+  ): void {
+    const n1 = substeps + 1;
+    const { val, sx, sy, dz, bits, curves, curveRow } = this;
     for (let y = 0; y < h - 1; y++) {
       const y0 = this.oy + y * sy;
       for (let x = 0; x < w - 1; x++) {
         const i0 = y * w + x;
         if ((bits[i0] | bits[i0 + 1] | bits[i0 + w] | bits[i0 + w + 1]) !== 3) continue;
-        const o0 = curve(x, y);
-        const o1 = curve(x + 1, y);
-        const o2 = curve(x, y + 1);
-        const o3 = curve(x + 1, y + 1);
+        const o0 = curveAt(curves, curveRow, weights, pp, a, b, qq, w, n1, substeps, x, y);
+        const o1 = curveAt(curves, curveRow, weights, pp, a, b, qq, w, n1, substeps, x + 1, y);
+        const o2 = curveAt(curves, curveRow, weights, pp, a, b, qq, w, n1, substeps, x, y + 1);
+        const o3 = curveAt(curves, curveRow, weights, pp, a, b, qq, w, n1, substeps, x + 1, y + 1);
         const x0 = this.ox + x * sx;
         let v0 = curves[o0], v1 = curves[o1], v2 = curves[o2], v3 = curves[o3];
         let low = (v0 < 0 ? 1 : 0) | (v1 < 0 ? 2 : 0) | (v2 < 0 ? 4 : 0) | (v3 < 0 ? 8 : 0);
@@ -276,3 +269,44 @@ export class CellAccumulator {
   }
 }
 
+function liveBitsCubic(bits: Uint8Array, p: Float32Array, a: Float32Array, b: Float32Array, q: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const va = a[i];
+    const vb = b[i];
+    const ca = va + (vb - p[i]) * SIXTH;
+    const cb = vb - (q[i] - va) * SIXTH;
+    bits[i] = (va < 0 || vb < 0 || ca < 0 || cb < 0 ? 1 : 0) | (va >= 0 || vb >= 0 || ca >= 0 || cb >= 0 ? 2 : 0);
+  }
+}
+
+function liveBitsLinear(bits: Uint8Array, a: Float32Array, b: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) bits[i] = (a[i] < 0 || b[i] < 0 ? 1 : 0) | (a[i] >= 0 || b[i] >= 0 ? 2 : 0);
+}
+
+/** Offset in curves of pixel (x, y)'s curve through the span, sampled now if its slot holds another row. */
+function curveAt(
+  curves: Float64Array,
+  curveRow: Int32Array,
+  weights: Float64Array,
+  pp: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  qq: Float32Array,
+  w: number,
+  n1: number,
+  substeps: number,
+  x: number,
+  y: number,
+): number {
+  const slot = (y & 1) * w + x;
+  const o = slot * n1;
+  if (curveRow[slot] === y) return o;
+  curveRow[slot] = y;
+  const i = y * w + x;
+  const va = a[i], vb = b[i], vp = pp[i], vq = qq[i];
+  for (let j = 0, k = 0; j < substeps; j++, k += 4) {
+    curves[o + j] = weights[k] * vp + weights[k + 1] * va + weights[k + 2] * vb + weights[k + 3] * vq;
+  }
+  curves[o + substeps] = vb; // exact, so that neighbouring spans meet without cracks
+  return o;
+}
