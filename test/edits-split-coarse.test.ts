@@ -1,14 +1,15 @@
 /**
- * Splits of big objects run on a 2 x 2 x 1 grid (server/edits/ops.ts splitDiffCoarse): the cut still falls
- * on the neck, every voxel of the object goes to a piece, the result does not depend on the box given, the
- * planner logs the grid and a replay of the log reruns exactly that split (logs without a grid replay at
- * full resolution).
+ * Splits of big objects on cells: the cell-wise split (server/edits/ops.ts splitDiffCoarse, what splits ran
+ * before the refinement along the cut, kept to replay their logs): the cut still falls on the neck, every
+ * voxel of the object goes to a piece, the result does not depend on the box given; the planner logs the
+ * grid of its (refined, test/edits-split-refine.test.ts) split and a replay of the log reruns exactly that
+ * split (logs without a grid replay at full resolution).
  */
 import { describe, expect, it } from "vitest";
 import type { Vec3 } from "../precomputed/array.js";
 import type { OpRecord } from "../server/edits/db.js";
 import { applyDiff } from "../server/edits/diff.js";
-import { COARSE_SPLIT_GRID, COARSE_SPLIT_VOXELS, scanBox, splitDiff, splitDiffCoarse, splitGrid, type Box6 } from "../server/edits/ops.js";
+import { COARSE_SPLIT_GRID, COARSE_SPLIT_VOXELS, scanBox, splitDiff, splitDiffCoarse, type Box6 } from "../server/edits/ops.js";
 import { planEdit, type PlanState } from "../server/edits/plan.js";
 import { replayLog } from "../server/edits/replay.js";
 
@@ -69,13 +70,6 @@ describe("coarse split", () => {
     let differ = 0;
     for (let i = 0; i < full.length; i++) if (full[i] !== after[i]) differ++;
     expect(differ).toBeLessThan(0.02 * labels.filter((v) => v === 7).length);
-  });
-
-  it("picks the grid by box size: full resolution, then 2, 4, 8 voxel cells in xy", () => {
-    expect(splitGrid([0, 0, 0, 100, 100, 100])).toEqual([1, 1, 1]);
-    expect(splitGrid([0, 0, 0, 500, 500, 40])).toEqual([2, 2, 1]);
-    expect(splitGrid([0, 0, 0, 1000, 1000, 100])).toEqual([4, 4, 1]);
-    expect(splitGrid([0, 0, 0, 4000, 4000, 100])).toEqual([8, 8, 1]);
   });
 
   it("is chosen by size, logged with its grid, and replayed exactly", async () => {

@@ -2,7 +2,7 @@ import type { Vec3 } from "../../precomputed/array.js";
 import { ApiError } from "../api/errors.js";
 import type { OpKind, OpRecord } from "./db.js";
 import type { LabelDiff } from "./diff.js";
-import { mergeDiff, splitDiff, splitDiffCoarse, splitGrid, type Box6, type VoxelSeed } from "./ops.js";
+import { finerGrid, mergeDiff, splitDiff, splitDiffCoarse, splitDiffRefined, splitGrid, type Box6, type VoxelSeed } from "./ops.js";
 
 /** What a client asks for; `base` is the version the client saw when it decided. */
 export type EditRequest =
@@ -111,10 +111,20 @@ export async function planEdit(state: PlanState, req: EditRequest): Promise<Plan
       const groups = new Set(seeds.map((x) => x.group)).size;
       const newIds = Array.from({ length: groups }, (_, g) => state.maxId + 1 + g);
       const box = state.boxOf(s);
-      // Big objects split on a coarser grid (ops.ts splitDiffCoarse); the grid used is logged, so a replay
-      // reruns exactly this split whatever the size rule says then (logs without one were full resolution).
-      const coarse = req.grid ?? splitGrid(box);
-      const coarseDiff = coarse.some((f) => f > 1) ? splitDiffCoarse(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds, coarse) : undefined;
+      // Big objects split on cells refined along the cut (ops.ts splitDiffRefined); the grid used is logged,
+      // so a replay reruns exactly this split whatever the size rule says then (logs without one were full
+      // resolution; logged grids of one section per cell are splits made before the refinement: splitDiffCoarse).
+      const wanted = req.grid ?? splitGrid(box);
+      let coarse = wanted;
+      let coarseDiff: LabelDiff | undefined;
+      if (wanted[2] === 1 && wanted.some((f) => f > 1)) coarseDiff = splitDiffCoarse(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds, wanted);
+      else if (wanted.some((f) => f > 1)) {
+        // Seeds of two groups in one cell: the next finer grid (logged, so a replay needs no retry).
+        for (let g: Vec3 | undefined = wanted; g && !coarseDiff; g = finerGrid(g)) {
+          coarseDiff = splitDiffRefined(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds, g);
+          coarse = g;
+        }
+      }
       const diff = coarseDiff ?? splitDiff(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds);
       const params = { segment: s, seeds: req.seeds.map((x) => ({ point: x.point, group: x.group })), ...(coarseDiff ? { grid: coarse } : {}) };
       return { kind: "split", params, inputs: [s], outputs: newIds, diff, maxId: state.maxId + groups };
