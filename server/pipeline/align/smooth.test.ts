@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { polyFitShifts, smoothShifts, type PairShifts } from "./elastic.js";
+import { makeGrid } from "./map.js";
+
+describe("smooth models of a pair's node shifts (polyDegree, smoothPx options)", () => {
+  const grid = makeGrid(400, 320, 32);
+  const n = grid.nx * grid.ny;
+  const field = (f: (x: number, y: number) => [number, number], holes: number[] = []): PairShifts => {
+    const r: PairShifts = { dx: new Float32Array(n), dy: new Float32Array(n), ok: new Uint8Array(n).fill(1), support: new Float32Array(n).fill(1), valid: n };
+    for (let p = 0; p < n; p++) {
+      const [dx, dy] = f(p % grid.nx, Math.floor(p / grid.nx));
+      r.dx[p] = dx;
+      r.dy[p] = dy;
+    }
+    for (const h of holes) r.ok[h] = 0;
+    return r;
+  };
+
+  it("a cubic field passes a degree-3 fit unchanged, and the fit removes node noise", () => {
+    const cubic = (x: number, y: number): [number, number] => [0.3 + 0.01 * x - 0.002 * x * y + 1e-4 * x ** 3, -0.2 + 0.02 * y + 5e-5 * y ** 3];
+    const r = field(cubic, [0, 5, 17]);
+    polyFitShifts(grid, r, 3);
+    for (let p = 0; p < n; p++) {
+      if (!r.ok[p]) continue;
+      const [ex, ey] = cubic(p % grid.nx, Math.floor(p / grid.nx));
+      expect(r.dx[p]).toBeCloseTo(ex, 3);
+      expect(r.dy[p]).toBeCloseTo(ey, 3);
+    }
+    const noisy = field((x, y) => [((x * 7 + y * 13) % 5) / 10 - 0.2, 0]);
+    polyFitShifts(grid, noisy, 3);
+    let spread = 0;
+    for (let p = 0; p < n; p++) spread = Math.max(spread, Math.abs(noisy.dx[p] as number));
+    expect(spread).toBeLessThan(0.1);
+  });
+
+  it("the Gaussian smoother keeps an affine field exactly (no pull of border nodes)", () => {
+    const affine = (x: number, y: number): [number, number] => [0.5 + 0.05 * x - 0.03 * y, -1 + 0.02 * x];
+    const r = field(affine, [3, 20]);
+    smoothShifts(grid, r, 2);
+    for (let p = 0; p < n; p++) {
+      if (!r.ok[p]) continue;
+      const [ex, ey] = affine(p % grid.nx, Math.floor(p / grid.nx));
+      expect(r.dx[p]).toBeCloseTo(ex, 4);
+      expect(r.dy[p]).toBeCloseTo(ey, 4);
+    }
+  });
+});
