@@ -55,26 +55,73 @@ export class DiffBuilder {
   }
 }
 
+/** What the caller knows of the labels: compressed_segmentation blocks holding one label (cseg.ts BlockIndex). */
+export interface KnownBlocks {
+  shape: readonly [number, number, number];
+  block: readonly [number, number, number];
+  grid: readonly [number, number, number];
+  uniform: Uint8Array;
+  values: Uint32Array;
+}
+
 /**
  * Writes a diff into labels, forwards (old -> new) or backwards. Every voxel must hold the label the diff
- * expects; on the first one that does not, what was applied is rolled back and false is returned.
+ * expects; on the first one that does not, what was applied is rolled back and false is returned. With
+ * `known` (a block index in step with `labels`), the voxels of a block known to hold only the expected
+ * label are not read.
  */
-export function applyDiff(labels: Uint32Array, runs: Uint32Array, direction: "forward" | "backward"): boolean {
+export function applyDiff(labels: Uint32Array, runs: Uint32Array, direction: "forward" | "backward", known?: KnownBlocks): boolean {
   const from = direction === "forward" ? 2 : 3;
   const to = direction === "forward" ? 3 : 2;
   for (let k = 0; k < runs.length; k += 4) {
     const start = runs[k];
     const end = start + runs[k + 1];
-    for (let i = start; i < end; i++) {
-      if (labels[i] !== runs[k + from]) {
-        labels.fill(runs[k + from], start, i);
-        for (let j = k - 4; j >= 0; j -= 4) labels.fill(runs[j + from], runs[j], runs[j] + runs[j + 1]);
-        return false;
-      }
+    const want = runs[k + from];
+    if (!(known ? holdsKnown(labels, start, end, want, known) : holds(labels, start, end, want))) {
+      for (let j = k - 4; j >= 0; j -= 4) labels.fill(runs[j + from], runs[j], runs[j] + runs[j + 1]);
+      return false;
     }
     labels.fill(runs[k + to], start, end);
   }
   return true;
+}
+
+function holds(labels: Uint32Array, start: number, end: number, want: number): boolean {
+  for (let i = start; i < end; i++) if (labels[i] !== want) return false;
+  return true;
+}
+
+/** holds(), reading only the parts of [start, end) in blocks not known to be uniformly `want`. */
+function holdsKnown(labels: Uint32Array, start: number, end: number, want: number, known: KnownBlocks): boolean {
+  const [nx, ny] = known.shape;
+  const [bx, by, bz] = known.block;
+  const [gx, gy] = known.grid;
+  for (let i = start; i < end; ) {
+    const x = i % nx;
+    const rowStart = i - x;
+    const r = rowStart / nx;
+    const y = r % ny;
+    const z = (r - y) / ny;
+    const rowEnd = Math.min(end, rowStart + nx);
+    const blockRow = gx * (Math.floor(y / by) + gy * Math.floor(z / bz));
+    while (i < rowEnd) {
+      const c = Math.floor((i - rowStart) / bx);
+      const segEnd = Math.min(rowEnd, rowStart + (c + 1) * bx);
+      const b = blockRow + c;
+      if (!(known.uniform[b] === 1 && known.values[b] === want) && !holds(labels, i, segEnd, want)) return false;
+      i = segEnd;
+    }
+  }
+  return true;
+}
+
+/**
+ * Writes a diff into labels forwards without checking the old labels: for a diff just planned from these
+ * labels (a merge or split, planned in the same turn of the writer queue), where the check of applyDiff
+ * cannot fail and costs a read of every changed voxel.
+ */
+export function writeDiff(labels: Uint32Array, runs: Uint32Array): void {
+  for (let k = 0; k < runs.length; k += 4) labels.fill(runs[k + 3], runs[k], runs[k] + runs[k + 1]);
 }
 
 /** Segments whose voxels the diff takes away / gives, forwards. */

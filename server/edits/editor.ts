@@ -7,15 +7,14 @@ import { readRegion } from "../../precomputed/volume-io.js";
 import type { InstanceRow } from "../pipeline/report.js";
 import { ApiError } from "../api/errors.js";
 import { EditDb, type OpRecord, type ReviewRecord, type ReviewStatus } from "./db.js";
-import { applyDiff, decodeDiff, encodeDiff } from "./diff.js";
+import { applyDiff, decodeDiff, encodeDiff, writeDiff } from "./diff.js";
 import { CONTACTS_PREFIX, mergeSites, organelleSites, readSites, writeVersionContacts } from "./contacts.js";
 import type { ContactSite } from "../pipeline/contacts.js";
 import { LocalStorage } from "../../precomputed/storage.js";
-import { measureRow, segmentMesh, writeMesh } from "./measure.js";
-import { parseBox, unionBox, type Box6 } from "./ops.js";
+import { measureRow, SegmentSums, segmentMesh, writeMesh, type VoxelSums } from "./measure.js";
+import { parseBox, type Box6 } from "./ops.js";
 import { planEdit, type EditRequest, type PlanState } from "./plan.js";
-import { buildPyramid, updatePyramid, writeChangedChunks, type Pyramid } from "./pyramid.js";
-import { rowFacts } from "./measure.js";
+import { buildPyramid, knownBlocks, rebuildPyramid, updatePyramid, writeChangedChunks, type Pyramid } from "./pyramid.js";
 import { CSV_KEY, MESH_PREFIX, rowsFromCsv, writeSummary, writeTables } from "./table.js";
 import { RecordingStorage, removeUncommitted, VersionIndex, VersionStorage, versionDir } from "./versions.js";
 
@@ -91,6 +90,8 @@ export class Editor extends EventEmitter<EditorEvents> {
     readonly pyramid: Pyramid,
     public rows: Map<number, InstanceRow>,
     private readonly options: EditorOptions,
+    /** Every segment's exact voxel sums, in step with the labels: an edit's rows come from its runs. */
+    private readonly sums: SegmentSums,
   ) {
     super();
   }
@@ -120,7 +121,8 @@ export class Editor extends EventEmitter<EditorEvents> {
     const scale0 = await readRegion(storage, SEG_PREFIX, info, 0, s0.voxel_offset, [0, 1, 2].map((d) => s0.voxel_offset[d] + s0.size[d]) as Vec3);
     const csv = await storage.get(CSV_KEY);
     const rows = csv ? rowsFromCsv(new TextDecoder().decode(csv)) : new Map<number, InstanceRow>();
-    const editor = new Editor(root, db, info, index, buildPyramid(info, scale0 as { data: Uint32Array; shape: Vec3 }), rows, options);
+    const pyramid = buildPyramid(info, scale0 as { data: Uint32Array; shape: Vec3 });
+    const editor = new Editor(root, db, info, index, pyramid, rows, options, SegmentSums.scan(pyramid.levels[0].data, pyramid.levels[0].shape));
     editor.version = version;
     editor.maxId = ops.at(-1)?.maxId ?? Math.max(0, ...rows.keys(), maxOf(editor.labels));
     for (const op of ops) editor.noteOp(op);
@@ -189,10 +191,11 @@ export class Editor extends EventEmitter<EditorEvents> {
     const version = this.version + 1;
     const dir = versionDir(this.root, version, "edit");
     const affected = [...new Set([...plan.inputs, ...plan.outputs])];
-    let box: Box6 = plan.diff.bbox;
-    for (const id of affected) if (this.rows.has(id)) box = unionBox(box, this.boxOf(id));
     const classes = new Map(affected.map((id) => [id, this.rows.get(id)?.class ?? this.rows.get(plan.inputs[0])?.class ?? "unknown"]));
-    const applied = applyDiff(this.labels, plan.diff.runs, "forward");
+    // A merge or split was just planned from these labels (nothing runs between plan and apply in the
+    // writer queue), so its old labels hold; undo and redo diffs come from the log and are checked.
+    const fresh = plan.kind === "merge" || plan.kind === "split";
+    const applied = fresh ? (writeDiff(this.labels, plan.diff.runs), true) : applyDiff(this.labels, plan.diff.runs, "forward", knownBlocks(this.pyramid));
     clock.lap("apply");
     if (!applied) {
       const what = plan.kind === "undo" || plan.kind === "redo" ? `voxels operation ${(plan.params as { operation: number }).operation} changed were changed since (already ${plan.kind === "undo" ? "undone" : "redone"}, or later operations to ${plan.kind} first)` : "the segmentation changed under this edit";
@@ -201,10 +204,15 @@ export class Editor extends EventEmitter<EditorEvents> {
     let op: OpRecord;
     let rows: Map<number, InstanceRow>;
     let gone: number[];
+    let sums: Map<number, VoxelSums>;
+    let pyramidDone = false;
     try {
       const changes = updatePyramid(this.pyramid, plan.diff.bbox, plan.diff.runs);
+      pyramidDone = true;
       clock.lap("pyramid");
-      const facts = rowFacts(this.labels, this.shape, this.voxelNm, classes, box);
+      const derived = this.sums.derive(this.labels, this.shape, this.voxelNm, classes, plan.diff.runs);
+      const facts = derived.rows;
+      sums = derived.next;
       clock.lap("rows");
       rows = new Map(this.rows);
       for (const id of affected) rows.delete(id);
@@ -234,11 +242,14 @@ export class Editor extends EventEmitter<EditorEvents> {
       clock.lap("commit");
     } catch (e) {
       applyDiff(this.labels, plan.diff.runs, "backward");
-      updatePyramid(this.pyramid, plan.diff.bbox, plan.diff.runs);
+      // The pyramid's block indexes follow each update by counting: one cut short is rebuilt instead.
+      if (pyramidDone) updatePyramid(this.pyramid, plan.diff.bbox, plan.diff.runs);
+      else rebuildPyramid(this.pyramid);
       await fs.rm(path.dirname(dir), { recursive: true, force: true }).catch(() => undefined);
       throw e;
     }
     // Committed: only now does the rest of the server see the new version.
+    this.sums.commit(sums);
     this.version = version;
     this.maxId = plan.maxId;
     this.rows = rows;

@@ -24,13 +24,38 @@ const ER_CODE = 1;
 const CONTACT_SEARCH_NM = [250, 1000];
 const DISPLAY_MESH_DOWNSAMPLE: Vec3 = [2, 2, 1];
 
-/** Voxel facts (count, volume, centroid, box) of `ids` found inside `box`; ids with no voxel left are absent. */
-export function rowFacts(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, classes: ReadonlyMap<number, string>, box: Box6): Map<number, InstanceRow> {
+/** Exact voxel sums of one segment: count, sums of x, y, z (integers, exact in doubles), tight box. */
+export interface VoxelSums {
+  n: number;
+  sx: number;
+  sy: number;
+  sz: number;
+  b: Box6;
+}
+
+const emptySums = (shape: Vec3): VoxelSums => ({ n: 0, sx: 0, sy: 0, sz: 0, b: [shape[0], shape[1], shape[2], 0, 0, 0] });
+
+/** A row's voxel facts from its sums: the one formula of rowFacts and SegmentSums. */
+function factsRow(id: number, cls: string, a: VoxelSums, voxelNm: Vec3): InstanceRow {
+  return measuredRow({
+    id,
+    class: cls,
+    voxels: a.n,
+    volume_nm3: a.n * (voxelNm[0] * voxelNm[1] * voxelNm[2]),
+    centroid_x_nm: (a.sx / a.n + 0.5) * voxelNm[0],
+    centroid_y_nm: (a.sy / a.n + 0.5) * voxelNm[1],
+    centroid_z_nm: (a.sz / a.n + 0.5) * voxelNm[2],
+    bbox_voxels: a.b.join(" "),
+  });
+}
+
+/**
+ * Sums of the ids in `acc` (those absent are skipped; `all`: every nonzero id, added as met) over `box`,
+ * per x-run of one id, not per voxel: a run adds its length, its x sum (an arithmetic series) and its ends to
+ * the box, so the scan is one comparison per voxel (a 10^8-voxel object is ~10^6 runs).
+ */
+function scanSums(labels: Uint32Array, shape: Vec3, box: Box6, acc: Map<number, VoxelSums>, all: boolean): void {
   const [nx, ny] = shape;
-  const acc = new Map<number, { n: number; sx: number; sy: number; sz: number; b: Box6 }>();
-  for (const id of classes.keys()) acc.set(id, { n: 0, sx: 0, sy: 0, sz: 0, b: [shape[0], shape[1], shape[2], 0, 0, 0] });
-  // Per x-run of one id, not per voxel: a run adds its length, its x sum (an arithmetic series) and its
-  // ends to the box, so the scan is one comparison per voxel (a 10^8-voxel object is ~10^6 runs).
   for (let z = box[2]; z < box[5]; z++)
     for (let y = box[1]; y < box[4]; y++) {
       const row = nx * (y + ny * z);
@@ -41,8 +66,12 @@ export function rowFacts(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, classe
         i++;
         while (i < end && labels[i] === id) i++;
         if (id === 0) continue;
-        const a = acc.get(id);
-        if (!a) continue;
+        let a = acc.get(id);
+        if (!a) {
+          if (!all) continue;
+          a = emptySums(shape);
+          acc.set(id, a);
+        }
         const len = i - s;
         const x0 = s - row;
         const x1 = i - row;
@@ -59,25 +88,135 @@ export function rowFacts(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, classe
         if (z >= b[5]) b[5] = z + 1;
       }
     }
+}
+
+/** Voxel facts (count, volume, centroid, box) of `ids` found inside `box`; ids with no voxel left are absent. */
+export function rowFacts(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, classes: ReadonlyMap<number, string>, box: Box6): Map<number, InstanceRow> {
+  const acc = new Map<number, VoxelSums>();
+  for (const id of classes.keys()) acc.set(id, emptySums(shape));
+  scanSums(labels, shape, box, acc, false);
   const out = new Map<number, InstanceRow>();
-  const voxelVolume = voxelNm[0] * voxelNm[1] * voxelNm[2];
-  for (const [id, a] of acc) {
-    if (a.n === 0) continue;
-    out.set(
-      id,
-      measuredRow({
-        id,
-        class: classes.get(id) ?? "unknown",
-        voxels: a.n,
-        volume_nm3: a.n * voxelVolume,
-        centroid_x_nm: (a.sx / a.n + 0.5) * voxelNm[0],
-        centroid_y_nm: (a.sy / a.n + 0.5) * voxelNm[1],
-        centroid_z_nm: (a.sz / a.n + 0.5) * voxelNm[2],
-        bbox_voxels: a.b.join(" "),
-      }),
-    );
-  }
+  for (const [id, a] of acc) if (a.n > 0) out.set(id, factsRow(id, classes.get(id) ?? "unknown", a, voxelNm));
   return out;
+}
+
+/** Tight box of `id` inside `box` (undefined: none there), a native indexOf / lastIndexOf per row. */
+function boxOfId(labels: Uint32Array, shape: Vec3, id: number, box: Box6): Box6 | undefined {
+  const [nx, ny] = shape;
+  const b: Box6 = [shape[0], shape[1], shape[2], 0, 0, 0];
+  for (let z = box[2]; z < box[5]; z++)
+    for (let y = box[1]; y < box[4]; y++) {
+      const row = nx * (y + ny * z);
+      const line = labels.subarray(row + box[0], row + box[3]);
+      const first = line.indexOf(id);
+      if (first < 0) continue;
+      const last = line.lastIndexOf(id);
+      if (box[0] + first < b[0]) b[0] = box[0] + first;
+      if (box[0] + last + 1 > b[3]) b[3] = box[0] + last + 1;
+      if (y < b[1]) b[1] = y;
+      if (y >= b[4]) b[4] = y + 1;
+      if (z < b[2]) b[2] = z;
+      if (z >= b[5]) b[5] = z + 1;
+    }
+  return b[3] > b[0] ? b : undefined;
+}
+
+/**
+ * Every segment's exact voxel sums, kept in step with the labels by each edit: an edit's rows then come
+ * from its diff runs (sums are additive; a segment that only gains voxels grows its box by theirs) instead
+ * of a scan of the union box. Only a segment that loses voxels and keeps some (an undone merge's survivor)
+ * needs its box found again, by a native search of its old box's rows. The rows equal rowFacts' over a box
+ * holding the segments (same integer sums, same formula).
+ */
+export class SegmentSums {
+  private constructor(private readonly sums: Map<number, VoxelSums>) {}
+
+  /** One pass over the labels. */
+  static scan(labels: Uint32Array, shape: Vec3): SegmentSums {
+    const acc = new Map<number, VoxelSums>();
+    scanSums(labels, shape, [0, 0, 0, shape[0], shape[1], shape[2]], acc, true);
+    return new SegmentSums(acc);
+  }
+
+  get(id: number): VoxelSums | undefined {
+    return this.sums.get(id);
+  }
+
+  /**
+   * After `runs` were applied to `labels`: the rows of the ids in `classes` (absent: no voxel left), and
+   * the new sums of every id the runs touch, for commit() once the edit is committed.
+   */
+  derive(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, classes: ReadonlyMap<number, string>, runs: Uint32Array): { rows: Map<number, InstanceRow>; next: Map<number, VoxelSums> } {
+    const [nx, ny] = shape;
+    const next = new Map<number, VoxelSums>();
+    const shrunk = new Set<number>();
+    const of = (id: number): VoxelSums => {
+      let a = next.get(id);
+      if (!a) {
+        const was = this.sums.get(id);
+        a = was ? { n: was.n, sx: was.sx, sy: was.sy, sz: was.sz, b: [...was.b] } : emptySums(shape);
+        next.set(id, a);
+      }
+      return a;
+    };
+    for (const id of classes.keys()) if (id !== 0) of(id);
+    for (let k = 0; k < runs.length; k += 4) {
+      const end = runs[k] + runs[k + 1];
+      const from = runs[k + 2] === 0 ? undefined : of(runs[k + 2]);
+      const to = runs[k + 3] === 0 ? undefined : of(runs[k + 3]);
+      if (from) shrunk.add(runs[k + 2]);
+      for (let i = runs[k]; i < end; ) {
+        const x0 = i % nx;
+        const r = (i - x0) / nx;
+        const y = r % ny;
+        const z = (r - y) / ny;
+        const rowEnd = Math.min(end, i - x0 + nx);
+        const len = rowEnd - i;
+        const x1 = x0 + len;
+        const sx = ((x0 + x1 - 1) * len) / 2;
+        i = rowEnd;
+        if (from) {
+          from.n -= len;
+          from.sx -= sx;
+          from.sy -= y * len;
+          from.sz -= z * len;
+        }
+        if (to) {
+          to.n += len;
+          to.sx += sx;
+          to.sy += y * len;
+          to.sz += z * len;
+          const b = to.b;
+          if (x0 < b[0]) b[0] = x0;
+          if (y < b[1]) b[1] = y;
+          if (z < b[2]) b[2] = z;
+          if (x1 > b[3]) b[3] = x1;
+          if (y >= b[4]) b[4] = y + 1;
+          if (z >= b[5]) b[5] = z + 1;
+        }
+      }
+    }
+    for (const id of shrunk) {
+      // Lost voxels and kept some: its box may shrink. What it kept lies in its old box, what it gained in the
+      // runs' extents, and its sums' box covers both.
+      const a = next.get(id) as VoxelSums;
+      const found = a.n > 0 ? boxOfId(labels, shape, id, a.b) : undefined;
+      if (found) a.b = found;
+    }
+    const rows = new Map<number, InstanceRow>();
+    for (const [id, cls] of classes) {
+      const a = next.get(id);
+      if (a && a.n > 0) rows.set(id, factsRow(id, cls, a, voxelNm));
+    }
+    return { rows, next };
+  }
+
+  commit(next: ReadonlyMap<number, VoxelSums>): void {
+    for (const [id, a] of next) {
+      if (a.n > 0) this.sums.set(id, a);
+      else this.sums.delete(id);
+    }
+  }
 }
 
 function grow(box: Box6, shape: Vec3, margin: Vec3, align: Vec3 = [1, 1, 1]): Box6 {

@@ -4,7 +4,8 @@ import { joinKey } from "../../precomputed/keys.js";
 import { downsampleMode, insertSorted, modeOfSorted } from "../../precomputed/multiscale.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { writeRegion } from "../../precomputed/volume-io.js";
-import { encodeChunkU32 } from "./cseg.js";
+import { encodeChunkU32, indexBlocks, updateBlocks, type BlockIndex } from "./cseg.js";
+import type { KnownBlocks } from "./diff.js";
 import type { Box6 } from "./ops.js";
 
 /**
@@ -17,6 +18,8 @@ export interface Pyramid {
   levels: Volume<Uint32Array>[];
   /** steps[i]: factor from scale i-1 to scale i ([1,1,1] for scale 0). */
   steps: Vec3[];
+  /** blocks[i]: scale i's compressed_segmentation block index (cseg.ts), where the encoder can use one. */
+  blocks?: (BlockIndex | undefined)[];
 }
 
 export function pyramidSteps(info: VolumeInfo): Vec3[] {
@@ -27,7 +30,34 @@ export function buildPyramid(info: VolumeInfo, scale0: Volume<Uint32Array>): Pyr
   const steps = pyramidSteps(info);
   const levels = [scale0];
   for (let i = 1; i < info.scales.length; i++) levels.push(downsampleMode(levels[i - 1], steps[i]));
-  return { levels, steps };
+  const blocks = levels.map((level, i) => {
+    const block = indexedBlock(info, i);
+    return block && indexBlocks(level.data, level.shape, block);
+  });
+  return { levels, steps, blocks };
+}
+
+/** Scale 0's block index with its shape, for applyDiff to skip reading blocks known to hold one label. */
+export function knownBlocks(p: Pyramid): KnownBlocks | undefined {
+  const index = p.blocks?.[0];
+  return index && { shape: p.levels[0].shape, ...index };
+}
+
+/**
+ * Makes every coarser scale and block index afresh from scale 0: after updatePyramid failed part way (its
+ * shortcuts trust the indexes, which are kept in step by counting what each edit changed).
+ */
+export function rebuildPyramid(p: Pyramid): void {
+  for (let i = 1; i < p.levels.length; i++) p.levels[i].data.set(downsampleMode(p.levels[i - 1], p.steps[i]).data);
+  p.blocks = p.blocks?.map((index, i) => index && indexBlocks(p.levels[i].data, p.levels[i].shape, index.block));
+}
+
+/** Scale i's block size where the fast encoder applies and chunks lie on one block grid; else undefined. */
+function indexedBlock(info: VolumeInfo, i: number): Vec3 | undefined {
+  const scale = info.scales[i];
+  const block = scale.compressed_segmentation_block_size as Vec3 | undefined;
+  if (scale.encoding !== "compressed_segmentation" || (info.num_channels ?? 1) !== 1 || !block) return undefined;
+  return scale.chunk_sizes.every((c) => c.every((v, d) => v % block[d] === 0)) ? block : undefined;
 }
 
 function cropOf(v: Volume<Uint32Array>, lo: Vec3, hi: Vec3): Volume<Uint32Array> {
@@ -45,13 +75,172 @@ function cropOf(v: Volume<Uint32Array>, lo: Vec3, hi: Vec3): Volume<Uint32Array>
 
 /**
  * What an edit changed in one scale: scale 0 is the diff's runs; a coarser scale lists the voxels whose
- * block mode actually changed, as a mask over `box` (x fastest), so only their chunks are re-encoded and
- * only their parents are recomputed in the next scale.
+ * block mode actually changed, as x-segments (row, x0, x1 exclusive, old label, new label; row = y + ny * z
+ * of that scale) in raster order, so only their chunks are re-encoded and only their parents are recomputed in the next scale.
+ * `box` bounds them (scale 0: the diff's box); `mask` is the same set as a mask over `box` (x fastest), made
+ * on first use (tests read it; the edit path does not).
  */
 export interface LevelChange {
   box: Box6;
-  /** 1 where the voxel changed; undefined for scale 0 (the runs say). */
-  mask?: Uint8Array;
+  /** Changed voxels as (row, x0, x1, old, new) segments, raster order (scale 0: the runs' voxels). */
+  segs?: Int32Array;
+  /** 1 where the voxel changed; undefined for scale 0. */
+  readonly mask?: Uint8Array;
+}
+
+/** A growable list of int32 triples (row, x0, x1). */
+class Triples {
+  data = new Int32Array(3 * 1024);
+  n = 0;
+  push(a: number, b: number, c: number): void {
+    if (this.n + 3 > this.data.length) this.grow();
+    this.data[this.n] = a;
+    this.data[this.n + 1] = b;
+    this.data[this.n + 2] = c;
+    this.n += 3;
+  }
+  protected grow(): void {
+    const grown = new Int32Array(2 * this.data.length);
+    grown.set(this.data);
+    this.data = grown;
+  }
+  done(): Int32Array {
+    return this.data.slice(0, this.n);
+  }
+}
+
+/** A growable list of segments (row, x0, x1, old, new): labels as int32 bits. */
+class Segs extends Triples {
+  push5(r: number, x0: number, x1: number, old: number, nw: number): void {
+    if (this.n + 5 > this.data.length) this.grow();
+    this.data[this.n] = r;
+    this.data[this.n + 1] = x0;
+    this.data[this.n + 2] = x1;
+    this.data[this.n + 3] = old;
+    this.data[this.n + 4] = nw;
+    this.n += 5;
+  }
+}
+
+/** A coarser scale's change: its segments, their box, and the mask over the box made on demand. */
+function levelChange(segs: Int32Array, shape: Vec3): LevelChange {
+  const ny = shape[1];
+  const box: Box6 = [shape[0], shape[1], shape[2], 0, 0, 0];
+  for (let k = 0; k < segs.length; k += 5) {
+    const y = segs[k] % ny;
+    const z = (segs[k] - y) / ny;
+    if (segs[k + 1] < box[0]) box[0] = segs[k + 1];
+    if (segs[k + 2] > box[3]) box[3] = segs[k + 2];
+    if (y < box[1]) box[1] = y;
+    if (y + 1 > box[4]) box[4] = y + 1;
+    if (z < box[2]) box[2] = z;
+    if (z + 1 > box[5]) box[5] = z + 1;
+  }
+  if (segs.length === 0) box.fill(0);
+  let mask: Uint8Array | undefined;
+  return {
+    box,
+    segs,
+    get mask(): Uint8Array {
+      if (mask) return mask;
+      const [dx, dy] = [box[3] - box[0], box[4] - box[1]];
+      mask = new Uint8Array(dx * dy * (box[5] - box[2]));
+      for (let k = 0; k < segs.length; k += 5) {
+        const y = segs[k] % ny;
+        const z = (segs[k] - y) / ny;
+        const at = dx * (y - box[1] + dy * (z - box[2])) - box[0];
+        mask.fill(1, at + segs[k + 1], at + segs[k + 2]);
+      }
+      return mask;
+    },
+  };
+}
+
+/**
+ * Scale 0's runs (start, length, old, new) as x-segments (row, x0, x1, was, now), raster order, `now` read
+ * from `labels` (the runs may have been applied either way: a rollback applies them backwards).
+ */
+function segsOfRuns(runs: Uint32Array, shape: Vec3, labels: Uint32Array): Int32Array {
+  const nx = shape[0];
+  const out = new Segs();
+  for (let k = 0; k < runs.length; k += 4) {
+    const end = runs[k] + runs[k + 1];
+    for (let i = runs[k]; i < end; ) {
+      const x = i % nx;
+      const r = (i - x) / nx;
+      const rowEnd = Math.min(end, i - x + nx);
+      const now = labels[i];
+      out.push5(r, x, x + rowEnd - i, now === runs[k + 3] ? runs[k + 2] : runs[k + 3], now);
+      i = rowEnd;
+    }
+  }
+  return out.done();
+}
+
+/**
+ * Parents (in a scale of shape `size`, factor `step`) of the child segments `segs` (child shape `child`; the
+ * labels are not read),
+ * as sorted, disjoint x-intervals per parent row, rows increasing: (row, x0, x1) triples. A stable counting
+ * sort by parent row (several child rows, and with a z step > 1 several child planes, feed one parent row),
+ * then each row's intervals sorted by start and joined.
+ */
+function parentsOf(segs: Int32Array, child: Vec3, size: Vec3, step: Vec3): Int32Array {
+  const cny = child[1];
+  const [fx, fy, fz] = step;
+  const pny = size[1];
+  const n = segs.length / 5;
+  if (n === 0) return new Int32Array(0);
+  const prow = new Int32Array(n);
+  let lo = Infinity;
+  let hi = -1;
+  for (let k = 0; k < n; k++) {
+    const r = segs[5 * k];
+    const y = r % cny;
+    const z = (r - y) / cny;
+    const p = Math.floor(y / fy) + pny * Math.floor(z / fz);
+    prow[k] = p;
+    if (p < lo) lo = p;
+    if (p > hi) hi = p;
+  }
+  const count = new Int32Array(hi - lo + 2);
+  for (let k = 0; k < n; k++) count[prow[k] - lo + 1]++;
+  for (let j = 1; j < count.length; j++) count[j] += count[j - 1];
+  const order = new Int32Array(n);
+  for (let k = 0; k < n; k++) order[count[prow[k] - lo]++] = k;
+  const out = new Triples();
+  const a = new Int32Array(n);
+  const b = new Int32Array(n);
+  for (let s = 0; s < n; ) {
+    const p = prow[order[s]];
+    // This row's parent intervals, insertion-sorted by start (a row has few, mostly in order already).
+    let m = 0;
+    while (s < n && prow[order[s]] === p) {
+      const k = order[s++];
+      const x0 = Math.floor(segs[5 * k + 1] / fx);
+      const x1 = Math.floor((segs[5 * k + 2] - 1) / fx) + 1;
+      let j = m++;
+      while (j > 0 && a[j - 1] > x0) {
+        a[j] = a[j - 1];
+        b[j] = b[j - 1];
+        j--;
+      }
+      a[j] = x0;
+      b[j] = x1;
+    }
+    let cur0 = a[0];
+    let cur1 = b[0];
+    for (let j = 1; j < m; j++) {
+      if (a[j] <= cur1) {
+        if (b[j] > cur1) cur1 = b[j];
+      } else {
+        out.push(p, cur0, cur1);
+        cur0 = a[j];
+        cur1 = b[j];
+      }
+    }
+    out.push(p, cur0, cur1);
+  }
+  return out.done();
 }
 
 /**
@@ -82,21 +271,111 @@ function blockMode(src: Uint32Array, sx: number, sy: number, x0: number, x1: num
   return modeOfSorted(scratch, k);
 }
 
-/** Visits the x-segments of runs (start, length, ...) row by row: fn(x0, x1 exclusive, y, z). */
-function forEachRowOfRuns(runs: Uint32Array, shape: Vec3, fn: (x0: number, x1: number, y: number, z: number) => void): void {
-  const [nx, ny] = shape;
-  for (let k = 0; k < runs.length; k += 4) {
-    const end = runs[k] + runs[k + 1];
-    for (let i = runs[k]; i < end; ) {
-      const x = i % nx;
-      const r = (i - x) / nx;
-      const y = r % ny;
-      const z = (r - y) / ny;
-      const rowEnd = Math.min(end, i - x + nx);
-      fn(x, x + rowEnd - i, y, z);
-      i = rowEnd;
+/** One scale's recomputation (updatePyramid): source and target levels, their block indexes, the output. */
+interface LevelPass {
+  s: Uint32Array;
+  src: Vec3;
+  dst: Uint32Array;
+  shape: Vec3;
+  step: Vec3;
+  scratch: Float64Array;
+  /** The finer scale's block index, where each parent's source block lies in one of its blocks. */
+  index: BlockIndex | undefined;
+  /** This scale's block index as before the pass, where a span of one finer block lies in one of its blocks. */
+  own: BlockIndex | undefined;
+  changed: Segs;
+}
+
+/** Recomputes the parents x0 <= x < x1 of row r (y + ny * z) of one scale, noting those that changed. */
+function passRow(pass: LevelPass, r: number, x0: number, x1: number): void {
+  const { s, dst, scratch, index, own: pidx, changed } = pass;
+  const [sx, sy, sz] = pass.src;
+  const [nx, ny] = pass.shape;
+  const [fx, fy, fz] = pass.step;
+  const y = r % ny;
+  const z = (r - y) / ny;
+  const rowOut = r * nx;
+  // Parents of the 2 x 2 x 1 step whose two child columns and rows are inside the volume.
+  const rowQuad = fx === 2 && fy === 2 && fz === 1 && 2 * y + 1 < sy;
+  const xQuadEnd = sx >> 1;
+  const rowA = sx * (2 * y + sy * z);
+  const [cbx, cby, cbz] = index?.block ?? [1, 1, 1];
+  const [cgx, cgy] = index?.grid ?? [1, 1];
+  const span = cbx / fx;
+  const [pbx, pby, pbz] = pidx?.block ?? [1, 1, 1];
+  const [pgx, pgy] = pidx?.grid ?? [1, 1];
+  const indexRow = cgx * (Math.floor((y * fy) / cby) + cgy * Math.floor((z * fz) / cbz));
+  const ownRow = pgx * (Math.floor(y / pby) + pgy * Math.floor(z / pbz));
+  let runStart = -1;
+  let runOld = 0;
+  let runNew = 0;
+  let x = x0;
+  while (x < x1) {
+    let spanEnd = x1;
+    let uniform = false;
+    let uv = 0;
+    if (index) {
+      const cx = Math.floor(x / span);
+      spanEnd = Math.min(x1, (cx + 1) * span);
+      const b = indexRow + cx;
+      if (index.uniform[b] === 1) {
+        uniform = true;
+        uv = index.values[b];
+        const pb = ownRow + Math.floor(x / pbx);
+        if (pidx && pidx.uniform[pb] === 1) {
+          const w = pidx.values[pb];
+          if (w === uv) {
+            if (runStart >= 0) {
+              changed.push5(r, runStart, x, runOld, runNew);
+              runStart = -1;
+            }
+          } else {
+            for (let at = rowOut + x, end = rowOut + spanEnd; at < end; at++) dst[at] = uv;
+            if (runStart >= 0 && (w !== runOld || uv !== runNew)) {
+              changed.push5(r, runStart, x, runOld, runNew);
+              runStart = -1;
+            }
+            if (runStart < 0) {
+              runStart = x;
+              runOld = w;
+              runNew = uv;
+            }
+          }
+          x = spanEnd;
+          continue;
+        }
+      }
+    }
+    for (; x < spanEnd; x++) {
+      let v: number;
+      if (uniform) v = uv;
+      else if (rowQuad && x < xQuadEnd) {
+        const a = rowA + 2 * x;
+        v = s[a];
+        if (s[a + 1] !== v || s[a + sx] !== v || s[a + sx + 1] !== v) v = blockMode(s, sx, sy, 2 * x, 2 * x + 2, 2 * y, 2 * y + 2, z, z + 1, scratch);
+      } else v = blockMode(s, sx, sy, x * fx, Math.min(x * fx + fx, sx), y * fy, Math.min(y * fy + fy, sy), z * fz, Math.min(z * fz + fz, sz), scratch);
+      const at = rowOut + x;
+      const was = dst[at];
+      if (was === v) {
+        if (runStart >= 0) {
+          changed.push5(r, runStart, x, runOld, runNew);
+          runStart = -1;
+        }
+      } else {
+        dst[at] = v;
+        if (runStart >= 0 && (was !== runOld || v !== runNew)) {
+          changed.push5(r, runStart, x, runOld, runNew);
+          runStart = -1;
+        }
+        if (runStart < 0) {
+          runStart = x;
+          runOld = was;
+          runNew = v;
+        }
+      }
     }
   }
+  if (runStart >= 0) changed.push5(r, runStart, x1, runOld, runNew);
 }
 
 /**
@@ -106,120 +385,54 @@ function forEachRowOfRuns(runs: Uint32Array, shape: Vec3, fn: (x0: number, x1: n
  * cascade of downsampleMode gives, as every other output voxel sees an unchanged block. Returns what changed
  * in each scale. (A merge is not a relabelling of the coarser scales: with keep < other < drop, a block of
  * other, other, drop, keep had mode `other` and now has `keep`; a drop/other tie flips to keep; so merges
- * recompute too, only where drop was.)
+ * recompute too, only where drop was. Most blocks are uniform before and after: with the usual 2 x 2 x 1
+ * step three comparisons settle one, so a block that only renames costs no more than that.) The work
+ * follows the changed voxels as x-segments per row, never a mask over the box.
  */
 export function updatePyramid(p: Pyramid, box0: Box6, runs: Uint32Array): LevelChange[] {
-  const out: LevelChange[] = [{ box: box0 }];
+  let segs = segsOfRuns(runs, p.levels[0].shape, p.levels[0].data);
+  const out: LevelChange[] = [{ box: box0, segs }];
+  const b0 = p.blocks?.[0];
+  if (b0) updateBlocks(b0, p.levels[0].data, p.levels[0].shape, segs);
   for (let i = 1; i < p.levels.length; i++) {
-    const prev = out[i - 1];
     const step = p.steps[i];
-    const size = p.levels[i].shape;
-    const lo = [0, 1, 2].map((d) => Math.floor(prev.box[d] / step[d])) as Vec3;
-    const hi = [0, 1, 2].map((d) => Math.max(lo[d], Math.min(size[d], Math.ceil(prev.box[d + 3] / step[d])))) as Vec3;
-    const [dx, dy] = [hi[0] - lo[0], hi[1] - lo[1]];
-    const mask = new Uint8Array(dx * dy * (hi[2] - lo[2]));
-    const [fx, fy, fz] = step;
-    const scratch = new Float64Array(fx * fy * fz);
-    // Candidates: parents of what changed one scale finer.
-    if (i === 1) {
-      forEachRowOfRuns(runs, p.levels[0].shape, (x0, x1, y, z) => {
-        const row = dx * (Math.floor(y / fy) - lo[1] + dy * (Math.floor(z / fz) - lo[2]));
-        const last = Math.floor((x1 - 1) / fx);
-        for (let ox = Math.floor(x0 / fx); ox <= last; ox++) mask[row + ox - lo[0]] = 1;
-      });
-    } else {
-      const pm = prev.mask as Uint8Array;
-      const pb = prev.box;
-      const [px, py, pz] = [pb[3] - pb[0], pb[4] - pb[1], pb[5] - pb[2]];
-      let c = 0;
-      for (let z = 0; z < pz; z++) {
-        const oz = Math.floor((z + pb[2]) / fz) - lo[2];
-        for (let y = 0; y < py; y++) {
-          const row = dx * (Math.floor((y + pb[1]) / fy) - lo[1] + dy * oz);
-          for (let x = 0; x < px; x++, c++) if (pm[c] !== 0) mask[row + Math.floor((x + pb[0]) / fx) - lo[0]] = 1;
-        }
-      }
-    }
     const src = p.levels[i - 1];
-    const [sx, sy, sz] = src.shape;
-    const dst = p.levels[i].data;
-    const [nx, ny] = size;
-    let c = 0;
-    const s = src.data;
-    for (let z = lo[2]; z < hi[2]; z++)
-      for (let y = lo[1]; y < hi[1]; y++)
-        for (let x = lo[0]; x < hi[0]; x++, c++) {
-          if (mask[c] === 0) continue;
-          // The usual 2 x 2 x 1 step, away from the volume's edge: four voxels, most often one label.
-          if (fx === 2 && fy === 2 && fz === 1 && 2 * x + 1 < sx && 2 * y + 1 < sy) {
-            const a = 2 * x + sx * (2 * y + sy * z);
-            const v0 = s[a];
-            if (s[a + 1] === v0 && s[a + sx] === v0 && s[a + sx + 1] === v0) {
-              const at0 = x + nx * (y + ny * z);
-              if (dst[at0] === v0) mask[c] = 0;
-              else dst[at0] = v0;
-              continue;
-            }
-          }
-          const v = blockMode(src.data, sx, sy, x * fx, Math.min(x * fx + fx, sx), y * fy, Math.min(y * fy + fy, sy), z * fz, Math.min(z * fz + fz, sz), scratch);
-          const at = x + nx * (y + ny * z);
-          if (dst[at] === v) mask[c] = 0;
-          else dst[at] = v;
-        }
-    out.push({ box: [lo[0], lo[1], lo[2], hi[0], hi[1], hi[2]], mask });
+    const level = p.levels[i];
+    const cand = parentsOf(segs, src.shape, level.shape, step);
+    const changed = new Segs();
+    const [fx, fy, fz] = step;
+    // The finer scale's block index (up to date: updated before this scale is computed), where each
+    // parent's source block lies in one of its blocks: a parent of a uniform block takes its label unread.
+    const ci = p.blocks?.[i - 1];
+    const index = ci && ci.block.every((v, d) => v % step[d] === 0) ? ci : undefined;
+    // This scale's own index, as it was before this pass (each voxel is written at most once in it, and
+    // the index is brought up to date after): a span of parents that one uniform finer block feeds and
+    // that lies in one uniform block here either keeps its label or changes whole, unread.
+    const own = p.blocks?.[i];
+    const pidx = index && own && own.block[0] % (index.block[0] / fx) === 0 ? own : undefined;
+    const pass: LevelPass = { s: src.data, src: src.shape, dst: level.data, shape: level.shape, step, scratch: new Float64Array(fx * fy * fz), index, own: pidx, changed };
+    // One call per candidate row: a small function the engine optimizes after a few rows, for every scale.
+    for (let k = 0; k < cand.length; k += 3) passRow(pass, cand[k], cand[k + 1], cand[k + 2]);
+    segs = changed.done();
+    const bi = p.blocks?.[i];
+    if (bi) updateBlocks(bi, level.data, level.shape, segs);
+    out.push(levelChange(segs, level.shape));
   }
   return out;
 }
 
-/**
- * Scale-0 chunks (grid cells of `chunk`) holding a voxel of the runs, as boxes clipped to the volume: the
- * runs are x-runs (a run that wraps onto later rows covers those rows whole).
- */
-function chunksOfRuns(runs: Uint32Array, shape: Vec3, chunk: Vec3): Box6[] {
-  const [nx, ny] = shape;
-  const g = [0, 1, 2].map((d) => Math.ceil(shape[d] / chunk[d])) as Vec3;
-  const hit = new Uint8Array(g[0] * g[1] * g[2]);
-  for (let k = 0; k < runs.length; k += 4) {
-    const start = runs[k];
-    const end = start + runs[k + 1];
-    for (let i = start; i < end; ) {
-      const x = i % nx;
-      const r = (i - x) / nx;
-      const y = r % ny;
-      const z = (r - y) / ny;
-      const rowEnd = Math.min(end, i - x + nx);
-      const gy = Math.floor(y / chunk[1]);
-      const gz = Math.floor(z / chunk[2]);
-      const last = Math.floor((rowEnd - 1 - (i - x)) / chunk[0]);
-      for (let gx = Math.floor(x / chunk[0]); gx <= last; gx++) hit[gx + g[0] * (gy + g[1] * gz)] = 1;
-      i = rowEnd;
-    }
+/** Chunks (of `chunk`, grid `grid`) of a scale holding a voxel of the segments, as a flag per grid cell. */
+function chunksOfSegs(segs: Int32Array, shape: Vec3, chunk: Vec3, grid: Vec3): Uint8Array {
+  const ny = shape[1];
+  const hit = new Uint8Array(grid[0] * grid[1] * grid[2]);
+  for (let k = 0; k < segs.length; k += 5) {
+    const y = segs[k] % ny;
+    const z = (segs[k] - y) / ny;
+    const row = grid[0] * (Math.floor(y / chunk[1]) + grid[1] * Math.floor(z / chunk[2]));
+    const last = Math.floor((segs[k + 2] - 1) / chunk[0]);
+    for (let gx = Math.floor(segs[k + 1] / chunk[0]); gx <= last; gx++) hit[row + gx] = 1;
   }
-  const out: Box6[] = [];
-  for (let gz = 0, c = 0; gz < g[2]; gz++)
-    for (let gy = 0; gy < g[1]; gy++)
-      for (let gx = 0; gx < g[0]; gx++, c++)
-        if (hit[c]) {
-          const lo = [gx * chunk[0], gy * chunk[1], gz * chunk[2]];
-          out.push([lo[0], lo[1], lo[2], Math.min(shape[0], lo[0] + chunk[0]), Math.min(shape[1], lo[1] + chunk[1]), Math.min(shape[2], lo[2] + chunk[2])]);
-        }
-  return out;
-}
-
-/** Chunks (of `chunk`) of a scale holding a voxel set in `mask` over `box`, as grid indices. */
-function chunksOfMask(change: LevelChange, chunk: Vec3, grid: Vec3, hit: Set<number>): void {
-  const { box: b, mask } = change;
-  if (!mask) return;
-  const dx = b[3] - b[0];
-  let c = 0;
-  for (let z = b[2]; z < b[5]; z++) {
-    const gz = Math.floor(z / chunk[2]);
-    for (let y = b[1]; y < b[4]; y++) {
-      const gy = Math.floor(y / chunk[1]);
-      const rowStart = c;
-      for (; c < rowStart + dx; c++) if (mask[c] !== 0) hit.add(Math.floor((c - rowStart + b[0]) / chunk[0]) + grid[0] * (gy + grid[1] * gz));
-    }
-  }
+  return hit;
 }
 
 /**
@@ -233,14 +446,13 @@ export async function writeChangedChunks(storage: Storage, prefix: string, info:
     const chunk = scale.chunk_sizes[0];
     if (scale.voxel_offset.some((v) => v !== 0)) throw new Error("edits need layers whose voxel_offset is 0");
     const grid = [0, 1, 2].map((d) => Math.ceil(scale.size[d] / chunk[d])) as Vec3;
-    const hit = new Set<number>();
-    if (i === 0) {
-      for (const r of chunksOfRuns(runs, p.levels[0].shape, chunk)) hit.add(r[0] / chunk[0] + grid[0] * (r[1] / chunk[1] + grid[1] * (r[2] / chunk[2])));
-    } else chunksOfMask(changes[i], chunk, grid, hit);
+    const segs = changes[i].segs ?? (i === 0 ? segsOfRuns(runs, p.levels[0].shape, p.levels[0].data) : new Int32Array(0));
+    const hit = chunksOfSegs(segs, p.levels[i].shape, chunk, grid);
     const fast = scale.encoding === "compressed_segmentation" && (info.num_channels ?? 1) === 1 && scale.compressed_segmentation_block_size !== undefined;
     const level = p.levels[i];
     const pending: Promise<void>[] = [];
-    for (const c of [...hit].sort((a, b) => a - b)) {
+    for (let c = 0; c < hit.length; c++) {
+      if (hit[c] === 0) continue;
       const gx = c % grid[0];
       const gy = Math.floor(c / grid[0]) % grid[1];
       const gz = Math.floor(c / (grid[0] * grid[1]));
@@ -252,7 +464,7 @@ export async function writeChangedChunks(storage: Storage, prefix: string, info:
       }
       // The same bytes and file as writeRegion (gzip: compressed_segmentation gains from it); several
       // writes in flight, as writeRegion has, while the next chunk encodes.
-      const bytes = encodeChunkU32(level.data, level.shape, lo, hi, scale.compressed_segmentation_block_size as Vec3);
+      const bytes = encodeChunkU32(level.data, level.shape, lo, hi, scale.compressed_segmentation_block_size as Vec3, p.blocks?.[i]);
       pending.push(storage.put(joinKey(prefix, chunkKey(scale, lo, hi)), bytes, { contentEncoding: "gzip" }));
       if (pending.length >= 8) await settle(pending.splice(0));
     }
