@@ -3,7 +3,7 @@ import type { Vec3 } from "../precomputed/array.js";
 import { encodeChunk } from "../precomputed/encodings/index.js";
 import { chunkKey, type VolumeInfo } from "../precomputed/info.js";
 import { joinKey } from "../precomputed/keys.js";
-import type { Storage } from "../precomputed/storage.js";
+import { diffOf, MapStorage } from "./helpers/edits.js";
 import { mulberry32 } from "../precomputed/testing/random.js";
 import { makeInfo, readRegion, writeVolume } from "../precomputed/volume-io.js";
 import { gunzipSync } from "node:zlib";
@@ -18,37 +18,6 @@ import { buildPyramid, knownBlocks, rebuildPyramid, updatePyramid, writeChangedC
  * the block index that lets the encoder and the pyramid skip uniform blocks, the span fast path of the
  * pyramid, the encoder's distinct-label list, and rows derived from diff runs instead of a scan.
  */
-
-/** A Map as storage, gzip as the local storage stores it; `under` is read where this one has no key. */
-class MapStorage implements Storage {
-  readonly files = new Map<string, Uint8Array>();
-  constructor(private readonly under?: MapStorage) {}
-  async get(key: string): Promise<Uint8Array | undefined> {
-    return this.files.get(key) ?? this.under?.get(key);
-  }
-  async put(key: string, data: Uint8Array | string): Promise<void> {
-    this.files.set(key, typeof data === "string" ? new TextEncoder().encode(data) : data);
-  }
-  async list(prefix: string): Promise<string[]> {
-    return [...this.files.keys()].filter((k) => k.startsWith(prefix)).sort();
-  }
-  async delete(key: string): Promise<void> {
-    this.files.delete(key);
-  }
-}
-
-/** Runs (start, length, old, new) relabelling every voxel where `to` gives a new label, raster order. */
-function diffOf(labels: Uint32Array, to: (i: number) => number): Uint32Array {
-  const out: number[] = [];
-  for (let i = 0; i < labels.length; i++) {
-    const v = to(i);
-    if (v === labels[i]) continue;
-    const k = out.length - 4;
-    if (k >= 0 && out[k] + out[k + 1] === i && out[k + 2] === labels[i] && out[k + 3] === v) out[k + 1]++;
-    else out.push(i, 1, labels[i], v);
-  }
-  return Uint32Array.from(out);
-}
 
 /** Blocky labels (so many compressed_segmentation blocks and 2 x 2 blocks are uniform) with noisy patches and ties. */
 function blockyLabels(shape: Vec3, seed: number, ids: number): Uint32Array {

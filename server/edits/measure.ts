@@ -49,6 +49,21 @@ function factsRow(id: number, cls: string, a: VoxelSums, voxelNm: Vec3): Instanc
   });
 }
 
+/** Adds the x-run [x0, x1) of row (y, z) to `a`; sx = the sum of its x, computed once by the caller. */
+function addRun(a: VoxelSums, x0: number, x1: number, y: number, z: number, len: number, sx: number): void {
+  a.n += len;
+  a.sx += sx;
+  a.sy += y * len;
+  a.sz += z * len;
+  const b = a.b;
+  if (x0 < b[0]) b[0] = x0;
+  if (y < b[1]) b[1] = y;
+  if (z < b[2]) b[2] = z;
+  if (x1 > b[3]) b[3] = x1;
+  if (y >= b[4]) b[4] = y + 1;
+  if (z >= b[5]) b[5] = z + 1;
+}
+
 /**
  * Sums of the ids in `acc` (those absent are skipped; `all`: every nonzero id, added as met) over `box`,
  * per x-run of one id, not per voxel: a run adds its length, its x sum (an arithmetic series) and its ends to
@@ -75,17 +90,7 @@ function scanSums(labels: Uint32Array, shape: Vec3, box: Box6, acc: Map<number, 
         const len = i - s;
         const x0 = s - row;
         const x1 = i - row;
-        a.n += len;
-        a.sx += ((x0 + x1 - 1) * len) / 2;
-        a.sy += y * len;
-        a.sz += z * len;
-        const b = a.b;
-        if (x0 < b[0]) b[0] = x0;
-        if (y < b[1]) b[1] = y;
-        if (z < b[2]) b[2] = z;
-        if (x1 > b[3]) b[3] = x1;
-        if (y >= b[4]) b[4] = y + 1;
-        if (z >= b[5]) b[5] = z + 1;
+        addRun(a, x0, x1, y, z, len, ((x0 + x1 - 1) * len) / 2);
       }
     }
 }
@@ -181,19 +186,7 @@ export class SegmentSums {
           from.sy -= y * len;
           from.sz -= z * len;
         }
-        if (to) {
-          to.n += len;
-          to.sx += sx;
-          to.sy += y * len;
-          to.sz += z * len;
-          const b = to.b;
-          if (x0 < b[0]) b[0] = x0;
-          if (y < b[1]) b[1] = y;
-          if (z < b[2]) b[2] = z;
-          if (x1 > b[3]) b[3] = x1;
-          if (y >= b[4]) b[4] = y + 1;
-          if (z >= b[5]) b[5] = z + 1;
-        }
+        if (to) addRun(to, x0, x1, y, z, len, sx);
       }
     }
     for (const id of shrunk) {
