@@ -1,5 +1,7 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
+import { gzipSync } from "node:zlib";
+import { PrecomputedError } from "../../precomputed/errors.js";
 import { LocalStorage, type PutOptions, type Storage } from "../../precomputed/storage.js";
 import { EDITS_DIR, type MeasureRecord, type OpRecord } from "./db.js";
 
@@ -97,10 +99,19 @@ export class VersionStorage implements Storage {
   }
 }
 
-/** Writes into a version folder and remembers every key, which becomes the commit's file list. */
+/**
+ * Writes into a version folder and remembers every key, which becomes the commit's file list. The folder is
+ * private until its commit (the index knows only committed folders; start-up removes uncommitted ones, and
+ * the writer empties a folder before it writes one), and the commit waits for every put to finish: so a file
+ * is written in place, without LocalStorage's temp file and rename (a torn file can only lie in a folder that
+ * is never published). The bytes and names are LocalStorage's (gzip: `<key>.gz`), so it reads them back.
+ */
 export class RecordingStorage implements Storage {
   readonly keys = new Set<string>();
   private readonly local: LocalStorage;
+  /** How each key was last stored here: a rewrite in the other spelling removes this one (as LocalStorage does). */
+  private readonly gzipped = new Map<string, boolean>();
+  private readonly made = new Map<string, Promise<unknown>>();
   constructor(readonly dir: string) {
     this.local = new LocalStorage(dir);
   }
@@ -108,7 +119,25 @@ export class RecordingStorage implements Storage {
     return this.local.get(key);
   }
   async put(key: string, data: Uint8Array | string, options?: PutOptions): Promise<void> {
-    await this.local.put(key, data, options);
+    const file = this.local.file(key);
+    const gzip = options?.contentEncoding === "gzip";
+    const bytes = gzip ? gzipSync(typeof data === "string" ? Buffer.from(data) : data) : data;
+    const folder = path.dirname(file);
+    try {
+      let made = this.made.get(folder);
+      if (!made) {
+        made = fs.mkdir(folder, { recursive: true });
+        this.made.set(folder, made);
+        made.catch(() => this.made.delete(folder));
+      }
+      await made;
+      await fs.writeFile(gzip ? `${file}.gz` : file, bytes);
+      const was = this.gzipped.get(key);
+      this.gzipped.set(key, gzip);
+      if (was !== undefined && was !== gzip) await fs.rm(gzip ? file : `${file}.gz`, { force: true });
+    } catch (e) {
+      throw new PrecomputedError("io", `cannot write: ${(e as Error).message}`, key, { cause: e });
+    }
     this.keys.add(key);
   }
   list(prefix: string): Promise<string[]> {
@@ -116,6 +145,7 @@ export class RecordingStorage implements Storage {
   }
   async delete(key: string): Promise<void> {
     await this.local.delete(key);
+    this.gzipped.delete(key);
     this.keys.delete(key);
   }
 }
