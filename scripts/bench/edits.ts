@@ -50,18 +50,12 @@ async function open(root: string, measure: boolean): Promise<Session> {
   const onPhases = (kind: string, phases: Record<string, number>) => {
     phaseLog.push(`${kind}: ${Object.entries(phases).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")} (CPU ms)`);
   };
-  // VEMSCOPE_BENCH_WARMUP=1: warm the edit kernels at open (off by default, as in the server).
-  const warmup = process.env.VEMSCOPE_BENCH_WARMUP === "1";
-  let warmed = "";
-  const onWarmup = (r: { cpuMs: number; edits: number }) => {
-    warmed = ` (of which warming the edit kernels: ${r.edits} edits on a private volume, ${r.cpuMs.toFixed(0)} ms CPU)`;
-  };
-  const server = buildApp({ root, edits: { measure, onPhases, warmup, onWarmup } }).listen(0, "127.0.0.1");
+  const server = buildApp({ root, edits: { measure, onPhases } }).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const t0 = performance.now();
   await fetch(`${url}/api/edits/version`).then((r) => r.json());
-  process.stdout.write(`  server opened the segmentation for editing in ${(performance.now() - t0).toFixed(0)} ms${warmed || " (edit kernels not warmed)"}\n`);
+  process.stdout.write(`  server opened the segmentation for editing in ${(performance.now() - t0).toFixed(0)} ms\n`);
   const storage = new LocalStorage(root);
   const info = validateInfo(JSON.parse(new TextDecoder().decode((await storage.get("segmentation/info")) as Uint8Array)));
   const vol = await readRegion(storage, "segmentation", info, 0, [0, 0, 0], info.scales[0].size);

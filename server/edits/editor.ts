@@ -17,7 +17,6 @@ import { planEdit, type EditRequest, type PlanState } from "./plan.js";
 import { buildPyramid, knownBlocks, rebuildPyramid, updatePyramid, writeChangedChunks, type Pyramid } from "./pyramid.js";
 import { CSV_KEY, MESH_PREFIX, rowsFromCsv, writeSummary, writeTables } from "./table.js";
 import { RecordingStorage, removeUncommitted, VersionIndex, VersionStorage, versionDir } from "./versions.js";
-import { warmEditKernels, type WarmupResult } from "./warmup.js";
 
 export const SEG_PREFIX = "segmentation";
 const DIFF_FILE = "diff.bin.gz";
@@ -31,14 +30,6 @@ export interface EditorOptions {
   measure?: boolean;
   /** CPU ms of each phase of a committed edit (the bench prints them). */
   onPhases?: (kind: OpRecord["kind"], phases: Record<string, number>) => void;
-  /**
-   * Run the edit kernels on a small private volume when the editor opens (warmup.ts), so the first real
-   * edit runs optimized code; it never touches the served folder. Off by default: it took 0.2-0.5 s off the
-   * first 10^8-voxel merge but the second edit's pyramid ran slower warmed than cold (README, "Proofreading").
-   */
-  warmup?: boolean;
-  /** Told what the warm-up cost (the bench prints it). */
-  onWarmup?: (result: WarmupResult) => void;
 }
 
 /** CPU milliseconds since the last call, per named phase. */
@@ -140,13 +131,6 @@ export class Editor extends EventEmitter<EditorEvents> {
     for (const m of measures) for (const id of m.segments) measuredAt.set(id, m.version);
     for (const op of ops) for (const id of op.outputs) if ((measuredAt.get(id) ?? 0) < op.version && editor.rows.has(id)) editor.dirty.add(id);
     editor.measuredVersion = editor.dirty.size === 0 ? version : (measures.at(-1)?.version ?? 0);
-    if (options.warmup === true) {
-      // A failed warm-up costs only speed: the first edit then runs cold, as it did without one.
-      await warmEditKernels(info).then(
-        (r) => options.onWarmup?.(r),
-        (e: unknown) => console.error("vemscope: warming the edit kernels failed:", e),
-      );
-    }
     editor.scheduleMeasure();
     return editor;
   }
