@@ -10,8 +10,9 @@ import type { Vec3 } from "../precomputed/array.js";
 import type { OpRecord } from "../server/edits/db.js";
 import { applyDiff } from "../server/edits/diff.js";
 import { COARSE_SPLIT_GRID, COARSE_SPLIT_VOXELS, scanBox, splitDiff, splitDiffCoarse, type Box6 } from "../server/edits/ops.js";
-import { planEdit, type PlanState } from "../server/edits/plan.js";
+import { planEdit } from "../server/edits/plan.js";
 import { replayLog } from "../server/edits/replay.js";
+import { mitoState } from "./helpers/edits.js";
 
 const VOXEL: Vec3 = [5, 5, 45];
 
@@ -83,19 +84,7 @@ describe("coarse split", () => {
       { point: nm([15 * scale, 15 * scale, 2]), group: "a" },
       { point: nm([45 * scale, 15 * scale, 3]), group: "b" },
     ];
-    const state: PlanState = {
-      labels,
-      shape,
-      voxelNm: VOXEL,
-      version: 0,
-      maxId: 7,
-      classOf: (id) => (id === 7 ? "mito" : undefined),
-      boxOf: () => box,
-      lastTouched: () => 0,
-      op: () => undefined,
-      lastUndoOf: () => undefined,
-      diffOf: async () => new Uint32Array(),
-    };
+    const state = mitoState(labels, shape, VOXEL, 7, box);
     const plan = await planEdit(state, { kind: "split", base: 0, segment: 7, seeds });
     expect(plan.params).toMatchObject({ grid: COARSE_SPLIT_GRID });
     const op: OpRecord = { id: 1, kind: "split", user: "t", time: "", base: 0, version: 1, params: plan.params, inputs: plan.inputs, outputs: plan.outputs, maxId: plan.maxId, files: [], deleted: [] };

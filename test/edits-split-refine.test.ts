@@ -10,8 +10,9 @@ import type { Vec3 } from "../precomputed/array.js";
 import type { OpRecord } from "../server/edits/db.js";
 import { applyDiff } from "../server/edits/diff.js";
 import { finerGrid, scanBox, splitDiff, splitDiffCoarse, splitDiffRefined, splitGrid, type Box6, type VoxelSeed } from "../server/edits/ops.js";
-import { planEdit, type PlanState } from "../server/edits/plan.js";
+import { planEdit } from "../server/edits/plan.js";
 import { replayLog } from "../server/edits/replay.js";
+import { mitoState } from "./helpers/edits.js";
 
 const VOXEL: Vec3 = [5, 5, 45];
 const same = (a: Uint32Array, b: Uint32Array) => a.length === b.length && a.every((v, i) => v === b[i]);
@@ -139,19 +140,7 @@ describe("refined split", () => {
   it("logs the grid it ran on (finer when seeds share a cell) and replays exactly; old coarse logs replay as coarse", async () => {
     const { labels, shape } = dumbbell(4, 8);
     const box = scanBox(labels, shape, new Set([7])) as Box6;
-    const state: PlanState = {
-      labels,
-      shape,
-      voxelNm: VOXEL,
-      version: 0,
-      maxId: 7,
-      classOf: (id) => (id === 7 ? "mito" : undefined),
-      boxOf: () => box,
-      lastTouched: () => 0,
-      op: () => undefined,
-      lastUndoOf: () => undefined,
-      diffOf: async () => new Uint32Array(),
-    };
+    const state = mitoState(labels, shape, VOXEL, 7, box);
     const nm = (v: Vec3): Vec3 => v.map((c, d) => (c + 0.5) * VOXEL[d]) as Vec3;
     const replayed = async (params: unknown) => {
       const op: OpRecord = { id: 1, kind: "split", user: "t", time: "", base: 0, version: 1, params, inputs: [7], outputs: [8, 9], maxId: 9, files: [], deleted: [] };

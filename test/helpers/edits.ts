@@ -1,4 +1,7 @@
+import type { Vec3 } from "../../precomputed/array.js";
 import type { Storage } from "../../precomputed/storage.js";
+import type { Box6 } from "../../server/edits/ops.js";
+import type { PlanState } from "../../server/edits/plan.js";
 
 /** A Map as storage; `under` is read where this one has no key (a version over its predecessor). */
 export class MapStorage implements Storage {
@@ -29,4 +32,21 @@ export function diffOf(labels: Uint32Array, to: (i: number) => number): Uint32Ar
     else out.push(i, 1, labels[i], v);
   }
   return Uint32Array.from(out);
+}
+
+/** A planner's view of version 0 of `labels` where `segment` (box `box`) is a mitochondrion, with no log. */
+export function mitoState(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segment: number, box: Box6): PlanState {
+  return {
+    labels,
+    shape,
+    voxelNm,
+    version: 0,
+    maxId: segment,
+    classOf: (id) => (id === segment ? "mito" : undefined),
+    boxOf: () => box,
+    lastTouched: () => 0,
+    op: () => undefined,
+    lastUndoOf: () => undefined,
+    diffOf: async () => new Uint32Array(),
+  };
 }
