@@ -16,20 +16,35 @@
 import type { Vec3 } from "../../../precomputed/array.js";
 import type { Storage } from "../../../precomputed/storage.js";
 import { PipelineError } from "../errors.js";
-import { blockFaceEquivalences, labelBlock, ProvisionalComponents, type FacePlane } from "../label-blocks.js";
+import { blockFaceEquivalences, labelBlock, ProvisionalComponents, type BlockComponents, type FacePlane } from "../label-blocks.js";
 import { arrayOf, packArrays, unpackArrays } from "./pack.js";
 import type { BlockStats } from "./stats.js";
 import { WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 
-export const CCL_KEYS = {
-  summary: (b: string) => `ccl/summary/${b}`,
-  faces: (b: string) => `ccl/faces/${b}`,
-  pairs: (b: string) => `ccl/pairs/${b}`,
-  stats: (b: string) => `ccl/stats/${b}`,
-  offsets: "ccl/offsets",
-  final: "ccl/final",
-  classOf: "ccl/class-of",
-};
+export interface CclKeys {
+  summary: (b: string) => string;
+  faces: (b: string) => string;
+  pairs: (b: string) => string;
+  stats: (b: string) => string;
+  offsets: string;
+  final: string;
+  classOf: string;
+}
+
+/** The work-store keys of one CCL run under `prefix`: several runs (segment/tasks.ts's cleanup passes) can share a store. */
+export function cclKeys(prefix: string): CclKeys {
+  return {
+    summary: (b) => `${prefix}/summary/${b}`,
+    faces: (b) => `${prefix}/faces/${b}`,
+    pairs: (b) => `${prefix}/pairs/${b}`,
+    stats: (b) => `${prefix}/stats/${b}`,
+    offsets: `${prefix}/offsets`,
+    final: `${prefix}/final`,
+    classOf: `${prefix}/class-of`,
+  };
+}
+
+export const CCL_KEYS: CclKeys = cclKeys("ccl");
 
 export function gridOf(spec: Pick<WorkVolumeSpec, "shape" | "blockShape">): Vec3 {
   return [0, 1, 2].map((d) => Math.ceil(spec.shape[d] / spec.blockShape[d])) as Vec3;
@@ -56,7 +71,7 @@ const FACES = ["z0", "z1", "y0", "y1", "x0", "x1"] as const;
 type FaceName = (typeof FACES)[number];
 
 /** `blockwise.ccl`: local labels of one block, summary and boundary planes into the work store. */
-export async function cclBlockTask(work: Storage, classesSpec: WorkVolumeSpec, origin: Vec3, extent: Vec3): Promise<string[]> {
+export async function cclBlockTask(work: Storage, classesSpec: WorkVolumeSpec, origin: Vec3, extent: Vec3, keys: CclKeys = CCL_KEYS): Promise<string[]> {
   const classes = await new WorkVolume<Uint8Array>(work, classesSpec).readBox(origin, extent);
   const block = labelBlock(classes, extent);
   const name = blockName(blockIndex(classesSpec, origin));
@@ -83,13 +98,13 @@ export async function cclBlockTask(work: Storage, classesSpec: WorkVolumeSpec, o
   take("x0", sy, sz, (u, v) => sx * u + sxy * v);
   take("x1", sy, sz, (u, v) => sx - 1 + sx * u + sxy * v);
   const summary = packArrays({ classOf: block.classOf, voxels: block.voxels, first: block.firstVoxel }, { count: block.count });
-  await work.put(CCL_KEYS.summary(name), summary);
-  await work.put(CCL_KEYS.faces(name), packArrays(planes));
-  return [CCL_KEYS.summary(name), CCL_KEYS.faces(name)];
+  await work.put(keys.summary(name), summary);
+  await work.put(keys.faces(name), packArrays(planes));
+  return [keys.summary(name), keys.faces(name)];
 }
 
 /** Coordinator, after every ccl task: provisional parts in block order, offsets written for the stitch tasks. */
-export async function gatherParts(work: Storage, spec: WorkVolumeSpec): Promise<{ parts: ProvisionalComponents; offsets: Float64Array }> {
+export async function gatherParts(work: Storage, spec: WorkVolumeSpec, keys: CclKeys = CCL_KEYS): Promise<{ parts: ProvisionalComponents; offsets: Float64Array }> {
   const grid = gridOf(spec);
   const parts = new ProvisionalComponents();
   const offsets = new Float64Array(grid[0] * grid[1] * grid[2] + 1);
@@ -97,7 +112,7 @@ export async function gatherParts(work: Storage, spec: WorkVolumeSpec): Promise<
   for (let k = 0; k < grid[2]; k++) {
     for (let j = 0; j < grid[1]; j++) {
       for (let i = 0; i < grid[0]; i++, b++) {
-        const key = CCL_KEYS.summary(blockName([i, j, k]));
+        const key = keys.summary(blockName([i, j, k]));
         const u = unpackArrays(await need(work, key), key);
         const count = u.meta.count;
         const origin: Vec3 = [i * spec.blockShape[0], j * spec.blockShape[1], k * spec.blockShape[2]];
@@ -114,30 +129,30 @@ export async function gatherParts(work: Storage, spec: WorkVolumeSpec): Promise<
     }
   }
   offsets[b] = parts.size;
-  await work.put(CCL_KEYS.offsets, packArrays({ offsets }));
+  await work.put(keys.offsets, packArrays({ offsets }));
   return { parts, offsets };
 }
 
-async function readOffsets(work: Storage): Promise<Float64Array> {
-  return arrayOf(unpackArrays(await need(work, CCL_KEYS.offsets), CCL_KEYS.offsets), "offsets", Float64Array, CCL_KEYS.offsets);
+async function readOffsets(work: Storage, keys: CclKeys): Promise<Float64Array> {
+  return arrayOf(unpackArrays(await need(work, keys.offsets), keys.offsets), "offsets", Float64Array, keys.offsets);
 }
 
 interface Faces {
   get(face: FaceName): { ids: Uint32Array; cls: Uint8Array };
 }
 
-async function readFaces(work: Storage, name: string): Promise<Faces> {
-  const key = CCL_KEYS.faces(name);
+async function readFaces(work: Storage, name: string, keys: CclKeys): Promise<Faces> {
+  const key = keys.faces(name);
   const u = unpackArrays(await need(work, key), key);
   return { get: (face) => ({ ids: arrayOf(u, `${face}.ids`, Uint32Array, key), cls: arrayOf(u, `${face}.cls`, Uint8Array, key) }) };
 }
 
 /** `blockwise.stitch`: provisional id pairs joining this block to the blocks before it in raster order. */
-export async function stitchBlockTask(work: Storage, spec: WorkVolumeSpec, origin: Vec3, extent: Vec3): Promise<string[]> {
+export async function stitchBlockTask(work: Storage, spec: WorkVolumeSpec, origin: Vec3, extent: Vec3, keys: CclKeys = CCL_KEYS): Promise<string[]> {
   const grid = gridOf(spec);
-  const offsets = await readOffsets(work);
+  const offsets = await readOffsets(work, keys);
   const ijk = blockIndex(spec, origin);
-  const own = await readFaces(work, blockName(ijk));
+  const own = await readFaces(work, blockName(ijk), keys);
   const offsetOf = (b: readonly number[]): number => offsets[rasterIndex(grid, b)];
   const [nx, ny] = spec.shape;
   const [ox, oy, oz] = origin;
@@ -153,7 +168,7 @@ export async function stitchBlockTask(work: Storage, spec: WorkVolumeSpec, origi
     const labels = new Uint32Array(w * h);
     const classes = new Uint8Array(w * h);
     for (const s of sources) {
-      const f = (await readFaces(work, blockName(s.b))).get(s.face);
+      const f = (await readFaces(work, blockName(s.b), keys)).get(s.face);
       const off = offsetOf(s.b);
       // (uAt, vAt): where the neighbour face's (0, 0) lies in the window.
       for (let v = Math.max(0, -s.vAt); v < s.fh && v + s.vAt < h; v++) {
@@ -204,7 +219,7 @@ export async function stitchBlockTask(work: Storage, spec: WorkVolumeSpec, origi
     all.set(p, at);
     at += p.length;
   }
-  const key = CCL_KEYS.pairs(blockName(ijk));
+  const key = keys.pairs(blockName(ijk));
   await work.put(key, packArrays({ pairs: all }));
   return [key];
 }
@@ -214,29 +229,39 @@ export async function finishLabels(
   work: Storage,
   spec: WorkVolumeSpec,
   parts: ProvisionalComponents,
+  keys: CclKeys = CCL_KEYS,
 ): Promise<{ count: number; classOf: Uint8Array; voxels: Float64Array }> {
   const grid = gridOf(spec);
   for (let k = 0; k < grid[2]; k++) {
     for (let j = 0; j < grid[1]; j++) {
       for (let i = 0; i < grid[0]; i++) {
-        const key = CCL_KEYS.pairs(blockName([i, j, k]));
+        const key = keys.pairs(blockName([i, j, k]));
         parts.unionPairs(arrayOf(unpackArrays(await need(work, key), key), "pairs", Uint32Array, key));
       }
     }
   }
   const { finalOf, count, classOf, voxels } = parts.finalize();
-  await work.put(CCL_KEYS.final, new Uint8Array(finalOf.buffer, finalOf.byteOffset, finalOf.byteLength));
-  await work.put(CCL_KEYS.classOf, classOf);
+  await work.put(keys.final, new Uint8Array(finalOf.buffer, finalOf.byteOffset, finalOf.byteLength));
+  await work.put(keys.classOf, classOf);
   return { count, classOf, voxels };
 }
 
-/** `blockwise.relabel`: the block's final labels into the label volume, and its share of the statistics. */
-export async function relabelBlockTask(work: Storage, classesSpec: WorkVolumeSpec, labelsSpec: WorkVolumeSpec, origin: Vec3, extent: Vec3): Promise<string[]> {
+/**
+ * A block's components with final ids: recomputes the local CCL of `classes` (the block at `origin`, deterministic,
+ * so the same local ids as its ccl task) and reads its slice of the provisional -> final table. finalOf[l - 1] is
+ * local id l's final id.
+ */
+export async function finalIdsOfBlock(
+  work: Storage,
+  classesSpec: WorkVolumeSpec,
+  classes: Uint8Array,
+  origin: Vec3,
+  extent: Vec3,
+  keys: CclKeys = CCL_KEYS,
+): Promise<{ block: BlockComponents; finalOf: Uint32Array }> {
   const grid = gridOf(classesSpec);
-  const offsets = await readOffsets(work);
-  const ijk = blockIndex(classesSpec, origin);
-  const b = rasterIndex(grid, ijk);
-  const classes = await new WorkVolume<Uint8Array>(work, classesSpec).readBox(origin, extent);
+  const offsets = await readOffsets(work, keys);
+  const b = rasterIndex(grid, blockIndex(classesSpec, origin));
   const block = labelBlock(classes, extent);
   const offset = offsets[b];
   if (block.count !== offsets[b + 1] - offset) {
@@ -246,11 +271,19 @@ export async function relabelBlockTask(work: Storage, classesSpec: WorkVolumeSpe
   if (block.count > 0) {
     const start = (offset + 1) * 4;
     const end = (offset + block.count + 1) * 4;
-    const bytes = work.getRange ? await work.getRange(CCL_KEYS.final, start, end) : (await work.get(CCL_KEYS.final))?.slice(start, end);
-    if (!bytes || bytes.length !== end - start) throw new PipelineError("stage_failed", "provisional -> final table is missing or short", CCL_KEYS.final);
+    const bytes = work.getRange ? await work.getRange(keys.final, start, end) : (await work.get(keys.final))?.slice(start, end);
+    if (!bytes || bytes.length !== end - start) throw new PipelineError("stage_failed", "provisional -> final table is missing or short", keys.final);
     finalOf = new Uint32Array(bytes.length / 4);
     new Uint8Array(finalOf.buffer).set(bytes);
   }
+  return { block, finalOf };
+}
+
+/** `blockwise.relabel`: the block's final labels into the label volume, and its share of the statistics. */
+export async function relabelBlockTask(work: Storage, classesSpec: WorkVolumeSpec, labelsSpec: WorkVolumeSpec, origin: Vec3, extent: Vec3): Promise<string[]> {
+  const ijk = blockIndex(classesSpec, origin);
+  const classes = await new WorkVolume<Uint8Array>(work, classesSpec).readBox(origin, extent);
+  const { block, finalOf } = await finalIdsOfBlock(work, classesSpec, classes, origin, extent);
   // Per local component: final id, voxels, box, coordinate sums (integers: exact in float64 in any order).
   const n = block.count + 1;
   const voxels = new Float64Array(n);

@@ -15,6 +15,11 @@ export interface RunnerOptions {
   workers: number;
   /** Intra-op threads per session. */
   threads: number;
+  /**
+   * Workers do not keep the process alive while no tile is in flight: for a runner kept for the life of the
+   * process (segment/tasks.ts) that is never closed. Default false.
+   */
+  unrefIdle?: boolean;
 }
 
 export interface TileRunner {
@@ -92,6 +97,7 @@ class WorkerPool implements TileRunner {
     private readonly model: ModelInfo,
     private readonly workers: Worker[],
     threads: number,
+    private readonly unrefIdle: boolean,
   ) {
     this.slots = workers.length;
     this.description = `${workers.length} worker${workers.length > 1 ? "s" : ""} x ${threads} thread${threads > 1 ? "s" : ""}`;
@@ -108,7 +114,7 @@ class WorkerPool implements TileRunner {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
     }
-    const pool = new WorkerPool(model, workers, options.threads);
+    const pool = new WorkerPool(model, workers, options.threads, options.unrefIdle === true);
     for (const w of workers) {
       w.on("message", (m: WorkerReply) => pool.onReply(w, m));
       w.on("error", (e) => pool.fail(new PipelineError("stage_failed", `inference worker crashed: ${e.message}`, model.path, { cause: e })));
@@ -117,6 +123,7 @@ class WorkerPool implements TileRunner {
         if (!pool.closing) pool.fail(new PipelineError("stage_failed", `inference worker exited unexpectedly (code ${code})`, model.path));
       });
       pool.idle.push(w);
+      if (pool.unrefIdle) w.unref();
     }
     return pool;
   }
@@ -140,6 +147,8 @@ class WorkerPool implements TileRunner {
       const w = this.idle.pop() as Worker;
       const job = this.queue.shift() as Job;
       this.busy.set(w, job);
+      // A busy worker keeps the process alive: its reply is awaited (an idle one may be unref'd).
+      if (this.unrefIdle) w.ref();
       // Transferred, not copied: the caller never touches a tile again once submitted.
       w.postMessage(job.req, [job.req.tile.buffer as ArrayBuffer]);
     }
@@ -150,6 +159,7 @@ class WorkerPool implements TileRunner {
     if (!job || (m.kind !== "done" && m.kind !== "error")) return;
     this.busy.delete(w);
     this.idle.push(w);
+    if (this.unrefIdle) w.unref();
     if (m.kind === "done") job.resolve(m.probs);
     else job.reject(new PipelineError("stage_failed", `inference failed: ${m.message}`, this.model.path));
     this.dispatch();

@@ -78,6 +78,8 @@ export interface StreamOptions extends Omit<SegmentOptions, "probabilities" | "o
   model: ModelInfo;
   /** Compute per-channel probabilities for the sink. */
   probabilities?: boolean;
+  /** An open runner to use (and leave open) instead of creating one from `runner` for this call. */
+  tileRunner?: TileRunner;
 }
 
 export async function segmentVolume(image: Volume<Uint8Array | Uint16Array>, options: SegmentOptions = {}): Promise<SegmentResult> {
@@ -134,7 +136,8 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   const progress = options.progress ?? silentProgress;
   const started = performance.now();
 
-  const runner = await createRunner(model, options.runner ?? defaultRunnerOptions(availableParallelism(), tiles.length * D));
+  const own = options.tileRunner === undefined;
+  const runner = options.tileRunner ?? (await createRunner(model, options.runner ?? defaultRunnerOptions(availableParallelism(), tiles.length * D)));
   const limiter = new Limiter(runner.slots * 2);
   // Progress in Mpx (one decimal) so the bar and the CLI's end-of-stage line read as a pixel rate.
   const mpx = (sections: number) => Math.round((sections * W * H) / 1e5) / 10;
@@ -161,7 +164,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     throw e;
   } finally {
     progress.end();
-    await runner.close();
+    if (own) await runner.close();
   }
   return {
     sections: D,
@@ -191,13 +194,26 @@ async function segmentSection(
   const norm = normaliseSection(section);
   const acc = new Float32Array(C * n);
   const wsum = new Float32Array(n);
+  // Float sums depend on their order where tiles overlap: tiles are blended in plan order, whichever finishes
+  // first, so a section gets the same bytes on any runner and in any run (tasks must be idempotent). A tile's
+  // limiter slot is held until it is blended, so finished tiles waiting for an earlier one stay bounded too.
+  const finished = new Map<number, Float32Array>();
+  let next = 0;
   await Promise.all(
-    tiles.map(async (t) => {
+    tiles.map(async (t, i) => {
       await limiter.acquire();
+      let probs: Float32Array;
       try {
-        const probs = await runner.run(extractTile(norm, W, H, t), t.h, t.w);
-        accumulate(acc, wsum, probs, C, plan, t);
-      } finally {
+        probs = await runner.run(extractTile(norm, W, H, t), t.h, t.w);
+      } catch (e) {
+        limiter.release();
+        throw e;
+      }
+      finished.set(i, probs);
+      for (let p = finished.get(next); p !== undefined; p = finished.get(next)) {
+        finished.delete(next);
+        accumulate(acc, wsum, p, C, plan, tiles[next] as Tile);
+        next++;
         limiter.release();
       }
     }),
