@@ -7,7 +7,7 @@ import type { Volume } from "../../../precomputed/array.js";
 import { PipelineError } from "../errors.js";
 import { silentProgress, type Progress } from "../progress.js";
 import { IDENTITY, compose, decompose, fitAffine, type Affine } from "./affine.js";
-import { DEFAULT_COARSE, coarseAlign, type CoarseOptions, type SectionStatus } from "./coarse.js";
+import { DEFAULT_COARSE, coarseAlign, type CoarseOptions, type CoarseSection, type SectionStatus } from "./coarse.js";
 import { DEFAULT_ELASTIC, StackMeasurer, type ElasticOptions, type PairShifts } from "./elastic.js";
 import { sectionView, type Section } from "./image.js";
 import { makeGrid, nodeX, nodeY, renderRows, type Grid, type SectionMap } from "./map.js";
@@ -89,7 +89,7 @@ export async function alignStack(image: Stack, opts: AlignOptions = {}): Promise
   const r = model.report;
   r.seconds.render = (performance.now() - t0) / 1000;
   r.seconds.total = r.seconds.coarse + r.seconds.elastic + r.seconds.render;
-  r.megapixelsPerSecond = (image.shape[0] * image.shape[1] * image.shape[2]) / 1e6 / Math.max(1e-9, r.seconds.total);
+  r.megapixelsPerSecond = throughput(image.shape, r.seconds.total);
   return { aligned, report: r, model };
 }
 
@@ -97,61 +97,106 @@ function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-export async function estimateAlignment(image: Stack, opts: AlignOptions = {}): Promise<AlignModel> {
-  const [w, h, depth] = image.shape;
-  const progress = opts.progress ?? silentProgress;
-  if (w * h * depth !== image.data.length || depth < 1) {
-    throw new PipelineError("bad_input", `stack shape ${w}x${h}x${depth} does not match ${image.data.length} voxels`, opts.file);
-  }
+/** The settings estimateAlignment derives from the options and the section size. */
+export interface AlignSettings {
+  elasticMode: boolean;
+  correlation: ElasticOptions;
+  coarse: CoarseOptions;
+  stride: number;
+  iterations: number;
+  lambda: number;
+  bending: number;
+  reach: number;
+  reachWeight: number;
+  grid: Grid;
+  /** Nodes per section. */
+  n: number;
+}
+
+export function alignSettings(w: number, h: number, opts: AlignOptions = {}): AlignSettings {
   const elasticMode = opts.elastic !== false;
   const correlation: ElasticOptions = { ...DEFAULT_ELASTIC, ...opts.correlation };
   // Patches larger than the section cannot be placed; shrink to the largest power of two that fits.
   while (correlation.patch > 32 && correlation.patch > Math.min(w, h)) correlation.patch /= 2;
   correlation.maxShift = Math.min(correlation.maxShift, correlation.patch / 4);
   const stride = opts.stride ?? 32;
-  const iterations = opts.iterations ?? (elasticMode ? 3 : 2);
-  // No stretching springs by default: they pull every section's field towards zero gradient, so along a long
-  // stack they fight the correction of accumulated affine error (32 sections: 0.82 -> 0.54 px exact error).
-  const lambda = opts.lambda ?? 0;
-  // Stiffer than the 0.05 it was: over 32 sections 0.05 -> 0.2 -> 0.6 -> 2 gave 0.37 -> 0.28 -> 0.26 -> 0.31 px exact error.
-  const bending = opts.bending ?? 0.5;
-  const reach = opts.reach ?? 1;
-  const reachWeight = opts.reachWeight ?? 1;
   const grid = makeGrid(w, h, stride);
-  const n = grid.nx * grid.ny;
+  return {
+    elasticMode,
+    correlation,
+    coarse: { ...DEFAULT_COARSE, ...opts.coarse },
+    stride,
+    iterations: opts.iterations ?? (elasticMode ? 3 : 2),
+    // No stretching springs by default: they pull every section's field towards zero gradient, so along a long
+    // stack they fight the correction of accumulated affine error (32 sections: 0.82 -> 0.54 px exact error).
+    lambda: opts.lambda ?? 0,
+    // Stiffer than the 0.05 it was: over 32 sections 0.05 -> 0.2 -> 0.6 -> 2 gave 0.37 -> 0.28 -> 0.26 -> 0.31 px exact error.
+    bending: opts.bending ?? 0.5,
+    reach: opts.reach ?? 1,
+    reachWeight: opts.reachWeight ?? 1,
+    grid,
+    n: grid.nx * grid.ny,
+  };
+}
 
-  const t0 = performance.now();
-  const coarse = await coarseAlign(image.data, w, h, depth, { ...DEFAULT_COARSE, ...opts.coarse }, progress);
-  const t1 = performance.now();
+/**
+ * The elastic rounds' state between measurements: the maps, what each section was flagged with, and the chain
+ * of registered sections that the measurements run along. The in-memory path and the task coordinator
+ * (tasks.ts) both drive it: measure along `chain` with `gaps`, then `apply`.
+ */
+export class ElasticSolver {
+  readonly maps: SectionMap[];
+  readonly flags: string[][];
+  readonly messages: (string | undefined)[];
+  readonly good: boolean[];
+  /** Consecutive registered sections: the neighbour links. */
+  readonly pairs: [number, number][] = [];
+  /** The registered sections in order. */
+  readonly chain: number[];
+  readonly nodeCount: number[];
+  readonly gaps: number;
+  private readonly nodeXY: Float64Array;
+  private readonly pinned = new Set<number>([0]);
+  private readonly depth: number;
 
-  const maps: SectionMap[] = coarse.map((c) => ({ affine: c.affine }));
-  const flags: string[][] = coarse.map((c) => (c.status === "blank" || c.status === "no_matches" ? [c.status] : []));
-  const messages: (string | undefined)[] = coarse.map((c) => c.message);
-  // Elastic links join consecutive sections that were registered; a skipped section follows its reference.
-  const good = coarse.map((c, z) => c.status === "ok" || (z === 0 && c.status === "reference"));
-  const pairs: [number, number][] = [];
-  let last = -1;
-  for (let z = 0; z < depth; z++) {
-    if (!good[z]) continue;
-    if (last >= 0) pairs.push([last, z]);
-    last = z;
+  constructor(
+    readonly coarse: CoarseSection[],
+    readonly settings: AlignSettings,
+  ) {
+    const depth = (this.depth = coarse.length);
+    const { grid, n } = settings;
+    this.maps = coarse.map((c) => ({ affine: c.affine }));
+    this.flags = coarse.map((c) => (c.status === "blank" || c.status === "no_matches" ? [c.status] : []));
+    this.messages = coarse.map((c) => c.message);
+    // Elastic links join consecutive sections that were registered; a skipped section follows its reference.
+    this.good = coarse.map((c, z) => c.status === "ok" || (z === 0 && c.status === "reference"));
+    let last = -1;
+    for (let z = 0; z < depth; z++) {
+      if (!this.good[z]) continue;
+      if (last >= 0) this.pairs.push([last, z]);
+      last = z;
+    }
+    this.nodeCount = new Array<number>(depth).fill(0);
+    this.nodeXY = new Float64Array(2 * n);
+    for (let j = 0; j < grid.ny; j++) for (let i = 0; i < grid.nx; i++) this.nodeXY.set([nodeX(grid, i), nodeY(grid, j)], 2 * (j * grid.nx + i));
+    this.chain = this.good.flatMap((g, z) => (g ? [z] : []));
+    this.gaps = settings.elasticMode ? Math.max(1, Math.min(settings.reach, this.chain.length - 1)) : 1;
   }
-  const measurer = new StackMeasurer(correlation);
-  const nodeCount = new Array<number>(depth).fill(0);
-  const nodeXY = new Float64Array(2 * n);
-  for (let j = 0; j < grid.ny; j++) for (let i = 0; i < grid.nx; i++) nodeXY.set([nodeX(grid, i), nodeY(grid, j)], 2 * (j * grid.nx + i));
-  const pinned = new Set<number>([0]);
-  const chain = good.flatMap((g, z) => (g ? [z] : []));
-  progress.start(elasticMode ? "align: elastic" : "align: refine", iterations * grid.ny, "node rows");
-  for (let it = 0; it < iterations && pairs.length > 0; it++) {
+
+  /** Rounds to run: none without a pair. */
+  get rounds(): number {
+    return this.pairs.length > 0 ? this.settings.iterations : 0;
+  }
+
+  /** One round's measurements (StackMeasurer.measure along `chain` with `gaps`) -> links -> new maps. */
+  apply(it: number, measured: PairShifts[][]): void {
+    const { maps, flags, messages, pairs, chain, nodeCount, depth } = this;
+    const { elasticMode, n, correlation, reachWeight, grid, lambda, bending } = this.settings;
     const links: MeshLink[] = [];
     const affineSteps: (Affine | undefined)[] = new Array<Affine | undefined>(depth).fill(undefined);
-    const gaps = elasticMode ? Math.max(1, Math.min(reach, chain.length - 1)) : 1;
-    const measured = measurer.measure(image.data, w, h, maps, chain, grid, (row) => progress.update(it * grid.ny + row), gaps);
     const shifts = measured[0] as PairShifts[];
-    await tick();
     // Links over 2.. gaps sections: only where enough patches matched (a long link with too little data says nothing).
-    for (let g = 2; g <= gaps && elasticMode; g++) {
+    for (let g = 2; g <= this.gaps && elasticMode; g++) {
       (measured[g - 1] as PairShifts[]).forEach((s, c) => {
         if (s.valid >= Math.max(4, 0.05 * n)) links.push(linkFor(chain[c] as number, chain[c + g] as number, s, maps, n, true, reachWeight ** (g - 1), correlation.partialPower));
       });
@@ -165,11 +210,11 @@ export async function estimateAlignment(image: Stack, opts: AlignOptions = {}): 
         messages[b] = `only ${s.valid} of ${n} patches matched section ${a}: affine only, elastic shape of section ${a} kept`;
       }
       if (elasticMode) links.push(linkFor(a, b, s, maps, n, enough, 1, correlation.partialPower));
-      else affineSteps[b] = enough ? fitDisplacementAffine(nodeXY, s) : undefined;
+      else affineSteps[b] = enough ? fitDisplacementAffine(this.nodeXY, s) : undefined;
     });
     if (elasticMode) {
-      const fields = solveMesh(grid, depth, links, pinned, { lambda, bending });
-      for (let z = 0; z < depth; z++) if (good[z]) (maps[z] as SectionMap).field = fields[z];
+      const fields = solveMesh(grid, depth, links, this.pinned, { lambda, bending });
+      for (let z = 0; z < depth; z++) if (this.good[z]) (maps[z] as SectionMap).field = fields[z];
     } else {
       // Chain the per-pair corrections so section b moves with everything a moved by.
       const cumulative: Affine[] = new Array<Affine>(depth).fill(IDENTITY);
@@ -178,52 +223,106 @@ export async function estimateAlignment(image: Stack, opts: AlignOptions = {}): 
         const ca = cumulative[a] as Affine;
         cumulative[b] = [ca[0] + step[0] - 1, ca[1] + step[1], ca[2] + step[2], ca[3] + step[3], ca[4] + step[4] - 1, ca[5] + step[5]];
       }
-      for (let z = 0; z < depth; z++) if (good[z]) (maps[z] as SectionMap).affine = compose((maps[z] as SectionMap).affine, cumulative[z] as Affine);
+      for (let z = 0; z < depth; z++) if (this.good[z]) (maps[z] as SectionMap).affine = compose((maps[z] as SectionMap).affine, cumulative[z] as Affine);
     }
   }
-  // Sections that were skipped follow the last good section before them (or slice 0).
-  let prevGood = 0;
-  for (let z = 0; z < depth; z++) {
-    if (good[z]) prevGood = z;
-    else if (z > 0) maps[z] = { affine: (maps[prevGood] as SectionMap).affine, field: (maps[prevGood] as SectionMap).field };
+
+  /** After the last round: sections that were skipped follow the last good section before them (or slice 0). */
+  finish(): void {
+    const { maps, good } = this;
+    let prevGood = 0;
+    for (let z = 0; z < this.depth; z++) {
+      if (good[z]) prevGood = z;
+      else if (z > 0) maps[z] = { affine: (maps[prevGood] as SectionMap).affine, field: (maps[prevGood] as SectionMap).field };
+    }
   }
+
+  /** The report (outsideFraction 0 until rendered; seconds as given). */
+  report(w: number, h: number, seconds: AlignReport["seconds"]): AlignReport {
+    const { maps, flags, messages, nodeCount, coarse } = this;
+    const { n, elasticMode, stride, correlation, grid } = this.settings;
+    const sections: SectionReport[] = coarse.map((c, z) => {
+      const map = maps[z] as SectionMap;
+      const d = decompose(map.affine);
+      let maxElastic = 0;
+      if (map.field) for (let p = 0; p < n; p++) maxElastic = Math.max(maxElastic, Math.hypot(map.field[2 * p] as number, map.field[2 * p + 1] as number));
+      return {
+        index: z,
+        status: c.status,
+        flags: flags[z] ?? [],
+        ...(messages[z] ? { message: messages[z] } : {}),
+        matchedTo: c.matchedTo,
+        featureMatches: c.matches,
+        inliers: c.inliers,
+        ransacRmsPx: round(c.rmsPx),
+        rotationDeg: round(d.rotationDeg),
+        scale: round(d.scale, 5),
+        translationPx: [round(map.affine[2]), round(map.affine[5])],
+        elasticNodes: nodeCount[z] ?? 0,
+        elasticNodeFraction: round((nodeCount[z] ?? 0) / n),
+        maxElasticPx: round(maxElastic),
+        outsideFraction: 0,
+      };
+    });
+    return {
+      version: 1,
+      shape: [w, h, this.depth],
+      mode: elasticMode ? "elastic" : "affine",
+      grid: { stride, patch: correlation.patch, nodes: [grid.nx, grid.ny] },
+      sections,
+      flagged: sections.filter((s) => s.flags.length > 0).map((s) => s.index),
+      seconds,
+      megapixelsPerSecond: 0,
+    };
+  }
+}
+
+export async function estimateAlignment(image: Stack, opts: AlignOptions = {}): Promise<AlignModel> {
+  const [w, h, depth] = image.shape;
+  const progress = opts.progress ?? silentProgress;
+  if (w * h * depth !== image.data.length || depth < 1) {
+    throw new PipelineError("bad_input", `stack shape ${w}x${h}x${depth} does not match ${image.data.length} voxels`, opts.file);
+  }
+  const settings = alignSettings(w, h, opts);
+  const { grid, iterations } = settings;
+
+  const t0 = performance.now();
+  const coarse = await coarseAlign(image.data, w, h, depth, settings.coarse, progress);
+  const t1 = performance.now();
+
+  const solver = new ElasticSolver(coarse, settings);
+  const measurer = new StackMeasurer(settings.correlation);
+  progress.start(settings.elasticMode ? "align: elastic" : "align: refine", iterations * grid.ny, "node rows");
+  for (let it = 0; it < solver.rounds; it++) {
+    const measured = measurer.measure(image.data, w, h, solver.maps, solver.chain, grid, (row) => progress.update(it * grid.ny + row), solver.gaps);
+    await tick();
+    solver.apply(it, measured);
+  }
+  solver.finish();
   progress.end();
   const t2 = performance.now();
+  const report = solver.report(w, h, { coarse: (t1 - t0) / 1000, elastic: (t2 - t1) / 1000, render: 0, total: (t2 - t0) / 1000 });
+  return { grid, maps: solver.maps, report };
+}
 
-  const sections: SectionReport[] = coarse.map((c, z) => {
-    const map = maps[z] as SectionMap;
-    const d = decompose(map.affine);
-    let maxElastic = 0;
-    if (map.field) for (let p = 0; p < n; p++) maxElastic = Math.max(maxElastic, Math.hypot(map.field[2 * p] as number, map.field[2 * p + 1] as number));
-    return {
-      index: z,
-      status: c.status,
-      flags: flags[z] ?? [],
-      ...(messages[z] ? { message: messages[z] } : {}),
-      matchedTo: c.matchedTo,
-      featureMatches: c.matches,
-      inliers: c.inliers,
-      ransacRmsPx: round(c.rmsPx),
-      rotationDeg: round(d.rotationDeg),
-      scale: round(d.scale, 5),
-      translationPx: [round(map.affine[2]), round(map.affine[5])],
-      elasticNodes: nodeCount[z] ?? 0,
-      elasticNodeFraction: round((nodeCount[z] ?? 0) / n),
-      maxElasticPx: round(maxElastic),
-      outsideFraction: 0,
-    };
-  });
-  const report: AlignReport = {
-    version: 1,
-    shape: [w, h, depth],
-    mode: elasticMode ? "elastic" : "affine",
-    grid: { stride, patch: correlation.patch, nodes: [grid.nx, grid.ny] },
-    sections,
-    flagged: sections.filter((s) => s.flags.length > 0).map((s) => s.index),
-    seconds: { coarse: (t1 - t0) / 1000, elastic: (t2 - t1) / 1000, render: 0, total: (t2 - t0) / 1000 },
-    megapixelsPerSecond: 0,
-  };
-  return { grid, maps, report };
+/** A section's report value for `outside` output pixels without source data. */
+export function outsideFraction(outside: number, w: number, h: number): number {
+  return round(outside / (w * h), 4);
+}
+
+/** Mega-voxels per second of the whole run, as the report gives it. */
+export function throughput(shape: readonly number[], seconds: number): number {
+  return ((shape[0] as number) * (shape[1] as number) * (shape[2] as number)) / 1e6 / Math.max(1e-9, seconds);
+}
+
+/** Band of output rows rendered per renderRows call. */
+export const RENDER_BAND = 64;
+
+/** One output section through its map, in row bands; returns the pixels that had no source. */
+export function renderSection(src: Section, w: number, h: number, map: SectionMap, grid: Grid, dst: Uint8Array | Uint16Array, xs: Float64Array, ys: Float64Array, cubic: boolean): number {
+  let outside = 0;
+  for (let y = 0; y < h; y += RENDER_BAND) outside += renderRows(src, w, h, w, map, grid, y, Math.min(h, y + RENDER_BAND), dst, xs, ys, 0, cubic);
+  return outside;
 }
 
 function round(v: number, digits = 3): number {
@@ -289,15 +388,13 @@ export async function renderStack(image: Stack, model: AlignModel, progress: Pro
   const out = image.data instanceof Uint16Array ? new Uint16Array(image.data.length) : new Uint8Array(image.data.length);
   const xs = new Float64Array(w);
   const ys = new Float64Array(w);
-  const band = 64;
   progress.start("align: render", depth, "sections");
   for (let z = 0; z < depth; z++) {
     const src: Section = sectionView(image.data, w, h, z);
     const dst = out.subarray(z * w * h, (z + 1) * w * h);
-    let outside = 0;
-    for (let y = 0; y < h; y += band) outside += renderRows(src, w, h, w, model.maps[z] as SectionMap, model.grid, y, Math.min(h, y + band), dst, xs, ys, 0, cubic);
+    const outside = renderSection(src, w, h, model.maps[z] as SectionMap, model.grid, dst, xs, ys, cubic);
     const s = model.report.sections[z];
-    if (s) s.outsideFraction = round(outside / (w * h), 4);
+    if (s) s.outsideFraction = outsideFraction(outside, w, h);
     progress.update(z + 1);
     await tick();
   }

@@ -85,15 +85,44 @@ export interface PairShifts {
   valid: number;
 }
 
+/** One section's patch at the current node: spectrum, valid fraction, and content weights (fade, 0 where missing). */
+interface Slot {
+  spectrum: Spectrum;
+  support: number;
+  weights: Float32Array;
+}
+
+/**
+ * The correlations of measure() over a whole chain of `length` sections, in the order they are paired for the
+ * inverse FFTs: [g, b] (chain[b - g] -> chain[b]) for b = 0, 1, ..., g = 1 .. min(gaps, b). Returns those with
+ * b in [t0, t1), plus the partner of the first and of the last where that lies outside.
+ */
+function measureItems(length: number, gaps: number, t0: number, t1: number): [number, number][] {
+  let before = 0;
+  for (let b = 0; b < t0; b++) before += Math.min(gaps, b);
+  let upto = before;
+  for (let b = Math.max(0, t0); b < t1; b++) upto += Math.min(gaps, b);
+  if (upto === before) return [];
+  let total = upto;
+  for (let b = Math.max(0, t1); b < length; b++) total += Math.min(gaps, b);
+  const q0 = before - (before % 2);
+  const q1 = Math.min(total, upto + (upto % 2));
+  const items: [number, number][] = [];
+  let index = 0;
+  for (let b = 0; b < length && index < q1; b++) {
+    for (let g = 1; g <= Math.min(gaps, b); g++, index++) if (index >= q0 && index < q1) items.push([g, b]);
+  }
+  return items;
+}
+
 export class StackMeasurer {
   private readonly corr: PhaseCorrelator;
   private readonly pa: Float64Array;
   private readonly pb: Float64Array;
   private readonly xs: Float64Array;
   private readonly ys: Float64Array;
-  private readonly bufs: Spectrum[] = [];
-  /** Per ring slot: the content weight of that section's patch (fade factor, 0 where missing). */
-  private readonly weights: Float32Array[] = [];
+  /** Free spectrum buffers (kept between calls). */
+  private readonly slots: Slot[] = [];
 
   constructor(readonly options: ElasticOptions = DEFAULT_ELASTIC) {
     const p = options.patch;
@@ -111,26 +140,46 @@ export class StackMeasurer {
    * the section size or count.
    */
   measure(data: Section, w: number, h: number, maps: SectionMap[], chain: number[], grid: Grid, onRow?: (row: number) => void, gaps = 1): PairShifts[][] {
+    return this.measureRange((z) => sectionView(data, w, h, z), w, h, maps, chain, grid, gaps, 0, chain.length, onRow);
+  }
+
+  /**
+   * The pairs of `measure` whose later section sits at chain positions [t0, t1): result[g - 1][i] is
+   * chain[b - g] -> chain[b], b = max(t0, g) + i. Every pair gets the bytes that `measure` over the whole chain
+   * gives it, however the chain is split: two sections share one forward FFT (positions 2m and 2m + 1) and two
+   * correlations share one inverse FFT (consecutive in the whole chain's order), and both partners change the
+   * round-off, so a range computes the partners the whole chain would (StackMeasurer.window lists the
+   * positions it reads). `section(z)` and `maps[z]` are only read for those positions.
+   */
+  measureRange(section: (z: number) => Section, w: number, h: number, maps: SectionMap[], chain: number[], grid: Grid, gaps: number, t0: number, t1: number, onRow?: (row: number) => void): PairShifts[][] {
     const { patch, minRatio, maxShift } = this.options;
     const n = grid.nx * grid.ny;
+    const length = chain.length;
     const out: PairShifts[][] = [];
-    for (let g = 1; g <= gaps; g++) out.push(chain.slice(g).map(() => ({ dx: new Float32Array(n), dy: new Float32Array(n), ok: new Uint8Array(n), support: new Float32Array(n), valid: 0 })));
+    for (let g = 1; g <= gaps; g++) {
+      const count = Math.max(0, t1 - Math.max(t0, g));
+      out.push(Array.from({ length: count }, () => ({ dx: new Float32Array(n), dy: new Float32Array(n), ok: new Uint8Array(n), support: new Float32Array(n), valid: 0 })));
+    }
+    const items = measureItems(length, gaps, t0, t1);
     const half = patch / 2;
     const maxOut = patch * patch * this.options.maxOutside;
     const fade = this.options.fadePx;
     const dist = new Float32Array(patch * patch);
-    // Ring of the last sections' spectra: two new ones per FFT, plus the gaps + 2 that waiting correlations read.
-    const ringSize = gaps + 4;
-    while (this.bufs.length < ringSize) this.bufs.push(this.corr.newSpectrum());
-    while (this.weights.length < ringSize) this.weights.push(new Float32Array(patch * patch));
-    const ring = this.bufs.slice(0, ringSize);
     const norm = this.options.overlapNorm;
     const tA = new Float32Array(patch * patch);
     const tB = new Float32Array(patch * patch);
-    const support = new Float64Array(ringSize);
+    // Spectra of the sections that waiting correlations still read (a cache: at most gaps + 4 live).
+    const live = new Map<number, Slot>();
+    const take = (): Slot => this.slots.pop() ?? { spectrum: this.corr.newSpectrum(), support: 0, weights: new Float32Array(patch * patch) };
+    const release = (position: number): void => {
+      const s = live.get(position);
+      if (!s) return;
+      live.delete(position);
+      this.slots.push(s);
+    };
     /** Samples section z's patch into buf; returns its valid fraction, or 0 when too much is missing. */
     const sample = (z: number, cx: number, cy: number, buf: Float64Array, t: Float32Array): number => {
-      const outside = samplePatch(sectionView(data, w, h, z), w, h, maps[z] as SectionMap, grid, cx, cy, patch, buf, this.xs, this.ys, this.options.cubic);
+      const outside = samplePatch(section(z), w, h, maps[z] as SectionMap, grid, cx, cy, patch, buf, this.xs, this.ys, this.options.cubic);
       if (outside > maxOut) return 0;
       if (outside > 0) {
         if (fade > 0) fadeMissing(buf, patch, fade, dist, t);
@@ -141,75 +190,76 @@ export class StackMeasurer {
       }
       return 1 - outside / (patch * patch);
     };
-    const record = (gap: number, c: number, k: number, s: PatchShift | undefined): void => {
-      const r = (out[gap - 1] as PairShifts[])[c] as PairShifts;
+    /** The spectrum of chain position c, made together with its FFT partner (2m with 2m + 1). */
+    const spectrumOf = (c: number, cx: number, cy: number): Slot => {
+      const have = live.get(c);
+      if (have) return have;
+      const e = c - (c % 2);
+      const hasB = e + 1 < length;
+      const fa = sample(chain[e] as number, cx, cy, this.pa, tA);
+      const fb = hasB ? sample(chain[e + 1] as number, cx, cy, this.pb, tB) : 0;
+      const sa = take();
+      const sb = take();
+      if (norm) {
+        // Only partial patches' weights are read (full ones weigh 1 everywhere).
+        if (fa > 0 && fa < 1) sa.weights.set(tA);
+        if (fb > 0 && fb < 1) sb.weights.set(tB);
+      }
+      const okA = fa > 0;
+      const okB = fb > 0;
+      sa.support = fa;
+      sb.support = fb;
+      this.corr.spectra(okA ? this.pa : this.pb, okB ? this.pb : this.pa, sa.spectrum, sb.spectrum);
+      if (!okA) sa.spectrum.flat = true;
+      if (!okB) sb.spectrum.flat = true;
+      live.set(e, sa);
+      if (hasB) live.set(e + 1, sb);
+      else this.slots.push(sb);
+      return live.get(c) as Slot;
+    };
+    const record = (g: number, t: number, k: number, a: Slot, b: Slot, s: PatchShift | undefined): void => {
+      if (t < t0 || t >= t1) return;
+      const r = (out[g - 1] as PairShifts[])[t - Math.max(t0, g)] as PairShifts;
       // Kept for failed pairs too, so that the joint-mask pass re-measures only partial ones.
-      r.support[k] = Math.min(support[c % ringSize] as number, support[(c + gap) % ringSize] as number);
+      r.support[k] = Math.min(a.support, b.support);
       if (!s || s.ratio < minRatio) return;
       r.dx[k] = s.dx;
       r.dy[k] = s.dy;
       r.ok[k] = 1;
     };
-    // Correlations wait in a queue and go two per inverse FFT.
-    const queue: [number, number][] = [];
-    const flush = (k: number, all: boolean): void => {
-      while (queue.length >= 2 || (all && queue.length > 0)) {
-        const [g1, c1] = queue.shift() as [number, number];
-        const second = queue.shift();
-        const A = ring[(c1 - g1) % ringSize] as Spectrum;
-        const B = ring[c1 % ringSize] as Spectrum;
-        const C = second ? (ring[(second[1] - second[0]) % ringSize] as Spectrum) : undefined;
-        const D = second ? (ring[second[1] % ringSize] as Spectrum) : undefined;
-        const ov = (g: number, c: number): Overlap | undefined => {
-          const a = (c - g) % ringSize;
-          const b = c % ringSize;
-          const fa = support[a] as number;
-          const fb = support[b] as number;
-          if (!norm || (fa >= 1 && fb >= 1)) return undefined;
-          return this.corr.overlap(fa < 1 ? this.weights[a] : undefined, fb < 1 ? this.weights[b] : undefined);
-        };
-        const [r1, r2] = this.corr.fromSpectraPair(A, B, C, D, maxShift, ov(g1, c1), second ? ov(second[0], second[1]) : undefined);
-        record(g1, c1 - g1, k, r1);
-        if (second) record(second[0], second[1] - second[0], k, r2);
-      }
+    const ov = (a: Slot, b: Slot): Overlap | undefined => {
+      if (!norm || (a.support >= 1 && b.support >= 1)) return undefined;
+      return this.corr.overlap(a.support < 1 ? a.weights : undefined, b.support < 1 ? b.weights : undefined);
     };
     for (let j = 0; j < grid.ny; j++) {
       const cy = nodeY(grid, j);
       // A patch hanging over the output border would correlate the border itself; such nodes get their
       // displacement from their neighbours through the mesh instead.
-      if (cy - half >= 0 && cy + half <= h) {
+      if (cy - half >= 0 && cy + half <= h && items.length > 0) {
         for (let i = 0; i < grid.nx; i++) {
           const cx = nodeX(grid, i);
           if (cx - half < 0 || cx + half > w) continue;
           const k = j * grid.nx + i;
-          for (let c = 0; c < chain.length; c += 2) {
-            const hasB = c + 1 < chain.length;
-            const fa = sample(chain[c] as number, cx, cy, this.pa, tA);
-            const fb = hasB ? sample(chain[c + 1] as number, cx, cy, this.pb, tB) : 0;
-            if (norm) {
-              // Only partial patches' weights are read (full ones weigh 1 everywhere).
-              if (fa > 0 && fa < 1) (this.weights[c % ringSize] as Float32Array).set(tA);
-              if (fb > 0 && fb < 1) (this.weights[(c + 1) % ringSize] as Float32Array).set(tB);
-            }
-            const okA = fa > 0;
-            const okB = fb > 0;
-            support[c % ringSize] = fa;
-            support[(c + 1) % ringSize] = fb;
-            const s1 = ring[c % ringSize] as Spectrum;
-            const s2 = ring[(c + 1) % ringSize] as Spectrum;
-            this.corr.spectra(okA ? this.pa : this.pb, okB ? this.pb : this.pa, s1, s2);
-            if (!okA) s1.flat = true;
-            if (!okB) s2.flat = true;
-            for (const t of hasB ? [c, c + 1] : [c]) for (let g = 1; g <= gaps && t - g >= 0; g++) queue.push([g, t]);
-            // At most one correlation waits for a partner; it reads sections >= c - gaps, which the ring keeps
-            // while the next two sections are written.
-            flush(k, c + 2 >= chain.length);
+          for (const p of [...live.keys()]) release(p);
+          // Correlations go two per inverse FFT, in the whole chain's order.
+          for (let q = 0; q < items.length; q += 2) {
+            const [g1, b1] = items[q] as [number, number];
+            for (const p of [...live.keys()]) if (p < b1 - gaps) release(p);
+            const second = items[q + 1];
+            const A = spectrumOf(b1 - g1, cx, cy);
+            const B = spectrumOf(b1, cx, cy);
+            const C = second ? spectrumOf(second[1] - second[0], cx, cy) : undefined;
+            const D = second ? spectrumOf(second[1], cx, cy) : undefined;
+            const [r1, r2] = this.corr.fromSpectraPair(A.spectrum, B.spectrum, C?.spectrum, D?.spectrum, maxShift, ov(A, B), C && D ? ov(C, D) : undefined);
+            record(g1, b1, k, A, B, r1);
+            if (second && C && D) record(second[0], second[1], k, C, D, r2);
           }
         }
       }
       onRow?.(j + 1);
     }
-    if (this.options.jointMask) this.remeasurePartial(data, w, h, maps, chain, grid, out, dist);
+    for (const p of [...live.keys()]) release(p);
+    if (this.options.jointMask) this.remeasurePartial(section, w, h, maps, chain, grid, out, dist, t0);
     for (const list of out) for (const r of list) r.valid = rejectInconsistent(grid, r.dx, r.dy, r.ok, this.options.maxDeviation);
     const sp = this.options.smoothPx ?? 0;
     if (sp > 0) for (const list of out) for (const r of list) smoothShifts(grid, r, sp / grid.stride);
@@ -218,12 +268,25 @@ export class StackMeasurer {
     return out;
   }
 
+  /** Chain positions [lo, hi) whose sections (and maps) measureRange(..., t0, t1) reads; undefined: none. */
+  static window(length: number, gaps: number, t0: number, t1: number): [number, number] | undefined {
+    const items = measureItems(length, gaps, t0, t1);
+    if (items.length === 0) return undefined;
+    let lo = length;
+    let hi = 0;
+    for (const [g, b] of items) {
+      lo = Math.min(lo, b - g);
+      hi = Math.max(hi, b);
+    }
+    return [lo - (lo % 2), Math.min(length, hi - (hi % 2) + 2)];
+  }
+
   /**
    * Pairs whose main patches were partly missing (or that failed) measured again, one FFT per pair, with
    * both patches cut to the pixels valid in both and faded there. Pairs with two full patches keep the
    * shared-spectrum result; pairs beyond `maxOutside` stay without data.
    */
-  private remeasurePartial(data: Section, w: number, h: number, maps: SectionMap[], chain: number[], grid: Grid, out: PairShifts[][], dist: Float32Array): void {
+  private remeasurePartial(section: (z: number) => Section, w: number, h: number, maps: SectionMap[], chain: number[], grid: Grid, out: PairShifts[][], dist: Float32Array, t0: number): void {
     const { patch, maxOutside, fadePx, minRatio, maxShift, cubic } = this.options;
     const half = patch / 2;
     const limit = patch * patch * maxOutside;
@@ -239,11 +302,12 @@ export class StackMeasurer {
         out.forEach((list, g) => {
           list.forEach((r, c) => {
             if ((r.support[k] as number) >= 1) return;
-            const a = chain[c] as number;
-            const b = chain[c + g + 1] as number;
-            const oa = samplePatch(sectionView(data, w, h, a), w, h, maps[a] as SectionMap, grid, cx, cy, patch, pa, xs, ys, cubic);
+            const bp = Math.max(t0, g + 1) + c;
+            const a = chain[bp - g - 1] as number;
+            const b = chain[bp] as number;
+            const oa = samplePatch(section(a), w, h, maps[a] as SectionMap, grid, cx, cy, patch, pa, xs, ys, cubic);
             if (oa > limit) return;
-            const ob = samplePatch(sectionView(data, w, h, b), w, h, maps[b] as SectionMap, grid, cx, cy, patch, pb, xs, ys, cubic);
+            const ob = samplePatch(section(b), w, h, maps[b] as SectionMap, grid, cx, cy, patch, pb, xs, ys, cubic);
             if (ob > limit || (oa === 0 && ob === 0)) return;
             let missing = 0;
             for (let q = 0; q < pa.length; q++) {
