@@ -4,18 +4,18 @@
  * segmentation at every scale, the same image chunks, the same morphometrics rows (min_dist_er_nm equal below the distance cap, the cap above
  * it) and the same contact-site annotations, byte for byte.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Vec3 } from "../precomputed/array.js";
-import { validateInfo } from "../precomputed/info.js";
 import { readMultiresMeshManifest } from "../precomputed/mesh-multires.js";
 import { LocalStorage } from "../precomputed/storage.js";
 import { readRegion } from "../precomputed/volume-io.js";
 import { generatePhantom } from "../server/pipeline/phantom/index.js";
 import { runPipeline } from "../server/pipeline/run.js";
 import { writeTiffStack } from "../server/pipeline/tiff.js";
+import { csvRows, files, infoOf } from "./helpers/outputs.js";
 
 const SHAPE: Vec3 = [192, 192, 24];
 /** A narrower halo than the default keeps the small blocks cheap; the phantom has gaps on both sides of it. */
@@ -57,29 +57,6 @@ function paintStraddlingContacts(labels: Uint8Array): void {
   box(80, 110, 80, 110, 2, 14, 3); // a droplet around the block corner (96, 96, 8)
   box(110, 111, 70, 120, 0, 16, 0);
   box(111, 112, 70, 120, 0, 16, 1);
-}
-
-async function infoOf(storage: LocalStorage, layer: string) {
-  return validateInfo(JSON.parse(new TextDecoder().decode(await storage.get(`${layer}/info`))));
-}
-
-function files(root: string, sub: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(path.join(root, rel))) {
-      const r = path.join(rel, name);
-      if (statSync(path.join(root, r)).isDirectory()) walk(r);
-      else out.push(r);
-    }
-  };
-  walk(sub);
-  return out.sort();
-}
-
-function csvRows(out: string): Record<string, string>[] {
-  const [head, ...lines] = readFileSync(path.join(out, "report", "morphometrics.csv"), "utf8").trim().split("\n");
-  const cols = head.split(",");
-  return lines.map((l) => Object.fromEntries(l.split(",").map((v, i) => [cols[i], v])));
 }
 
 describe("out-of-core run vs in-memory run", () => {

@@ -4,7 +4,9 @@
  *   in-process executor (every file of the output folder);
  * - `run` with s3:// image, labels and output (s3rver on loopback) writes the same objects as the local run;
  * - sharded scales (a low threshold shards every scale of more than one chunk) read back as the in-memory run's
- *   unsharded layers, voxel for voxel.
+ *   unsharded layers, voxel for voxel;
+ * - from an image alone (a small real EM stack), alignment and segmentation run as tasks on the workers too and
+ *   give the in-process run's bytes.
  * Small phantom (160 x 160 x 16, blocks 64 x 64 x 8: 3 x 3 x 2 blocks; a budget that splits each pyramid into
  * one-level stages), so every stage has several tasks and faces to stitch.
  */
@@ -22,6 +24,7 @@ import { snapshot } from "../server/jobs/test-support.js";
 import { generatePhantom } from "../server/pipeline/phantom/index.js";
 import { runPipeline, type RunOptions } from "../server/pipeline/run.js";
 import { writeTiffStack } from "../server/pipeline/tiff.js";
+import { shiftedEmStack } from "./helpers/em-stack.js";
 import { storageFor } from "../server/storage/index.js";
 import { startRedis, startS3rver, type RunningS3, type RunningService } from "./helpers/services.js";
 
@@ -155,6 +158,25 @@ describe("out-of-core run on workers and object storage", () => {
     await expect(runPipeline({ ...common(), out: "s3://vem/other" })).rejects.toThrow(/not a vemscope output/);
     await runPipeline({ ...common(), out: "s3://vem/runs/a" });
     expect(await storageFor("s3://vem/runs/a").get("state.json")).toBeDefined();
+  }, 300_000);
+
+  it("from an image alone: alignment and segmentation tasks on the workers write the in-process run's bytes", async () => {
+    const image = path.join(dir, "em.tif");
+    await writeTiffStack(image, await shiftedEmStack());
+    const options = { image, voxelNm: VOXEL, blockwise: true, blockShape: [96, 96, 4] as Vec3, blockBudget: 2 ** 18, distanceCapNm: 100 };
+    const local = await runPipeline({ ...options, out: path.join(dir, "em-in-process") });
+    const queued = await runPipeline({ ...options, out: path.join(dir, "em-queued"), queue: redis.url });
+    expect(queued.instances).toBe(local.instances);
+    const want = await snapshot(path.join(dir, "em-in-process"));
+    const got = await snapshot(path.join(dir, "em-queued"));
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    // The reports' timings are the only difference a run may make.
+    for (const [k, bytes] of want) if (k !== "report/alignment.json") expect(got.get(k)?.equals(bytes), k).toBe(true);
+    const timeless = (b: Buffer | undefined) => ({ ...(JSON.parse(b?.toString("utf8") ?? "{}") as object), seconds: 0, megapixelsPerSecond: 0 });
+    expect(timeless(got.get("report/alignment.json"))).toEqual(timeless(want.get("report/alignment.json")));
+    for (const kind of ["align.coarse", "align.measure", "align.render", "segment.sections", "segment.cleanup-votes", "segment.cleanup-apply"]) {
+      expect(workers.some((w) => new RegExp(`^completed ${kind.replace(".", "\\.")}/`, "m").test(w.out())), kind).toBe(true);
+    }
   }, 300_000);
 
   it("sharded scales hold the in-memory run's voxels", async () => {

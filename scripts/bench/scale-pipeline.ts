@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- scale --pipeline [--size X,Y,Z] [--workers N] [--budget VOXELS] [--shard-above CHUNKS]`: the whole out-of-core
- * `run --labels` with S3 input and output and N `vemscope worker`s on a Redis queue (issue 9's "done when").
+ * `npm run bench -- scale --pipeline [--size X,Y,Z] [--workers N] [--budget VOXELS] [--shard-above CHUNKS] [--from-image]`: the whole
+ * out-of-core `run --labels` (with --from-image: `run` from the image alone, so alignment and segmentation run as
+ * tasks too) with S3 input and output and N `vemscope worker`s on a Redis queue (issue 9's "done when").
  * Default size 1024 x 1024 x 2048 (2 Gvoxel), 2 workers, a 16 Mi-voxel block budget.
  *
  * - input: a 512 x 512 x 64 seeded phantom tiled to the size (odd copies mirrored in x, y and z, so organelles
@@ -46,7 +47,7 @@ const option = (args: string[], name: string): string | undefined => {
 
 interface ChildSpec {
   image: string;
-  labels: string;
+  labels?: string;
   out: string;
   queue: string;
   budget: number;
@@ -164,6 +165,8 @@ export async function main(args: string[]): Promise<void> {
   const nWorkers = Number(option(args, "workers") ?? 2);
   const budget = Number(option(args, "budget") ?? 16 * 2 ** 20);
   const shardAbove = Number(option(args, "shard-above") ?? 4096);
+  const fromImage = args.includes("--from-image");
+  const inputs = fromImage ? ["image"] : ["image", "labels"];
   const voxels = size[0] * size[1] * size[2];
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "vemscope-bench-pipeline-"));
   const [redis, s3] = await Promise.all([startRedis(), startS3rver(["bench"])]);
@@ -176,11 +179,11 @@ export async function main(args: string[]): Promise<void> {
   Object.assign(process.env, { AWS_ENDPOINT_URL: s3.endpoint, AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey });
   const workers: WorkerProc[] = [];
   try {
-    process.stdout.write(`pipeline scale bench: ${size.join("x")} (${(voxels / 1e6).toFixed(0)} Mvox) labels + uint8 image, ${nWorkers} workers, budget ${budget} voxels, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}\n`);
+    process.stdout.write(`pipeline scale bench: ${size.join("x")} (${(voxels / 1e6).toFixed(0)} Mvox) ${fromImage ? "uint8 image only (align + segment as tasks)" : "labels + uint8 image"}, ${nWorkers} workers, budget ${budget} voxels, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}\n`);
     let t0 = performance.now();
     await writeSlices(path.join(tmp, "in"), size);
     const bucket = new S3Storage("bench", "");
-    for (const layer of ["image", "labels"]) {
+    for (const layer of inputs) {
       for (const f of (await fs.readdir(path.join(tmp, "in", layer))).sort()) {
         await bucket.put(`in/${layer}/${f}`, await fs.readFile(path.join(tmp, "in", layer, f)));
       }
@@ -191,7 +194,7 @@ export async function main(args: string[]): Promise<void> {
     t0 = performance.now();
     // This process's CPU during the run is s3rver's and Redis client's (redis-server is measured apart, below).
     const cpu0 = process.cpuUsage();
-    const r = await runChild({ image: "s3://bench/in/image/", labels: "s3://bench/in/labels/", out: "s3://bench/out", queue: redis.url, budget, shardAbove }, env);
+    const r = await runChild({ image: "s3://bench/in/image/", ...(fromImage ? {} : { labels: "s3://bench/in/labels/" }), out: "s3://bench/out", queue: redis.url, budget, shardAbove }, env);
     const wall = (performance.now() - t0) / 1000;
     const stopped = await Promise.all(workers.splice(0).map(stopWorker));
     const own = process.cpuUsage(cpu0);

@@ -62,7 +62,10 @@ export async function builtinKinds(): Promise<TaskKindRegistry> {
   const { downsampleKind } = await import("./kinds/downsample.js");
   // The out-of-core run's stages (server/pipeline/blockwise/tasks.ts): ccl, stitch, relabel, contacts, pyramid, shard.
   const { blockwiseKinds } = await import("../pipeline/blockwise/tasks.js");
+  // Alignment and segmentation of out-of-core runs without --labels (align/tasks.ts, segment/tasks.ts).
+  const { alignKinds } = await import("../pipeline/align/tasks.js");
+  const { segmentKinds } = await import("../pipeline/segment/tasks.js");
   const registry = new TaskKindRegistry().register(downsampleKind);
-  for (const kind of blockwiseKinds) registry.register(kind);
+  for (const kind of [...blockwiseKinds, ...alignKinds, ...segmentKinds]) registry.register(kind);
   return registry;
 }

@@ -247,7 +247,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   // Out of core, the staging folder is named by the inputs and options, so a rerun of a killed run (or of one whose
   // tasks failed) continues it (blockwise/resume.ts); the in-memory run has nothing to resume and starts afresh.
   const staging = blockwise
-    ? `${out}.partial-${await (await import("./blockwise/resume.js")).resumeKey({ ...options, labels: need(options.labels, "--labels"), contactNm, budget, capNm: options.distanceCapNm })}`
+    ? `${out}.partial-${await (await import("./blockwise/resume.js")).resumeKey({ ...options, contactNm, budget, capNm: options.distanceCapNm })}`
     : `${out}.partial-${process.pid}`;
   if (!blockwise) await fs.rm(staging, { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
@@ -257,13 +257,15 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   try {
     if (blockwise) {
       mode = "blockwise";
-      const labels = need(options.labels, "--labels");
       // Work store in the staging folder: with --queue the workers must mount it at the same path (README, Scale-out).
       const work = path.join(staging, ".blocks");
       const { runBlockwise } = await import("./blockwise/run.js");
       ({ instances } = await runBlockwise({
         image: options.image,
-        labels,
+        labels: options.labels,
+        align: options.align,
+        model: options.model,
+        minFragmentNm3: options.minFragmentNm3,
         voxelNm: options.voxelNm,
         contactNm,
         storage: ctx.storage,
@@ -294,15 +296,9 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   return { instances, mode, seconds: (performance.now() - t0) / 1000, out };
 }
 
-/**
- * Out of core when asked, or when the volume (from the image's headers) exceeds the budget. Only with --labels:
- * segmentation and TIFF export still need the whole volume.
- */
+/** Out of core when asked, or when the volume (from the image's headers) exceeds the budget. TIFF export needs the whole volume. */
 async function outOfCore(options: RunOptions, budget: number): Promise<boolean> {
-  if (options.blockwise === false || !options.labels) {
-    if (options.blockwise === true) throw new PipelineError("bad_argument", "out-of-core runs need --labels: alignment and segmentation still hold the whole stack", "--blockwise");
-    return false;
-  }
+  if (options.blockwise === false) return false;
   if (options.blockwise !== true) {
     const [nx, ny, nz] = (await openStack(options.image, "image")).shape;
     if (nx * ny * nz <= budget) return false;

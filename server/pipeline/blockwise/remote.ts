@@ -3,7 +3,7 @@
  * server/storage/s3-storage.ts):
  * - `--image` / `--labels` s3://bucket/key.tif (a multi-page TIFF) or s3://bucket/prefix/ (a folder of slices):
  *   copied to a local temporary folder with 64 MiB range reads (memory stays bounded), removed at the end;
- * - `--out s3://bucket/prefix`: the out-of-core path writes straight into the bucket (it needs `--labels`); its
+ * - `--out s3://bucket/prefix`: the out-of-core path writes straight into the bucket (with or without `--labels`); its
  *   work store is the sibling prefix `<prefix>.work-<key>`, `<key>` naming the inputs and options (resume.ts),
  *   removed at the end. S3 has no folder rename, so completeness is marked instead: `state.json` is deleted
  *   before anything is written and written last, and a prefix that holds objects but no state.json (not a
@@ -86,7 +86,6 @@ export async function runWithObjectStore(options: RunOptions, local: (o: RunOpti
     const image = options.image.startsWith("s3://") ? await fetchInput(options.image, path.join(tmp, "image")) : options.image;
     const labels = options.labels?.startsWith("s3://") ? await fetchInput(options.labels, path.join(tmp, "labels")) : options.labels;
     if (!options.out.startsWith("s3://")) return await local({ ...options, image, labels });
-    if (!labels || !options.labels) throw new PipelineError("bad_argument", "s3:// output is written by the out-of-core path, which needs --labels", "--out");
     if (options.exportTiff) throw new PipelineError("bad_argument", "TIFF export is not available with an s3:// output", "--export-tiff");
     const budget = options.blockBudget ?? DEFAULT_BLOCK_BUDGET;
     if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
@@ -94,7 +93,7 @@ export async function runWithObjectStore(options: RunOptions, local: (o: RunOpti
     const contactNm = options.contactNm ?? DEFAULT_CONTACT_NM;
     // The work prefix is named by the inputs (their S3 listings or local files) and the options, as the local
     // staging folder is: a rerun of a killed run finds it and continues (resume.ts).
-    const key = await resumeKey({ ...options, image: options.image, labels: options.labels, contactNm, budget, capNm: options.distanceCapNm });
+    const key = await resumeKey({ ...options, contactNm, budget, capNm: options.distanceCapNm });
     const workUrl = workLocationFor(options.out, key);
     const work = storageFor(workUrl);
     const storage = storageFor(options.out);
@@ -116,6 +115,9 @@ export async function runWithObjectStore(options: RunOptions, local: (o: RunOpti
       const { instances } = await runBlockwise({
         image,
         labels,
+        align: options.align,
+        model: options.model,
+        minFragmentNm3: options.minFragmentNm3,
         voxelNm: options.voxelNm,
         contactNm,
         storage,

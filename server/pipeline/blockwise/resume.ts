@@ -20,7 +20,11 @@ const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex
 /** Options that change the bytes of an out-of-core output. */
 export interface ResumeInputs {
   image: string;
-  labels: string;
+  /** Absent: the image is aligned (unless align is false) and segmented with `model` and the fragment minimum. */
+  labels?: string;
+  align?: boolean;
+  model?: string;
+  minFragmentNm3?: number;
   voxelNm: Vec3;
   contactNm: number;
   budget: number;
@@ -50,9 +54,13 @@ async function fingerprint(p: string): Promise<unknown> {
 /** 16 hex digits naming a run's staging folder (`<out>.partial-<key>`). */
 export async function resumeKey(o: ResumeInputs): Promise<string> {
   const key = {
-    v: 2, // bump when the work store's layout changes, so an old folder is not resumed by new code
+    v: 3, // bump when the work store's layout changes, so an old folder is not resumed by new code
     image: await fingerprint(o.image),
-    labels: await fingerprint(o.labels),
+    labels: o.labels === undefined ? null : await fingerprint(o.labels),
+    // Only what changes an image-only run's classes; with labels, alignment and model are not used.
+    align: o.labels === undefined ? o.align !== false : null,
+    model: o.labels === undefined && o.model !== undefined ? await fingerprint(o.model) : null,
+    minFragmentNm3: o.labels === undefined ? (o.minFragmentNm3 ?? null) : null,
     voxelNm: o.voxelNm,
     contactNm: o.contactNm,
     budget: o.budget,

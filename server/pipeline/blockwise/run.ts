@@ -1,10 +1,13 @@
 /**
- * `run --labels` out of core: peak memory follows the block budget, not the volume. The heavy passes are tasks
- * (tasks.ts) over blocks of a work store, run by the in-process executor by default or by `vemscope worker`s on
- * a Redis queue (`queue`); this coordinator plans them, waits between stages that depend on each other, and
- * does the reductions:
+ * `run` out of core: peak memory follows the block budget, not the volume. The heavy passes are tasks (tasks.ts,
+ * align/tasks.ts, segment/tasks.ts) over blocks of a work store, run by the in-process executor by default or by
+ * `vemscope worker`s on a Redis queue (`queue`); this coordinator plans them, waits between stages that depend on
+ * each other, and does the reductions:
  * 1. ingest (here): a few sections at a time from the TIFF/PNG stacks (codes checked per slab) into raw blocks
  *    in the work store;
+ * 1a. without --labels: alignment (`align.*` tasks: pair features, patch correlation per mesh iteration, the mesh
+ *    solved here, one render per section range) and segmentation (`segment.sections`, then the small-fragment
+ *    cleanup as per-block CCL, vote and apply tasks), each the same bytes as the in-memory stage;
  * 2. image layer: `blockwise.pyramid` tasks, stage by stage (+ `blockwise.shard` for sharded scales);
  * 3. instances: `blockwise.ccl` -> offsets (here) -> `blockwise.stitch` -> unions and final ids (here) ->
  *    `blockwise.relabel` (label blocks + per-block statistics) -> statistics summed (here); same ids as the
@@ -31,6 +34,7 @@ import { createTasks, taskId, type BBox, type JsonObject, type Task } from "../.
 import { storageFor } from "../../storage/index.js";
 import { applyContacts, writeContactLayer } from "../contact-layer.js";
 import { PipelineError } from "../errors.js";
+import { openStack } from "../ingest.js";
 import { openSlabInputs } from "../inputs.js";
 import { imageLayerInfoFor, LAYER_CHUNK, segmentationLayerInfo, segmentProperties } from "../layers.js";
 import type { Progress } from "../progress.js";
@@ -58,7 +62,12 @@ const OBJECTS_PER_TASK = 4;
 
 export interface BlockwiseOptions {
   image: string;
-  labels: string;
+  /** A class volume; absent: the image is aligned (unless `align` is false) and segmented by tasks. */
+  labels?: string;
+  align?: boolean;
+  /** Segmentation model (default the shipped one) and the fragment cleanup's minimum, as the in-memory run. */
+  model?: string;
+  minFragmentNm3?: number;
   voxelNm: Vec3;
   contactNm: number;
   /** The output. */
@@ -149,6 +158,18 @@ async function makeExecutor(o: BlockwiseOptions, work: Storage): Promise<Executo
   };
 }
 
+/**
+ * A coordinator step whose result is kept in the work store: a resumed run takes it from there instead of planning
+ * the step's tasks again (their inputs, e.g. the unaligned stack, may already be gone).
+ */
+async function onceStep<T>(work: Storage, name: string, step: () => Promise<T>): Promise<T> {
+  const kept = await work.get(stepKey(name));
+  if (kept !== undefined) return JSON.parse(Buffer.from(kept).toString("utf8")) as T;
+  const result = await step();
+  await work.put(stepKey(name), JSON.stringify(result));
+  return result;
+}
+
 /** Ingest wrote BlockStore files into scratch/<name>; a work store elsewhere gets them uploaded, then they go. */
 async function publish(scratch: string, work: Storage, name: string): Promise<void> {
   if (work instanceof LocalStorage && path.resolve(work.root) === path.resolve(scratch)) return;
@@ -160,8 +181,10 @@ async function publish(scratch: string, work: Storage, name: string): Promise<vo
 }
 
 export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: number; plan: BlockPlan }> {
-  const inputs = await openSlabInputs(o.image, o.labels);
-  const shape = inputs.shape;
+  const inputs = o.labels !== undefined ? await openSlabInputs(o.image, o.labels) : undefined;
+  const image = inputs?.image ?? (await openStack(o.image, "image"));
+  const shape: Vec3 = [...image.shape];
+  const align = inputs === undefined && o.align !== false;
   const capNm = o.capNm ?? DEFAULT_DISTANCE_CAP_NM;
   if (!(o.contactNm < capNm)) throw new PipelineError("bad_argument", `the contact threshold must stay below the ${capNm} nm distance cap of out-of-core runs`, "--contact-nm");
   const plan = planBlocks(shape, o.voxelNm, o.budget, capNm);
@@ -173,40 +196,63 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
   const common: JsonObject = { work: o.workUrl };
   try {
     // 1. ingest
-    const bits = inputs.image.bits;
+    const bits = image.bits;
     const uint8 = bits === 8;
     const { info: plainImageInfo, gzip: imageGzip } = imageLayerInfoFor(uint8, shape, voxelNm);
     const imageInfo = withSharding(plainImageInfo, shardAbove);
     const imageStages = planPyramid(imageInfo, "image", "image", o.budget);
+    const imageSpec = imageStages[0].source;
     const classesSpec: WorkVolumeSpec = { name: "classes", shape, blockShape: plan.blockShape, type: "uint8" };
-    // Ingest is redone whole unless it finished: its block files are appended section by section.
-    const ingested = (await work.get(stepKey("ingest"))) !== undefined;
-    if (!ingested) for (const name of ["classes", "image"]) await fs.rm(path.join(o.scratch, name), { recursive: true, force: true });
-    const classStore = new BlockStore<Uint8Array>(path.join(o.scratch, "classes"), shape, plan.blockShape, "uint8");
-    const imageStore = new BlockStore<Uint8Array | Uint16Array>(path.join(o.scratch, "image"), shape, imageStages[0].source.blockShape, uint8 ? "uint8" : "uint16");
     const plane = shape[0] * shape[1];
     const perRead = Math.max(1, Math.min(64, Math.floor(o.budget / 8 / plane)));
-    if (!ingested) progress.start("read slabs", shape[2], "sections");
-    for (let z0 = 0; z0 < shape[2] && !ingested; z0 += perRead) {
-      const z1 = Math.min(shape[2], z0 + perRead);
-      const classes = await inputs.readClasses(z0, z1);
-      const image = await inputs.image.read(z0, z1);
-      for (let z = z0; z < z1; z++) {
-        classStore.appendSection(z, classes.subarray((z - z0) * plane, (z - z0 + 1) * plane));
-        imageStore.appendSection(z, image.subarray((z - z0) * plane, (z - z0 + 1) * plane));
-      }
-      progress.update(z1);
-    }
+    // The unaligned stack in whole-section slabs: alignment tasks read sections, never boxes.
+    const rawSpec: WorkVolumeSpec = { name: "raw", shape, blockShape: [shape[0], shape[1], Math.min(shape[2], Math.max(1, Math.min(16, perRead)))], type: uint8 ? "uint8" : "uint16" };
+    const imageTarget = align ? rawSpec : imageSpec;
+    const names = inputs ? ["classes", imageTarget.name] : [imageTarget.name];
+    // Ingest is redone whole unless it finished: its block files are appended section by section.
+    const ingested = (await work.get(stepKey("ingest"))) !== undefined;
     if (!ingested) {
+      for (const name of names) await fs.rm(path.join(o.scratch, name), { recursive: true, force: true });
+      const classStore = inputs ? new BlockStore<Uint8Array>(path.join(o.scratch, "classes"), shape, plan.blockShape, "uint8") : undefined;
+      const imageStore = new BlockStore<Uint8Array | Uint16Array>(path.join(o.scratch, imageTarget.name), shape, imageTarget.blockShape, uint8 ? "uint8" : "uint16");
+      progress.start("read slabs", shape[2], "sections");
+      for (let z0 = 0; z0 < shape[2]; z0 += perRead) {
+        const z1 = Math.min(shape[2], z0 + perRead);
+        const classes = inputs ? await inputs.readClasses(z0, z1) : undefined;
+        const sections = await image.read(z0, z1);
+        for (let z = z0; z < z1; z++) {
+          if (classes) classStore?.appendSection(z, classes.subarray((z - z0) * plane, (z - z0 + 1) * plane));
+          imageStore.appendSection(z, sections.subarray((z - z0) * plane, (z - z0 + 1) * plane));
+        }
+        progress.update(z1);
+      }
       progress.end();
-      await publish(o.scratch, work, "classes");
-      await publish(o.scratch, work, "image");
+      for (const name of names) await publish(o.scratch, work, name);
       await work.put(stepKey("ingest"), "");
+    }
+
+    // 1a. alignment and segmentation, when no labels were given
+    if (align) {
+      const report = await onceStep(work, "align", async () => {
+        const { alignOnTasks } = await import("../align/tasks.js");
+        return alignOnTasks({ execute, work, workUrl: o.workUrl, raw: rawSpec, aligned: imageSpec, progress, file: o.image });
+      });
+      await storage.put("report/alignment.json", JSON.stringify(report, null, 1));
+      await new WorkVolume(work, rawSpec).remove();
+    }
+    if (!inputs) {
+      const record = await onceStep(work, "segment", async () => {
+        const { segmentOnTasks } = await import("../segment/tasks.js");
+        const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, progress });
+        // The in-memory run's key order, so report/segmentation.json is the same bytes.
+        return { model: r.model, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned };
+      });
+      await storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
     }
 
     // 2. image layer
     await writeLayer(execute, storage, o, "image", imageInfo, imageStages, imageGzip);
-    await new WorkVolume(work, imageStages[0].source).remove();
+    await new WorkVolume(work, imageSpec).remove();
 
     // 3. instances
     const blockTasks = (kind: string, params: JsonObject, halo?: Vec3): Task[] => createTasks(kind, shape, plan.blockShape, { ...common, ...params }, { halo });
