@@ -20,8 +20,8 @@
 import { createHash } from "node:crypto";
 import type { Vec3 } from "../../../precomputed/array.js";
 import type { Storage } from "../../../precomputed/storage.js";
-import { JobError } from "../../jobs/errors.js";
-import type { TaskContext, TaskKind } from "../../jobs/kinds.js";
+import type { TaskKind } from "../../jobs/kinds.js";
+import { badTask, intParam, isObject, objectParam, storageParam, strParam, workVolumeParam } from "../../jobs/params.js";
 import { taskId, type BBox, type Json, type JsonObject, type Task } from "../../jobs/tasks.js";
 import { resumable } from "../blockwise/resume.js";
 import { WorkVolume, type WorkVolumeSpec } from "../blockwise/work-store.js";
@@ -61,8 +61,6 @@ export const DEFAULT_SECTIONS_PER_TASK = 16;
 
 const sha = (data: string | Uint8Array): string => createHash("sha256").update(data).digest("hex");
 const toJson = (v: unknown): Json => JSON.parse(JSON.stringify(v)) as Json;
-const isObject = (v: unknown): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v);
-const isVec3 = (v: unknown): v is Vec3 => Array.isArray(v) && v.length === 3 && v.every((n) => Number.isSafeInteger(n) && (n as number) > 0);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Result formats
@@ -216,37 +214,12 @@ const pairCounts = (gaps: number, t0: number, t1: number): number[] => Array.fro
 // ---------------------------------------------------------------------------------------------------------------
 // Task kinds
 
-function bad(task: Task, why: string): never {
-  throw new JobError("invalid_task", `${task.id}: ${why}`);
-}
-
-function str(task: Task, name: string): string {
-  const v = task.params[name];
-  if (typeof v !== "string" || v.length === 0) bad(task, `params.${name} must be a non-empty string`);
-  return v;
-}
-
-function int(task: Task, name: string, min = 0): number {
-  const v = task.params[name];
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) bad(task, `params.${name} must be an integer >= ${min}`);
-  return v;
-}
-
-function specOf(task: Task, name: string, types: readonly string[]): WorkVolumeSpec {
-  const v = task.params[name];
-  if (!isObject(v) || typeof v.name !== "string" || !isVec3(v.shape) || !isVec3(v.blockShape) || typeof v.type !== "string" || !types.includes(v.type) || !(v.codec === undefined || v.codec === null || v.codec === "rle")) {
-    return bad(task, `params.${name} must be a work volume {name, shape, blockShape, type: ${types.join(" | ")}, codec?: "rle"}`);
-  }
-  return { name: v.name, shape: v.shape, blockShape: v.blockShape, type: v.type as WorkVolumeSpec["type"], ...(v.codec === "rle" ? { codec: "rle" as const } : {}) };
-}
-
 /** A plain object of numbers and booleans (resolved options), with the named fields present. */
 function optionsOf<T>(task: Task, name: string, numbers: readonly string[], booleans: readonly string[] = []): T {
-  const v = task.params[name];
-  if (!isObject(v)) bad(task, `params.${name} must be an object`);
-  for (const k of numbers) if (typeof v[k] !== "number") bad(task, `params.${name}.${k} must be a number`);
-  for (const k of booleans) if (typeof v[k] !== "boolean") bad(task, `params.${name}.${k} must be a boolean`);
-  for (const [k, x] of Object.entries(v)) if (typeof x !== "number" && typeof x !== "boolean") bad(task, `params.${name}.${k} must be a number or a boolean`);
+  const v = objectParam(task, name);
+  for (const k of numbers) if (typeof v[k] !== "number") badTask(task, `params.${name}.${k} must be a number`);
+  for (const k of booleans) if (typeof v[k] !== "boolean") badTask(task, `params.${name}.${k} must be a boolean`);
+  for (const [k, x] of Object.entries(v)) if (typeof x !== "number" && typeof x !== "boolean") badTask(task, `params.${name}.${k} must be a number or a boolean`);
   return v as unknown as T;
 }
 
@@ -255,7 +228,6 @@ const ELASTIC_NUMBERS = ["patch", "minRatio", "maxShift", "maxDeviation", "peakS
 const ELASTIC_BOOLEANS = ["cubic", "jointMask", "overlapNorm"] as const;
 
 const RAW_TYPES = ["uint8", "uint16"] as const;
-const storeOf = (task: Task, ctx: TaskContext): Storage => ctx.storage(str(task, "work"));
 
 async function readSection(vol: WorkVolume, z: number): Promise<Section> {
   const [w, h] = vol.spec.shape;
@@ -267,7 +239,7 @@ function zRange(task: Task, spec: WorkVolumeSpec): [number, number] {
   const [w, h, depth] = spec.shape;
   const { start, end } = task.bbox;
   if (start[0] !== 0 || start[1] !== 0 || end[0] !== w || end[1] !== h || start[2] < 0 || end[2] > depth || start[2] >= end[2]) {
-    bad(task, `bbox must be [0, 0, z0]-[${w}, ${h}, z1] within ${spec.name} (${spec.shape.join("x")})`);
+    badTask(task, `bbox must be [0, 0, z0]-[${w}, ${h}, z1] within ${spec.name} (${spec.shape.join("x")})`);
   }
   return [start[2], end[2]];
 }
@@ -276,10 +248,10 @@ export const coarseKind: TaskKind = {
   name: "align.coarse",
   summary: "features of a range of sections and the match of each against the section before it",
   async run(task, ctx) {
-    const store = storeOf(task, ctx);
-    const raw = specOf(task, "raw", RAW_TYPES);
+    const store = storageParam(task, ctx);
+    const raw = workVolumeParam(task, "raw", RAW_TYPES);
     const coarse = optionsOf<CoarseOptions>(task, "coarse", COARSE_FIELDS);
-    const out = str(task, "out");
+    const out = strParam(task, "out");
     const [w, h] = raw.shape;
     const [z0, z1] = zRange(task, raw);
     const vol = new WorkVolume(store, raw);
@@ -300,14 +272,14 @@ export const pairKind: TaskKind = {
   name: "align.pair",
   summary: "the match of one section against an earlier reference section",
   async run(task, ctx) {
-    const store = storeOf(task, ctx);
-    const raw = specOf(task, "raw", RAW_TYPES);
+    const store = storageParam(task, ctx);
+    const raw = workVolumeParam(task, "raw", RAW_TYPES);
     const coarse = optionsOf<CoarseOptions>(task, "coarse", COARSE_FIELDS);
-    const out = str(task, "out");
+    const out = strParam(task, "out");
     const [w, h, depth] = raw.shape;
     const [ref, z] = [task.bbox.start[0], task.bbox.start[1]];
     if (!(ref >= 0 && ref < z && z < depth) || task.bbox.end[0] !== ref + 1 || task.bbox.end[1] !== z + 1 || task.bbox.start[2] !== 0 || task.bbox.end[2] !== 1) {
-      bad(task, `bbox must be [ref, z, 0]-[ref + 1, z + 1, 1] with 0 <= ref < z < ${depth}`);
+      badTask(task, `bbox must be [ref, z, 0]-[ref + 1, z + 1, 1] with 0 <= ref < z < ${depth}`);
     }
     const vol = new WorkVolume(store, raw);
     const fr = sectionFeatures(await readSection(vol, ref), w, h, coarse);
@@ -322,20 +294,20 @@ export const measureKind: TaskKind = {
   name: "align.measure",
   summary: "one mesh round's patch correlations of the pairs ending in a range of the chain",
   async run(task, ctx) {
-    const store = storeOf(task, ctx);
-    const raw = specOf(task, "raw", RAW_TYPES);
+    const store = storageParam(task, ctx);
+    const raw = workVolumeParam(task, "raw", RAW_TYPES);
     const correlation = optionsOf<ElasticOptions>(task, "correlation", ELASTIC_NUMBERS, ELASTIC_BOOLEANS);
-    const mapsKey = str(task, "maps");
-    const out = str(task, "out");
-    const gaps = int(task, "gaps", 1);
-    const t0 = int(task, "t0");
-    const t1 = int(task, "t1", t0 + 1);
+    const mapsKey = strParam(task, "maps");
+    const out = strParam(task, "out");
+    const gaps = intParam(task, "gaps", 1);
+    const t0 = intParam(task, "t0");
+    const t1 = intParam(task, "t1", t0 + 1);
     const [w, h] = raw.shape;
-    const grid = makeGrid(w, h, int(task, "stride", 1));
+    const grid = makeGrid(w, h, intParam(task, "stride", 1));
     const nodes = grid.nx * grid.ny;
     const header = await readMapsHeader(store, mapsKey);
     const { chain } = header;
-    if (header.nodes !== nodes || header.depth !== raw.shape[2] || t1 > chain.length) bad(task, `${mapsKey} does not fit this task (${header.depth} sections, ${header.nodes} nodes, chain of ${chain.length})`);
+    if (header.nodes !== nodes || header.depth !== raw.shape[2] || t1 > chain.length) badTask(task, `${mapsKey} does not fit this task (${header.depth} sections, ${header.nodes} nodes, chain of ${chain.length})`);
     const window = StackMeasurer.window(chain.length, gaps, t0, t1);
     let lists: PairShifts[][] = pairCounts(gaps, t0, t1).map(() => []);
     if (window) {
@@ -361,20 +333,20 @@ export const renderKind: TaskKind = {
   name: "align.render",
   summary: "aligned output blocks of a range of whole z blocks, resampled once through the final maps",
   async run(task, ctx) {
-    const store = storeOf(task, ctx);
-    const raw = specOf(task, "raw", RAW_TYPES);
-    const aligned = specOf(task, "aligned", RAW_TYPES);
-    const mapsKey = str(task, "maps");
-    const out = str(task, "out");
+    const store = storageParam(task, ctx);
+    const raw = workVolumeParam(task, "raw", RAW_TYPES);
+    const aligned = workVolumeParam(task, "aligned", RAW_TYPES);
+    const mapsKey = strParam(task, "maps");
+    const out = strParam(task, "out");
     const cubic = task.params.cubic !== false;
-    if (aligned.type !== raw.type || aligned.shape.some((s, d) => s !== raw.shape[d])) bad(task, "params.aligned must have the shape and type of params.raw");
+    if (aligned.type !== raw.type || aligned.shape.some((s, d) => s !== raw.shape[d])) badTask(task, "params.aligned must have the shape and type of params.raw");
     const [w, h, depth] = raw.shape;
     const [z0, z1] = zRange(task, aligned);
     const bz = aligned.blockShape[2];
-    if (z0 % bz !== 0 || (z1 % bz !== 0 && z1 !== depth)) bad(task, `bbox must cover whole z blocks of ${aligned.name} (${bz} sections)`);
-    const grid = makeGrid(w, h, int(task, "stride", 1));
+    if (z0 % bz !== 0 || (z1 % bz !== 0 && z1 !== depth)) badTask(task, `bbox must cover whole z blocks of ${aligned.name} (${bz} sections)`);
+    const grid = makeGrid(w, h, intParam(task, "stride", 1));
     const header = await readMapsHeader(store, mapsKey);
-    if (header.nodes !== grid.nx * grid.ny || header.depth !== depth) bad(task, `${mapsKey} does not fit this task`);
+    if (header.nodes !== grid.nx * grid.ny || header.depth !== depth) badTask(task, `${mapsKey} does not fit this task`);
     const maps = await readMaps(store, mapsKey, header, z0, z1);
     const rawVol = new WorkVolume(store, raw);
     const outVol = new WorkVolume(store, aligned);

@@ -15,68 +15,24 @@
 import type { Vec3 } from "../../../precomputed/array.js";
 import { validateInfo } from "../../../precomputed/info.js";
 import { readStoredJson } from "../../../precomputed/keys.js";
-import type { Storage } from "../../../precomputed/storage.js";
 import { JobError } from "../../jobs/errors.js";
-import type { TaskContext, TaskKind } from "../../jobs/kinds.js";
-import type { Json, Task } from "../../jobs/tasks.js";
+import type { TaskKind } from "../../jobs/kinds.js";
+import { badTask, checkBlock, extentOf, isObject, isShape, numParam, positiveVec3Param, storageParam, strParam, workVolumeOf, workVolumeParam } from "../../jobs/params.js";
+import type { Task } from "../../jobs/tasks.js";
 import { cclBlockTask, relabelBlockTask, stitchBlockTask, CCL_KEYS, blockName, blockIndex } from "./ccl.js";
 import { contactBox, contactsOfBlock, packContactBlock } from "./contacts.js";
 import { objectsTask } from "./objects.js";
 import { pyramidTask, shardTask, type PyramidStage } from "./pyramid.js";
 import { resumable } from "./resume.js";
-import { WorkVolume, type WorkVolumeSpec } from "./work-store.js";
-
-const isObject = (v: unknown): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v);
-const isVec3 = (v: unknown, positive: boolean): v is Vec3 =>
-  Array.isArray(v) && v.length === 3 && v.every((n) => typeof n === "number" && (positive ? Number.isSafeInteger(n) && n > 0 : Number.isFinite(n) && n > 0));
-
-function bad(task: Task, why: string): never {
-  throw new JobError("invalid_task", `${task.id}: ${why}`);
-}
-
-function str(task: Task, name: string): string {
-  const v = task.params[name];
-  if (typeof v !== "string" || v.length === 0) bad(task, `params.${name} must be a non-empty string`);
-  return v;
-}
-
-function num(task: Task, name: string): number {
-  const v = task.params[name];
-  if (typeof v !== "number" || !Number.isFinite(v)) bad(task, `params.${name} must be a number`);
-  return v;
-}
-
-function specOf(task: Task, v: Json | undefined, name: string): WorkVolumeSpec {
-  if (
-    !isObject(v) ||
-    typeof v.name !== "string" ||
-    !isVec3(v.shape, true) ||
-    !isVec3(v.blockShape, true) ||
-    !(v.type === "uint8" || v.type === "uint16" || v.type === "uint32") ||
-    !(v.codec === undefined || v.codec === null || v.codec === "rle")
-  ) {
-    return bad(task, `params.${name} must be a work volume {name, shape, blockShape, type, codec?: "rle"}`);
-  }
-  return { name: v.name, shape: v.shape, blockShape: v.blockShape, type: v.type, ...(v.codec === "rle" ? { codec: "rle" as const } : {}) };
-}
-
-const extentOf = (task: Task): Vec3 => task.bbox.end.map((e, d) => e - task.bbox.start[d]) as Vec3;
-
-/** A block task's bbox must be one block of the volume. */
-function checkBlock(task: Task, spec: WorkVolumeSpec): void {
-  const ok = [0, 1, 2].every((d) => task.bbox.start[d] % spec.blockShape[d] === 0 && task.bbox.end[d] === Math.min(task.bbox.start[d] + spec.blockShape[d], spec.shape[d]));
-  if (!ok) bad(task, `bbox must be one ${spec.blockShape.join("x")} block of ${spec.name} (${spec.shape.join("x")})`);
-}
-
-const work = (task: Task, ctx: TaskContext): Storage => ctx.storage(str(task, "work"));
+import { WorkVolume } from "./work-store.js";
 
 export const cclKind: TaskKind = {
   name: "blockwise.ccl",
   summary: "local 26-connected components of one block, with its summary and boundary planes",
   async run(task, ctx) {
-    const classes = specOf(task, task.params.classes, "classes");
+    const classes = workVolumeParam(task, "classes");
     checkBlock(task, classes);
-    return { outputs: await cclBlockTask(work(task, ctx), classes, task.bbox.start, extentOf(task)) };
+    return { outputs: await cclBlockTask(storageParam(task, ctx), classes, task.bbox.start, extentOf(task)) };
   },
 };
 
@@ -84,9 +40,9 @@ export const stitchKind: TaskKind = {
   name: "blockwise.stitch",
   summary: "component pairs joined across one block's low faces",
   async run(task, ctx) {
-    const classes = specOf(task, task.params.classes, "classes");
+    const classes = workVolumeParam(task, "classes");
     checkBlock(task, classes);
-    return { outputs: await stitchBlockTask(work(task, ctx), classes, task.bbox.start, extentOf(task)) };
+    return { outputs: await stitchBlockTask(storageParam(task, ctx), classes, task.bbox.start, extentOf(task)) };
   },
 };
 
@@ -94,10 +50,10 @@ export const relabelKind: TaskKind = {
   name: "blockwise.relabel",
   summary: "final instance labels and statistics of one block",
   async run(task, ctx) {
-    const classes = specOf(task, task.params.classes, "classes");
-    const labels = specOf(task, task.params.labels, "labels");
+    const classes = workVolumeParam(task, "classes");
+    const labels = workVolumeParam(task, "labels");
     checkBlock(task, classes);
-    return { outputs: await relabelBlockTask(work(task, ctx), classes, labels, task.bbox.start, extentOf(task)) };
+    return { outputs: await relabelBlockTask(storageParam(task, ctx), classes, labels, task.bbox.start, extentOf(task)) };
   },
 };
 
@@ -107,10 +63,9 @@ export const contactsKind: TaskKind = {
   name: "blockwise.contacts",
   summary: "ER distances and contact voxels of one block, read with a halo",
   async run(task, ctx) {
-    const store = work(task, ctx);
-    const labelsSpec = specOf(task, task.params.labels, "labels");
-    const voxelNm = task.params.voxel_nm;
-    if (!isVec3(voxelNm, false)) bad(task, "params.voxel_nm must be 3 positive numbers");
+    const store = storageParam(task, ctx);
+    const labelsSpec = workVolumeParam(task, "labels");
+    const voxelNm = positiveVec3Param(task, "voxel_nm");
     const classOf = await store.get(CCL_KEYS.classOf);
     if (!classOf) throw new JobError("task_failed", `${task.id}: ${CCL_KEYS.classOf} missing from the work store`);
     const req = {
@@ -119,8 +74,8 @@ export const contactsKind: TaskKind = {
       extent: extentOf(task),
       halo: task.halo,
       voxelNm,
-      thresholdNm: num(task, "threshold_nm"),
-      capNm: num(task, "cap_nm"),
+      thresholdNm: numParam(task, "threshold_nm"),
+      capNm: numParam(task, "cap_nm"),
       classOf,
     };
     const box = contactBox(req);
@@ -133,13 +88,13 @@ export const contactsKind: TaskKind = {
 
 function stageOf(task: Task): PyramidStage {
   const s = task.params.stage;
-  if (!isObject(s) || typeof s.sourceScale !== "number" || typeof s.levels !== "number" || !isVec3(s.block, true)) bad(task, "params.stage must be {sourceScale, levels, block, source, keep?}");
+  if (!isObject(s) || typeof s.sourceScale !== "number" || typeof s.levels !== "number" || !isShape(s.block)) badTask(task, "params.stage must be {sourceScale, levels, block, source, keep?}");
   return {
     sourceScale: s.sourceScale as number,
     levels: s.levels as number,
     block: s.block as Vec3,
-    source: specOf(task, s.source, "stage.source"),
-    keep: s.keep === undefined || s.keep === null ? undefined : specOf(task, s.keep, "stage.keep"),
+    source: workVolumeOf(task, s.source, "stage.source"),
+    keep: s.keep === undefined || s.keep === null ? undefined : workVolumeOf(task, s.keep, "stage.keep"),
   };
 }
 
@@ -147,11 +102,11 @@ export const pyramidKind: TaskKind = {
   name: "blockwise.pyramid",
   summary: "one block of a layer's scales, from a lossless work volume",
   async run(task, ctx) {
-    const layer = ctx.storage(str(task, "layer"));
+    const layer = ctx.storage(strParam(task, "layer"));
     const info = validateInfo(await readStoredJson(layer, "info", "layer info"));
     const stage = stageOf(task);
-    if (stage.sourceScale + stage.levels >= info.scales.length) bad(task, "the stage needs more scales than the layer has");
-    await pyramidTask({ layer, work: work(task, ctx), layerName: str(task, "layer_name"), info, stage, gzip: task.params.gzip !== false, start: task.bbox.start, end: task.bbox.end });
+    if (stage.sourceScale + stage.levels >= info.scales.length) badTask(task, "the stage needs more scales than the layer has");
+    await pyramidTask({ layer, work: storageParam(task, ctx), layerName: strParam(task, "layer_name"), info, stage, gzip: task.params.gzip !== false, start: task.bbox.start, end: task.bbox.end });
     return { outputs: [] };
   },
 };
@@ -160,11 +115,11 @@ export const shardKind: TaskKind = {
   name: "blockwise.shard",
   summary: "one shard file of a sharded scale, from the encoded chunks the pyramid tasks left",
   async run(task, ctx) {
-    const layer = ctx.storage(str(task, "layer"));
+    const layer = ctx.storage(strParam(task, "layer"));
     const info = validateInfo(await readStoredJson(layer, "info", "layer info"));
-    const scale = num(task, "scale");
-    if (!Number.isInteger(scale) || scale < 0 || scale >= info.scales.length) bad(task, "params.scale is not a scale of the layer");
-    const outputs = await shardTask(layer, work(task, ctx), str(task, "layer_name"), info, scale, BigInt(task.bbox.start[0]));
+    const scale = numParam(task, "scale");
+    if (!Number.isInteger(scale) || scale < 0 || scale >= info.scales.length) badTask(task, "params.scale is not a scale of the layer");
+    const outputs = await shardTask(layer, storageParam(task, ctx), strParam(task, "layer_name"), info, scale, BigInt(task.bbox.start[0]));
     return { outputs };
   },
 };
@@ -173,21 +128,20 @@ export const objectsKind: TaskKind = {
   name: "blockwise.objects",
   summary: "surfaces, mito skeletons and display meshes of a range of instance ids, from crops of the label blocks",
   async run(task, ctx) {
-    const store = work(task, ctx);
-    const labelsSpec = specOf(task, task.params.labels, "labels");
-    const voxelNm = task.params.voxel_nm;
-    if (!isVec3(voxelNm, false)) bad(task, "params.voxel_nm must be 3 positive numbers");
+    const store = storageParam(task, ctx);
+    const labelsSpec = workVolumeParam(task, "labels");
+    const voxelNm = positiveVec3Param(task, "voxel_nm");
     const first = task.bbox.start[0];
-    if (first < 1) bad(task, "bbox x is the id range and starts at 1");
+    if (first < 1) badTask(task, "bbox x is the id range and starts at 1");
     const outputs = await objectsTask({
       work: store,
       labels: new WorkVolume<Uint32Array>(store, labelsSpec),
-      output: ctx.storage(str(task, "output")),
-      meshPrefix: str(task, "mesh_prefix"),
+      output: ctx.storage(strParam(task, "output")),
+      meshPrefix: strParam(task, "mesh_prefix"),
       first,
       end: task.bbox.end[0],
       voxelNm,
-      cropBudget: num(task, "crop_budget"),
+      cropBudget: numParam(task, "crop_budget"),
     });
     return { outputs };
   },

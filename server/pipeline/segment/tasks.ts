@@ -28,9 +28,9 @@ import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import type { Vec3 } from "../../../precomputed/array.js";
 import type { Storage } from "../../../precomputed/storage.js";
-import { JobError } from "../../jobs/errors.js";
-import type { TaskContext, TaskKind } from "../../jobs/kinds.js";
-import { createTasks, type Json, type JsonObject, type Task } from "../../jobs/tasks.js";
+import type { TaskKind } from "../../jobs/kinds.js";
+import { badTask, checkBlock, extentOf, isShape, optStrParam, storageParam, strParam, workVolumeParam } from "../../jobs/params.js";
+import { createTasks, type JsonObject, type Task } from "../../jobs/tasks.js";
 import { blockIndex, blockName, cclBlockTask, cclKeys, finalIdsOfBlock, finishLabels, gatherParts, gridOf, stitchBlockTask } from "../blockwise/ccl.js";
 import { arrayOf, packArrays, unpackArrays } from "../blockwise/pack.js";
 import { resumable, stepKey } from "../blockwise/resume.js";
@@ -152,57 +152,13 @@ export async function configureSegmentRunner(options?: RunnerOptions): Promise<v
 // ---------------------------------------------------------------------------------------------------------------
 // Task parameters.
 
-const isObject = (v: unknown): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v);
-const isShape = (v: unknown): v is Vec3 => Array.isArray(v) && v.length === 3 && v.every((n) => Number.isSafeInteger(n) && (n as number) > 0);
-
-function bad(task: Task, why: string): never {
-  throw new JobError("invalid_task", `${task.id}: ${why}`);
-}
-
-function str(task: Task, name: string): string {
-  const v = task.params[name];
-  if (typeof v !== "string" || v.length === 0) bad(task, `params.${name} must be a non-empty string`);
-  return v;
-}
-
-function optStr(task: Task, name: string): string | undefined {
-  const v = task.params[name];
-  if (v === undefined || v === null) return undefined;
-  return str(task, name);
-}
-
-function spec(task: Task, name: string, types: readonly string[]): WorkVolumeSpec {
-  const v = task.params[name];
-  if (
-    !isObject(v) ||
-    typeof v.name !== "string" ||
-    !isShape(v.shape) ||
-    !isShape(v.blockShape) ||
-    typeof v.type !== "string" ||
-    !types.includes(v.type) ||
-    !(v.codec === undefined || v.codec === null || v.codec === "rle")
-  ) {
-    return bad(task, `params.${name} must be a ${types.join(" or ")} work volume {name, shape, blockShape, type, codec?: "rle"}`);
-  }
-  return { name: v.name, shape: v.shape, blockShape: v.blockShape, type: v.type as WorkVolumeSpec["type"], ...(v.codec === "rle" ? { codec: "rle" as const } : {}) };
-}
-
 const specJson = (s: WorkVolumeSpec): JsonObject => ({ name: s.name, shape: [...s.shape], blockShape: [...s.blockShape], type: s.type, ...(s.codec ? { codec: s.codec } : {}) });
-
-const extentOf = (task: Task): Vec3 => task.bbox.end.map((e, d) => e - task.bbox.start[d]) as Vec3;
-
-function checkBlock(task: Task, s: WorkVolumeSpec): void {
-  const ok = [0, 1, 2].every((d) => task.bbox.start[d] % s.blockShape[d] === 0 && task.bbox.end[d] === Math.min(task.bbox.start[d] + s.blockShape[d], s.shape[d]));
-  if (!ok) bad(task, `bbox must be one ${s.blockShape.join("x")} block of ${s.name} (${s.shape.join("x")})`);
-}
 
 function sameGrid(task: Task, a: WorkVolumeSpec, b: WorkVolumeSpec): void {
   if (a.shape.some((v, d) => v !== b.shape[d]) || a.blockShape.some((v, d) => v !== b.blockShape[d])) {
-    bad(task, `${a.name} and ${b.name} must have the same shape and block shape`);
+    badTask(task, `${a.name} and ${b.name} must have the same shape and block shape`);
   }
 }
-
-const work = (task: Task, ctx: TaskContext): Storage => ctx.storage(str(task, "work"));
 
 async function need(storage: Storage, key: string): Promise<Uint8Array> {
   const bytes = await storage.get(key);
@@ -229,18 +185,18 @@ export const sectionsKind: TaskKind = {
   name: "segment.sections",
   summary: "2D segmentation of a z range of whole sections into whole class blocks",
   async run(task, ctx) {
-    const store = work(task, ctx);
-    const image = spec(task, "image", ["uint8", "uint16"]);
-    const output = spec(task, "output", ["uint8"]);
+    const store = storageParam(task, ctx);
+    const image = workVolumeParam(task, "image", ["uint8", "uint16"]);
+    const output = workVolumeParam(task, "output", ["uint8"]);
     const [W, H, D] = output.shape;
-    if (image.shape.some((v, d) => v !== output.shape[d])) bad(task, `image ${image.shape.join("x")} and classes ${output.shape.join("x")} differ in shape`);
+    if (image.shape.some((v, d) => v !== output.shape[d])) badTask(task, `image ${image.shape.join("x")} and classes ${output.shape.join("x")} differ in shape`);
     const { start, end } = task.bbox;
     const bz = output.blockShape[2];
     const [z0, z1] = [start[2], end[2]];
     if (start[0] !== 0 || start[1] !== 0 || end[0] !== W || end[1] !== H || z0 % bz !== 0 || z1 > D || ((z1 - z0) % bz !== 0 && z1 !== D)) {
-      bad(task, `bbox must be whole sections [0, 0, z0]-[${W}, ${H}, z1] with z0 and z1 on ${bz}-section block bounds (or z1 = ${D})`);
+      badTask(task, `bbox must be whole sections [0, 0, z0]-[${W}, ${H}, z1] with z0 and z1 on ${bz}-section block bounds (or z1 = ${D})`);
     }
-    const path = optStr(task, "model") ?? DEFAULT_MODEL_PATH;
+    const path = optStrParam(task, "model") ?? DEFAULT_MODEL_PATH;
     const shared = loadShared(path);
     const { model, runner } = await shared;
     const imageVol = new WorkVolume<Uint8Array | Uint16Array>(store, image);
@@ -287,9 +243,9 @@ export const cleanupCclKind: TaskKind = {
   name: "segment.cleanup-ccl",
   summary: "local 26-connected components of one block of a cleanup pass's classes",
   async run(task, ctx) {
-    const input = spec(task, "input", ["uint8"]);
+    const input = workVolumeParam(task, "input", ["uint8"]);
     checkBlock(task, input);
-    return { outputs: await cclBlockTask(work(task, ctx), input, task.bbox.start, extentOf(task), cclKeys(str(task, "ccl"))) };
+    return { outputs: await cclBlockTask(storageParam(task, ctx), input, task.bbox.start, extentOf(task), cclKeys(strParam(task, "ccl"))) };
   },
 };
 
@@ -297,9 +253,9 @@ export const cleanupStitchKind: TaskKind = {
   name: "segment.cleanup-stitch",
   summary: "component pairs joined across one block's low faces, for a cleanup pass",
   async run(task, ctx) {
-    const input = spec(task, "input", ["uint8"]);
+    const input = workVolumeParam(task, "input", ["uint8"]);
     checkBlock(task, input);
-    return { outputs: await stitchBlockTask(work(task, ctx), input, task.bbox.start, extentOf(task), cclKeys(str(task, "ccl"))) };
+    return { outputs: await stitchBlockTask(storageParam(task, ctx), input, task.bbox.start, extentOf(task), cclKeys(strParam(task, "ccl"))) };
   },
 };
 
@@ -324,15 +280,15 @@ export const cleanupVotesKind: TaskKind = {
   name: "segment.cleanup-votes",
   summary: "face-neighbour class votes of the small fragments' voxels in one block",
   async run(task, ctx) {
-    const store = work(task, ctx);
-    const input = spec(task, "input", ["uint8"]);
+    const store = storageParam(task, ctx);
+    const input = workVolumeParam(task, "input", ["uint8"]);
     checkBlock(task, input);
     const origin = task.bbox.start;
     const extent = extentOf(task);
-    const smallKey = str(task, "small");
+    const smallKey = strParam(task, "small");
     const small = arrayOf(unpackArrays(await need(store, smallKey), smallKey), "ids", Uint32Array, smallKey);
     const { halo, lo, hs, block: classes } = await blockWithHalo(new WorkVolume<Uint8Array>(store, input), origin, extent);
-    const { block, finalOf } = await finalIdsOfBlock(store, input, classes, origin, extent, cclKeys(str(task, "ccl")));
+    const { block, finalOf } = await finalIdsOfBlock(store, input, classes, origin, extent, cclKeys(strParam(task, "ccl")));
     // Local id -> final id of a small fragment (0: not small). Several local ids may share a final id.
     const smallFinal = new Uint32Array(block.count + 1);
     let any = false;
@@ -387,7 +343,7 @@ export const cleanupVotesKind: TaskKind = {
       cls[n] = k % 256;
       counts[n] = votes.get(k) as number;
     });
-    const key = `${str(task, "votes")}/${blockName(blockIndex(input, origin))}`;
+    const key = `${strParam(task, "votes")}/${blockName(blockIndex(input, origin))}`;
     await store.put(key, packArrays({ ids, cls, counts }));
     return { outputs: [key] };
   },
@@ -397,21 +353,21 @@ export const cleanupApplyKind: TaskKind = {
   name: "segment.cleanup-apply",
   summary: "one block of a cleanup pass's output: small fragments take their target class (a copy without targets)",
   async run(task, ctx) {
-    const store = work(task, ctx);
-    const input = spec(task, "input", ["uint8"]);
-    const output = spec(task, "output", ["uint8"]);
+    const store = storageParam(task, ctx);
+    const input = workVolumeParam(task, "input", ["uint8"]);
+    const output = workVolumeParam(task, "output", ["uint8"]);
     checkBlock(task, input);
     sameGrid(task, input, output);
-    if (input.name === output.name) bad(task, "a pass must not write its own input");
+    if (input.name === output.name) badTask(task, "a pass must not write its own input");
     const origin = task.bbox.start;
     const extent = extentOf(task);
     const classes = await new WorkVolume<Uint8Array>(store, input).readBox(origin, extent);
-    const targetsKey = optStr(task, "targets");
+    const targetsKey = optStrParam(task, "targets");
     if (targetsKey !== undefined) {
       const u = unpackArrays(await need(store, targetsKey), targetsKey);
       const ids = arrayOf(u, "ids", Uint32Array, targetsKey);
       const targets = arrayOf(u, "targets", Uint8Array, targetsKey);
-      const { block, finalOf } = await finalIdsOfBlock(store, input, classes, origin, extent, cclKeys(str(task, "ccl")));
+      const { block, finalOf } = await finalIdsOfBlock(store, input, classes, origin, extent, cclKeys(strParam(task, "ccl")));
       // Local id -> target class + 1 (0: keep).
       const to = new Uint16Array(block.count + 1);
       let any = false;
