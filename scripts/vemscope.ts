@@ -247,7 +247,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   worker: {
-    usage: "worker --queue redis://HOST:PORT [--concurrency N] [--queue-name NAME] [--lock-ms MS] | worker --queue URL --dead-letters [--run ID]",
+    usage: "worker --queue redis://HOST:PORT [--concurrency N] [--queue-name NAME] [--lock-ms MS (default 300000)] | worker --queue URL --dead-letters [--run ID]",
     summary: "run queued tasks (see README, Scale-out) until interrupted; or list the tasks that failed for good",
     options: {
       queue: { type: "string" },

@@ -27,6 +27,9 @@ function positiveInt(v: string | undefined, name: string, fallback: number): num
   return n;
 }
 
+/** `vemscope worker`'s default task lock (--lock-ms). */
+export const DEFAULT_WORKER_LOCK_MS = 300_000;
+
 export async function workerCommand(o: WorkerCommandOptions): Promise<number> {
   if (!o.queue) throw new JobError("invalid_argument", "missing --queue redis://HOST:PORT");
   if (!o.queue.startsWith("redis://")) throw new JobError("invalid_argument", `--queue: expected redis://HOST:PORT, got '${o.queue}'`);
@@ -36,7 +39,10 @@ export async function workerCommand(o: WorkerCommandOptions): Promise<number> {
     return 0;
   }
   const concurrency = positiveInt(o.concurrency, "concurrency", 1);
-  const lockMs = positiveInt(o.lockMs, "lock-ms", 30_000);
+  // Tasks are CPU-bound and mostly synchronous: BullMQ renews a lock from a timer, which cannot fire while a kernel
+  // runs, so a lock shorter than the longest task makes other workers run it again (seen: 30 s locks and 30-50 s
+  // alignment tasks ran 2-3 times each). A killed worker's task is picked up after at most this long.
+  const lockMs = positiveInt(o.lockMs, "lock-ms", DEFAULT_WORKER_LOCK_MS);
   const log = (e: WorkerEvent): void => {
     const tail = e.type === "completed" ? ` ${e.ms} ms` : e.error ? `: ${e.error}` : "";
     o.err(`${e.type} ${e.taskId} (run ${e.runId}, attempt ${e.attempt})${tail}`);

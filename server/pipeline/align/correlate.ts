@@ -39,6 +39,12 @@ export class PhaseCorrelator {
   private readonly im: Float64Array;
   private readonly cre: Float64Array;
   private readonly cim: Float64Array;
+  /** The forward transform's second pass, and the inverse's row pass (transposed: x major). */
+  private readonly tre: Float64Array;
+  private readonly tim: Float64Array;
+  /** Row offsets for Fft.transposeRev: all rows of tre (row stride n + 8), and the inverse's search window. */
+  private readonly rowsPad: Int32Array;
+  private readonly rowsWin: Int32Array;
   private win = new Float64Array(0);
   private readonly sa: Spectrum;
   private readonly sb: Spectrum;
@@ -66,6 +72,10 @@ export class PhaseCorrelator {
     this.im = new Float64Array(n * n);
     this.cre = new Float64Array(n * n);
     this.cim = new Float64Array(n * n);
+    this.tre = new Float64Array(n * (n + 8));
+    this.tim = new Float64Array(n * (n + 8));
+    this.rowsPad = Int32Array.from({ length: n }, (_, i) => i * (n + 8));
+    this.rowsWin = new Int32Array(n);
     this.sa = this.newSpectrum();
     this.sb = this.newSpectrum();
   }
@@ -82,8 +92,16 @@ export class PhaseCorrelator {
    */
   spectra(a: ArrayLike<number>, b: ArrayLike<number>, A: Spectrum, B: Spectrum): void {
     const { n, patch: p, re, im, window } = this;
-    re.fill(0);
-    im.fill(0);
+    const { tre, tim, rowsPad } = this;
+    // Rows of n + 8 values: with n, the column walks below would hit the same few cache sets.
+    const S = n + 8;
+    const fft = this.fft;
+    const rev = fft.rev;
+    // The windowed patches go in transposed, x in bit-reversed order (as Fft.transposeRev would put them).
+    if (p < n) {
+      tre.fill(0);
+      tim.fill(0);
+    }
     let ma = 0;
     let mb = 0;
     let sw = 0;
@@ -103,24 +121,39 @@ export class PhaseCorrelator {
         const w = window[k] as number;
         const ta = w * ((a[k] as number) - ma);
         const tb = w * ((b[k] as number) - mb);
-        re[y * n + x] = ta;
-        im[y * n + x] = tb;
+        const t = (rev[x] as number) * S + y;
+        tre[t] = ta;
+        tim[t] = tb;
         va += ta * ta;
         vb += tb * tb;
       }
     }
     A.flat = va < 1e-9 * sw;
     B.flat = vb < 1e-9 * sw;
-    this.fft.transform2d(re, im, false);
-    for (let v = 0; v < n; v++) {
+    // transform2d's row transforms, then its column transforms, each as one vectorised pass along the row
+    // index of a transposed copy (Fft.butterflies): the same arithmetic per element.
+    fft.butterflies(tre, tim, n, false, n, S);
+    fft.transposeRev(tre, tim, rowsPad, n, re, im);
+    fft.butterflies(re, im, n, false);
+    const zre = re;
+    const zim = im;
+    const Are = A.re;
+    const Aim = A.im;
+    const Bre = B.re;
+    const Bim = B.im;
+    // Bins k and -k (k2) share their real parts and magnitudes exactly (a + b = b + a, |a - b| = |b - a| in
+    // IEEE arithmetic), so each pair's square roots and divisions are done once; the values are those that
+    // the expressions for each bin on its own give, bit for bit.
+    for (let v = 0; v <= n / 2; v++) {
       const row2 = (v === 0 ? 0 : n - v) * n;
-      for (let u = 0; u < n; u++) {
+      const uEnd = v === 0 || v === n / 2 ? n / 2 : n - 1;
+      for (let u = 0; u <= uEnd; u++) {
         const k = v * n + u;
         const k2 = row2 + (u === 0 ? 0 : n - u);
-        const zr = re[k] as number;
-        const zi = im[k] as number;
-        const wr = re[k2] as number;
-        const wi = -(im[k2] as number);
+        const zr = zre[k] as number;
+        const zi = zim[k] as number;
+        const wr = zre[k2] as number;
+        const wi = -(zim[k2] as number);
         // A = (Z + conj Z(-k)) / 2, B = (Z - conj Z(-k)) / (2i)
         const ar = (zr + wr) / 2;
         const ai = (zi + wi) / 2;
@@ -128,10 +161,19 @@ export class PhaseCorrelator {
         const bi = -(zr - wr) / 2;
         const na = 1 / (Math.sqrt(ar * ar + ai * ai) + 1e-12);
         const nb = 1 / (Math.sqrt(br * br + bi * bi) + 1e-12);
-        A.re[k] = ar * na;
-        A.im[k] = ai * na;
-        B.re[k] = br * nb;
-        B.im[k] = bi * nb;
+        Are[k] = ar * na;
+        Aim[k] = ai * na;
+        Bre[k] = br * nb;
+        Bim[k] = bi * nb;
+        if (k2 !== k) {
+          // The same expressions at k2: Z(k2) = (wr, -wi), conj Z(-k2) = (zr, -zi).
+          const ai2 = (-wi + -zi) / 2;
+          const bi2 = -(wr - zr) / 2;
+          Are[k2] = ar * na;
+          Aim[k2] = ai2 * na;
+          Bre[k2] = br * nb;
+          Bim[k2] = bi2 * nb;
+        }
       }
     }
   }
@@ -179,45 +221,86 @@ export class PhaseCorrelator {
     const second = C !== undefined && D !== undefined && !C.flat && !D.flat;
     if (!first && !second) return [undefined, undefined];
     const { n, cre, cim, taper } = this;
-    for (let k = 0; k < n * n; k++) {
-      const t = taper[k] as number;
-      // conj(A) * B of unit spectra: a pure translation leaves only its phase ramp.
-      let xr = 0;
-      let xi = 0;
-      if (first) {
-        const ar = A.re[k] as number;
-        const ai = A.im[k] as number;
-        const br = B.re[k] as number;
-        const bi = B.im[k] as number;
-        xr = (ar * br + ai * bi) * t;
-        xi = (ar * bi - ai * br) * t;
+    const fft = this.fft;
+    const rev = fft.rev;
+    // The cross-power spectrum goes in with its rows in bit-reversed order (the column pass's permutation).
+    // conj(A) * B of unit spectra: a pure translation leaves only its phase ramp; the second correlation
+    // travels as + i * (conj(C) * D). The three cases compute what one loop with both tests would.
+    if (first && second) {
+      const Ar = A.re, Ai = A.im, Br = B.re, Bi = B.im;
+      const Cr = (C as Spectrum).re, Ci = (C as Spectrum).im, Dr = (D as Spectrum).re, Di = (D as Spectrum).im;
+      for (let v = 0; v < n; v++) {
+        const row = (rev[v] as number) * n;
+        for (let u = 0, k = v * n; u < n; u++, k++) {
+          const t = taper[k] as number;
+          const ar = Ar[k] as number;
+          const ai = Ai[k] as number;
+          const br = Br[k] as number;
+          const bi = Bi[k] as number;
+          const cr = Cr[k] as number;
+          const ci = Ci[k] as number;
+          const dr = Dr[k] as number;
+          const di = Di[k] as number;
+          cre[row + u] = (ar * br + ai * bi) * t - (cr * di - ci * dr) * t;
+          cim[row + u] = (ar * bi - ai * br) * t + (cr * dr + ci * di) * t;
+        }
       }
-      if (second) {
-        const cr = (C as Spectrum).re[k] as number;
-        const ci = (C as Spectrum).im[k] as number;
-        const dr = (D as Spectrum).re[k] as number;
-        const di = (D as Spectrum).im[k] as number;
-        // + i * (conj(C) * D)
-        xr -= (cr * di - ci * dr) * t;
-        xi += (cr * dr + ci * di) * t;
+    } else if (first) {
+      const Ar = A.re, Ai = A.im, Br = B.re, Bi = B.im;
+      for (let v = 0; v < n; v++) {
+        const row = (rev[v] as number) * n;
+        for (let u = 0, k = v * n; u < n; u++, k++) {
+          const t = taper[k] as number;
+          const ar = Ar[k] as number;
+          const ai = Ai[k] as number;
+          const br = Br[k] as number;
+          const bi = Bi[k] as number;
+          cre[row + u] = (ar * br + ai * bi) * t;
+          cim[row + u] = (ar * bi - ai * br) * t;
+        }
       }
-      cre[k] = xr;
-      cim[k] = xi;
+    } else {
+      const Cr = (C as Spectrum).re, Ci = (C as Spectrum).im, Dr = (D as Spectrum).re, Di = (D as Spectrum).im;
+      for (let v = 0; v < n; v++) {
+        const row = (rev[v] as number) * n;
+        for (let u = 0, k = v * n; u < n; u++, k++) {
+          const t = taper[k] as number;
+          const cr = Cr[k] as number;
+          const ci = Ci[k] as number;
+          const dr = Dr[k] as number;
+          const di = Di[k] as number;
+          cre[row + u] = 0 - (cr * di - ci * dr) * t;
+          cim[row + u] = 0 + (cr * dr + ci * di) * t;
+        }
+      }
     }
     const r = Math.min(Math.floor(maxShift), n / 2 - 2);
-    this.fft.inverseRows(cre, cim, r + 1);
-    return [first ? this.peak(cre, r, overlapAB) : undefined, second ? this.peak(cim, r, overlapCD) : undefined];
+    // Inverse 2D transform of which only rows and columns [-(r + 1), r + 1] are read: the column pass, then the
+    // row transforms of just those rows, gathered transposed (x major, x bit-reversed) so that they too run as
+    // one vectorised pass. Per element, the arithmetic of the full inverse transform2d.
+    const R = r + 1;
+    fft.butterflies(cre, cim, n, true, R);
+    const m = 2 * R + 1;
+    const { tre, tim, rowsWin } = this;
+    for (let j = 0; j < m; j++) {
+      const y = j - R;
+      rowsWin[j] = (y < 0 ? y + n : y) * n;
+    }
+    fft.transposeRev(cre, cim, rowsWin, m, tre, tim);
+    fft.butterflies(tre, tim, m, true, R);
+    return [first ? this.peak(tre, m, r, overlapAB) : undefined, second ? this.peak(tim, m, r, overlapCD) : undefined];
   }
 
-  private peak(surface: Float64Array, r: number, overlap?: Overlap): PatchShift | undefined {
+  /** `surface` holds the correlation at (x, y) at [(x mod n) * m + y + r + 1], |x|, |y| <= r + 1. */
+  private peak(surface: Float64Array, m: number, r: number, overlap?: Overlap): PatchShift | undefined {
     const n = this.n;
     // Unwrap the search window (+-r around zero shift, plus a 1-px rim for the fits) into a small array.
     const side = 2 * r + 3;
     const win = this.win.length >= side * side ? this.win : (this.win = new Float64Array(side * side));
     for (let y = -r - 1; y <= r + 1; y++) {
-      const row = (y < 0 ? y + n : y) * n;
       const o = (y + r + 1) * side + r + 1;
-      for (let x = -r - 1; x <= r + 1; x++) win[o + x] = surface[row + (x < 0 ? x + n : x)] as number;
+      const col = y + r + 1;
+      for (let x = -r - 1; x <= r + 1; x++) win[o + x] = surface[(x < 0 ? x + n : x) * m + col] as number;
     }
     let best = -Infinity;
     let bx = 0;

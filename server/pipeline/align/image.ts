@@ -80,37 +80,86 @@ export function gaussianKernel(sigma: number): Float32Array {
 /** Separable Gaussian blur with edge clamping; `tmp` avoids a per-call allocation in pyramids. */
 export function gaussianBlur(img: FloatImage, sigma: number, tmp?: Float32Array): FloatImage {
   const { width: w, height: h, data } = img;
-  const k = gaussianKernel(sigma);
-  const r = (k.length - 1) / 2;
+  // The Float32 kernel's values as doubles (exact), which is what each multiplication reads.
+  const k = Float64Array.from(gaussianKernel(sigma));
+  const len = k.length;
+  const r = (len - 1) / 2;
   const mid = tmp && tmp.length >= w * h ? tmp : new Float32Array(w * h);
   // Interior pixels skip the edge clamping, which otherwise costs as much as the multiply-adds.
+  const xa = Math.min(r, w);
+  const xb = Math.max(xa, w - r);
   for (let y = 0; y < h; y++) {
     const row = y * w;
-    for (let x = 0; x < w; x++) {
-      let s = 0;
-      if (x >= r && x < w - r) {
-        const base = row + x - r;
-        for (let i = 0; i < k.length; i++) s += (k[i] as number) * (data[base + i] as number);
-      } else {
-        for (let i = -r; i <= r; i++) {
-          const xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
-          s += (k[i + r] as number) * (data[row + xx] as number);
-        }
+    for (let x = 0; x < xa; x++) mid[row + x] = clampedTaps(data, row, w, x, k, r);
+    // Four outputs per sweep of the taps: four independent sums (each in its own order, as one at a time).
+    let x = xa;
+    for (; x + 3 < xb; x += 4) {
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      const base = row + x - r;
+      for (let i = 0; i < len; i++) {
+        const kv = k[i] as number;
+        s0 += kv * (data[base + i] as number);
+        s1 += kv * (data[base + i + 1] as number);
+        s2 += kv * (data[base + i + 2] as number);
+        s3 += kv * (data[base + i + 3] as number);
       }
+      mid[row + x] = s0;
+      mid[row + x + 1] = s1;
+      mid[row + x + 2] = s2;
+      mid[row + x + 3] = s3;
+    }
+    for (; x < xb; x++) {
+      let s = 0;
+      const base = row + x - r;
+      for (let i = 0; i < len; i++) s += (k[i] as number) * (data[base + i] as number);
       mid[row + x] = s;
     }
+    for (let x = xb; x < w; x++) mid[row + x] = clampedTaps(data, row, w, x, k, r);
   }
+  // Vertical pass: each output row accumulates the taps in order, rounded to float32 after each one (as
+  // storing into `out` would); four taps per sweep of the row keep the running value in a register.
   const out = new Float32Array(w * h);
+  const fround = Math.fround;
+  const clampRow = (yy: number): number => (yy < 0 ? 0 : yy >= h ? h - 1 : yy) * w;
   for (let y = 0; y < h; y++) {
     const o = y * w;
-    for (let i = -r; i <= r; i++) {
-      const yy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
+    let i = -r;
+    for (; i + 3 <= r; i += 4) {
+      const s0 = clampRow(y + i);
+      const s1 = clampRow(y + i + 1);
+      const s2 = clampRow(y + i + 2);
+      const s3 = clampRow(y + i + 3);
+      const k0 = k[i + r] as number;
+      const k1 = k[i + r + 1] as number;
+      const k2 = k[i + r + 2] as number;
+      const k3 = k[i + r + 3] as number;
+      for (let x = 0; x < w; x++) {
+        let acc = fround((out[o + x] as number) + k0 * (mid[s0 + x] as number));
+        acc = fround(acc + k1 * (mid[s1 + x] as number));
+        acc = fround(acc + k2 * (mid[s2 + x] as number));
+        out[o + x] = acc + k3 * (mid[s3 + x] as number);
+      }
+    }
+    for (; i <= r; i++) {
+      const src = clampRow(y + i);
       const kv = k[i + r] as number;
-      const src = yy * w;
       for (let x = 0; x < w; x++) out[o + x] = (out[o + x] as number) + kv * (mid[src + x] as number);
     }
   }
   return { data: out, width: w, height: h };
+}
+
+/** One horizontal output of gaussianBlur near the row's ends (indices clamped). */
+function clampedTaps(data: Float32Array, row: number, w: number, x: number, k: Float64Array, r: number): number {
+  let s = 0;
+  for (let i = -r; i <= r; i++) {
+    const xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
+    s += (k[i + r] as number) * (data[row + xx] as number);
+  }
+  return s;
 }
 
 /** Every other pixel: the next octave of a Gaussian pyramid (the input is already blurred). */

@@ -189,10 +189,163 @@ export function sampleRowCubic(src: Section, w: number, h: number, xs: Float64Ar
 export function samplePatch(src: Section, w: number, h: number, map: SectionMap, grid: Grid, cx: number, cy: number, size: number, out: Float64Array, xs: Float64Array, ys: Float64Array, cubic = false): number {
   const x0 = Math.round(cx - size / 2);
   const y0 = Math.round(cy - size / 2);
+  if (!cubic) return samplePatchLinear(src, w, h, map, grid, x0, y0, size, out);
   let outside = 0;
   for (let j = 0; j < size; j++) {
     mapRow(map, grid, y0 + j, x0, size, xs, ys);
-    outside += cubic ? sampleRowCubic(src, w, h, xs, ys, size, out, j * size) : sampleRow(src, w, h, xs, ys, size, out, j * size);
+    outside += sampleRowCubic(src, w, h, xs, ys, size, out, j * size);
+  }
+  return outside;
+}
+
+let patchXs = new Float64Array(0);
+let patchYs = new Float64Array(0);
+let patchC0 = new Int32Array(0);
+let patchC1 = new Int32Array(0);
+let patchFx = new Float64Array(0);
+
+/**
+ * samplePatch's bilinear case: mapRow and sampleRow (Float64Array out, NaN outside) fused, with the
+ * per-column part of mapRow (grid cell and fraction, the same for every row of the patch) computed once
+ * per patch. Every value is the one that mapRow + sampleRow compute, by the same operations in the same order,
+ * and the interpolated grid columns go through mapRow's buffers exactly as mapRow fills them.
+ */
+function samplePatchLinear(src: Section, w: number, h: number, map: SectionMap, grid: Grid, x0: number, y0: number, size: number, out: Float64Array): number {
+  const [a, b, c, d, e, f] = map.affine;
+  const field = map.field;
+  const maxX = w - 1;
+  const maxY = h - 1;
+  const tol = 1e-3;
+  const sdx = w > 1 ? 1 : 0;
+  const sdy = h > 1 ? w : 0;
+  let outside = 0;
+  const { nx, ny, stride, ox, oy } = grid;
+  const inv = 1 / stride;
+  let i0 = 0;
+  let i1 = 0;
+  if (field) {
+    if (patchC0.length < size) {
+      patchC0 = new Int32Array(size);
+      patchC1 = new Int32Array(size);
+      patchFx = new Float64Array(size);
+    }
+    for (let k = 0; k < size; k++) {
+      const x = x0 + k;
+      let gx = (x - ox) * inv;
+      gx = gx < 0 ? 0 : gx > nx - 1 ? nx - 1 : gx;
+      const c0 = Math.min(Math.floor(gx), Math.max(0, nx - 2));
+      patchC0[k] = c0;
+      patchC1[k] = c0 + 1 < nx ? c0 + 1 : c0;
+      patchFx[k] = gx - c0;
+    }
+    if (colX.length < nx) {
+      colX = new Float64Array(nx);
+      colY = new Float64Array(nx);
+    }
+    i0 = Math.max(0, Math.min(nx - 1, Math.floor((x0 - ox) / stride)));
+    i1 = Math.max(0, Math.min(nx - 1, Math.ceil((x0 + size - 1 - ox) / stride)));
+  }
+  if (patchXs.length < size) {
+    patchXs = new Float64Array(size);
+    patchYs = new Float64Array(size);
+  }
+  const pxs = patchXs;
+  const pys = patchYs;
+  const cX = colX;
+  const cY = colY;
+  const pc0 = patchC0;
+  const pc1 = patchC1;
+  const pfx = patchFx;
+  for (let j = 0; j < size; j++) {
+    const y = y0 + j;
+    if (field) {
+      let gy = (y - oy) / stride;
+      gy = gy < 0 ? 0 : gy > ny - 1 ? ny - 1 : gy;
+      const j0 = Math.min(Math.floor(gy), Math.max(0, ny - 2));
+      const j1 = Math.min(j0 + 1, ny - 1);
+      const fy = gy - j0;
+      for (let i = i0; i <= i1; i++) {
+        const p = 2 * (j0 * nx + i);
+        const q = 2 * (j1 * nx + i);
+        cX[i] = (field[p] as number) * (1 - fy) + (field[q] as number) * fy;
+        cY[i] = (field[p + 1] as number) * (1 - fy) + (field[q + 1] as number) * fy;
+      }
+    }
+    const at = j * size;
+    // The row's source coordinates first: when all of them lie strictly inside [0, w - 1) x [0, h - 1), the
+    // bounds test and the clamps below change nothing and the row takes the loop without them.
+    let inside = true;
+    if (field) {
+      // Runs of pixels in one grid cell share the cell's end values and their difference.
+      for (let k = 0; k < size; ) {
+        const c0 = pc0[k] as number;
+        const c1 = pc1[k] as number;
+        const bx = cX[c0] as number;
+        const by = cY[c0] as number;
+        const ex = (cX[c1] as number) - bx;
+        const ey = (cY[c1] as number) - by;
+        for (; k < size && pc0[k] === c0; k++) {
+          const fx = pfx[k] as number;
+          const qx = x0 + k + (bx + ex * fx);
+          const qy = y + (by + ey * fx);
+          const sx = a * qx + b * qy + c;
+          const sy = d * qx + e * qy + f;
+          pxs[k] = sx;
+          pys[k] = sy;
+          if (!(sx >= 0 && sx < maxX && sy >= 0 && sy < maxY)) inside = false;
+        }
+      }
+    } else {
+      for (let k = 0; k < size; k++) {
+        const x = x0 + k;
+        const sx = a * x + b * y + c;
+        const sy = d * x + e * y + f;
+        pxs[k] = sx;
+        pys[k] = sy;
+        if (!(sx >= 0 && sx < maxX && sy >= 0 && sy < maxY)) inside = false;
+      }
+    }
+    if (inside) {
+      for (let k = 0; k < size; k++) {
+        const sx = pxs[k] as number;
+        const sy = pys[k] as number;
+        // Non-negative and below 2^31: truncation is Math.floor.
+        const ix = sx | 0;
+        const iy = sy | 0;
+        const fx = sx - ix;
+        const fy = sy - iy;
+        const i = iy * w + ix;
+        const p = src[i] as number;
+        const q = src[i + 1] as number;
+        const r = src[i + w] as number;
+        const s = src[i + w + 1] as number;
+        out[at + k] = p + (q - p) * fx + (r - p) * fy + (p - q - r + s) * fx * fy;
+      }
+      continue;
+    }
+    for (let k = 0; k < size; k++) {
+      let sx = pxs[k] as number;
+      let sy = pys[k] as number;
+      if (!(sx >= -tol && sy >= -tol && sx <= maxX + tol && sy <= maxY + tol)) {
+        out[at + k] = NaN;
+        outside++;
+        continue;
+      }
+      sx = sx < 0 ? 0 : sx > maxX ? maxX : sx;
+      sy = sy < 0 ? 0 : sy > maxY ? maxY : sy;
+      let ix = Math.floor(sx);
+      let iy = Math.floor(sy);
+      if (ix >= maxX) ix = maxX > 0 ? maxX - 1 : 0;
+      if (iy >= maxY) iy = maxY > 0 ? maxY - 1 : 0;
+      const fx = sx - ix;
+      const fy = sy - iy;
+      const i = iy * w + ix;
+      const p = src[i] as number;
+      const q = src[i + sdx] as number;
+      const r = src[i + sdy] as number;
+      const s = src[i + sdy + sdx] as number;
+      out[at + k] = p + (q - p) * fx + (r - p) * fy + (p - q - r + s) * fx * fy;
+    }
   }
   return outside;
 }

@@ -109,12 +109,15 @@ function synthetic(shape: Vec3, seed: number, noise = 0.06, chain = true): Uint8
 
 describe("small-fragment cleanup as tasks", () => {
   const shape: Vec3 = [23, 21, 11];
+  // A third shape: the output's blocks differ from the input's (segmentOnTasks' thin raw blocks), one copy at the end.
   it.each([
-    [[8, 7, 5], false],
-    [[23, 21, 11], false],
-    [[9, 6, 4], true],
-    [[10, 21, 2], true],
-  ] as [Vec3, boolean][])("blocks %j (reverse order: %s): removeSmallFragments' bytes and counts", async (blockShape, reverse) => {
+    [[8, 7, 5], false, undefined],
+    [[23, 21, 11], false, undefined],
+    [[9, 6, 4], true, undefined],
+    [[10, 21, 2], true, undefined],
+    [[8, 7, 2], true, [8, 7, 5]],
+    [[9, 6, 3], false, [23, 21, 11]],
+  ] as [Vec3, boolean, Vec3 | undefined][])("blocks %j (reverse order: %s, output blocks %j): removeSmallFragments' bytes and counts", async (blockShape, reverse, outBlocks) => {
     const classes = synthetic(shape, 11 + blockShape[0]);
     const want = classes.slice();
     const wantCounts = removeSmallFragments(want, shape, voxelNm, MIN);
@@ -126,7 +129,7 @@ describe("small-fragment cleanup as tasks", () => {
 
     const { work, workUrl } = store();
     const input: WorkVolumeSpec = { name: "raw", shape, blockShape, type: "uint8" };
-    const output: WorkVolumeSpec = { name: "classes", shape, blockShape, type: "uint8" };
+    const output: WorkVolumeSpec = { name: "classes", shape, blockShape: outBlocks ?? blockShape, type: "uint8" };
     await writeVolume(work, input, classes);
     const got = await cleanupOnTasks({ execute: executor(work, { reverse }), work, workUrl, input, output, voxelNm, minFragmentNm3: MIN });
     expect(got).toEqual(wantCounts);

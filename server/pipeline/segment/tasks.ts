@@ -80,7 +80,7 @@ export interface CleanupOnTasksOptions {
   workUrl: string;
   /** Class codes before cleanup (uint8); kept unless dropInput. */
   input: WorkVolumeSpec;
-  /** The cleaned classes: same shape and block shape as input, another name. */
+  /** The cleaned classes: same shape as input, another name; another block shape costs one copy at the end. */
   output: WorkVolumeSpec;
   voxelNm: Vec3;
   minFragmentNm3?: number;
@@ -356,13 +356,19 @@ export const cleanupApplyKind: TaskKind = {
     const store = storageParam(task, ctx);
     const input = workVolumeParam(task, "input", ["uint8"]);
     const output = workVolumeParam(task, "output", ["uint8"]);
-    checkBlock(task, input);
-    sameGrid(task, input, output);
+    const targetsKey = optStrParam(task, "targets");
+    // A copy (no targets) may change the block grid: it is planned over the output's blocks and reads any box.
+    if (targetsKey === undefined) {
+      checkBlock(task, output);
+      if (input.shape.some((v, d) => v !== output.shape[d])) badTask(task, `${input.name} and ${output.name} must have the same shape`);
+    } else {
+      checkBlock(task, input);
+      sameGrid(task, input, output);
+    }
     if (input.name === output.name) badTask(task, "a pass must not write its own input");
     const origin = task.bbox.start;
     const extent = extentOf(task);
     const classes = await new WorkVolume<Uint8Array>(store, input).readBox(origin, extent);
-    const targetsKey = optStrParam(task, "targets");
     if (targetsKey !== undefined) {
       const u = unpackArrays(await need(store, targetsKey), targetsKey);
       const ids = arrayOf(u, "ids", Uint32Array, targetsKey);
@@ -397,6 +403,9 @@ export const segmentKinds: TaskKind[] = [sectionsKind, cleanupCclKind, cleanupSt
 // ---------------------------------------------------------------------------------------------------------------
 // Coordinators.
 
+/** Pixels per `segment.sections` task when the class blocks allow it (~10 s of CPU at ~1.5 Mpx/s). */
+const SEGMENT_TASK_PIXELS = 16 * 2 ** 20;
+
 const digest = (v: unknown): string => createHash("sha256").update(JSON.stringify(v)).digest("hex").slice(0, 12);
 
 function checkSpec(s: WorkVolumeSpec, what: string, types: readonly string[]): void {
@@ -413,9 +422,10 @@ export async function cleanupOnTasks(o: CleanupOnTasksOptions): Promise<CleanupT
   const minNm3 = o.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
   checkSpec(input, "cleanup input", ["uint8"]);
   checkSpec(output, "cleanup output", ["uint8"]);
-  if (input.shape.some((v, d) => v !== output.shape[d]) || input.blockShape.some((v, d) => v !== output.blockShape[d]) || input.name === output.name) {
-    throw new PipelineError("bad_argument", `cleanup output ${output.name} must have ${input.name}'s shape and block shape under another name`);
+  if (input.shape.some((v, d) => v !== output.shape[d]) || input.name === output.name) {
+    throw new PipelineError("bad_argument", `cleanup output ${output.name} must have ${input.name}'s shape under another name`);
   }
+  const sameBlocks = input.blockShape.every((v, d) => v === output.blockShape[d]);
   const d = digest({ v: 1, input: specJson(input), output: specJson(output), voxelNm, minNm3 });
   const root = `segment-cleanup/${d}`;
   const doneMarker = stepKey(`segment-cleanup-${d}`);
@@ -425,7 +435,8 @@ export async function cleanupOnTasks(o: CleanupOnTasksOptions): Promise<CleanupT
     return JSON.parse(new TextDecoder().decode(finished)) as CleanupTotals;
   }
   const minVoxels = minNm3 / (voxelNm[0] * voxelNm[1] * voxelNm[2]);
-  const volumeOf = (p: number): WorkVolumeSpec => (p === CLEANUP_PASSES ? output : { ...output, name: `${output.name}-pass${p}-${d}` });
+  // Passes run on the input's blocks; the last one writes the output itself when the grids agree.
+  const volumeOf = (p: number): WorkVolumeSpec => (p === CLEANUP_PASSES && sameBlocks ? output : { ...input, name: `${output.name}-pass${p}-${d}` });
   const blockTasks = (kind: string, spec: WorkVolumeSpec, params: JsonObject): Task[] => createTasks(kind, spec.shape, spec.blockShape, { work: workUrl, ...params });
   const total: CleanupTotals = { fragments: 0, voxels: 0 };
   let current = input;
@@ -450,7 +461,7 @@ export async function cleanupOnTasks(o: CleanupOnTasksOptions): Promise<CleanupT
   }
   if (current !== output) {
     // Stopped before the last pass: the last pass's output (or the input) is the result.
-    await execute("small fragments: final classes", blockTasks("segment.cleanup-apply", current, { input: specJson(current), output: specJson(output), targets: null, ccl: null, pass: 0 }));
+    await execute("small fragments: final classes", blockTasks("segment.cleanup-apply", output, { input: specJson(current), output: specJson(output), targets: null, ccl: null, pass: 0 }));
     if (current !== input || o.dropInput === true) await new WorkVolume(work, current).remove();
   }
   await work.put(doneMarker, JSON.stringify(total));
@@ -547,7 +558,7 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   }
   const minNm3 = o.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
   const modelPath = o.model ?? DEFAULT_MODEL_PATH;
-  const d = digest({ v: 1, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3 });
+  const d = digest({ v: 2, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3 });
   const doneMarker = stepKey(`segment-${d}`);
   const finished = await work.get(doneMarker);
   if (finished) return JSON.parse(new TextDecoder().decode(finished)) as SegmentRecord;
@@ -555,9 +566,12 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   await loadModelInfo(modelPath);
   const minVoxels = minNm3 / (voxelNm[0] * voxelNm[1] * voxelNm[2]);
   const cleanup = minVoxels > 1;
-  const raw: WorkVolumeSpec = cleanup ? { ...classes, name: `${classes.name}-pass0-${d}` } : classes;
   const [W, H] = classes.shape;
-  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, classes.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null }));
+  // With a cleanup the raw classes get thinner blocks than `classes` (the cleanup copies them over at the end), so
+  // the segmentation, the slowest stage, spreads over more tasks: about SEGMENT_TASK_PIXELS each.
+  const sections = Math.max(1, Math.min(classes.blockShape[2], Math.round(SEGMENT_TASK_PIXELS / (W * H))));
+  const raw: WorkVolumeSpec = cleanup ? { ...classes, name: `${classes.name}-pass0-${d}`, blockShape: [classes.blockShape[0], classes.blockShape[1], sections] } : classes;
+  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null }));
   const totals = cleanup ? await cleanupOnTasks({ execute: o.execute, work, workUrl, input: raw, output: classes, voxelNm, minFragmentNm3: minNm3, dropInput: true }) : { fragments: 0, voxels: 0 };
   const record: SegmentRecord = { model: modelPath, min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels };
   await work.put(doneMarker, JSON.stringify(record));
