@@ -45,6 +45,14 @@ export class PhaseCorrelator {
   /** Row offsets for Fft.transposeRev: all rows of tre (row stride n + 8), and the inverse's search window. */
   private readonly rowsPad: Int32Array;
   private readonly rowsWin: Int32Array;
+  /** One windowed patch row (zero beyond the patch) on its way into tre / tim. */
+  private readonly patchRe: Float64Array;
+  private readonly patchIm: Float64Array;
+  /** Two rows of the cross-power spectrum on their way into cre / cim. */
+  private readonly rowRe: Float64Array;
+  private readonly rowIm: Float64Array;
+  private readonly rowRe2: Float64Array;
+  private readonly rowIm2: Float64Array;
   private win = new Float64Array(0);
   private readonly sa: Spectrum;
   private readonly sb: Spectrum;
@@ -76,6 +84,12 @@ export class PhaseCorrelator {
     this.tim = new Float64Array(n * (n + 8));
     this.rowsPad = Int32Array.from({ length: n }, (_, i) => i * (n + 8));
     this.rowsWin = new Int32Array(n);
+    this.rowRe = new Float64Array(n);
+    this.rowIm = new Float64Array(n);
+    this.rowRe2 = new Float64Array(n);
+    this.patchRe = new Float64Array(n);
+    this.patchIm = new Float64Array(n);
+    this.rowIm2 = new Float64Array(n);
     this.sa = this.newSpectrum();
     this.sb = this.newSpectrum();
   }
@@ -91,13 +105,28 @@ export class PhaseCorrelator {
    * both of its neighbours does not redo it.
    */
   spectra(a: ArrayLike<number>, b: ArrayLike<number>, A: Spectrum, B: Spectrum): void {
-    const { n, patch: p, re, im, window } = this;
-    const { tre, tim, rowsPad } = this;
-    // Rows of n + 8 values: with n, the column walks below would hit the same few cache sets.
-    const S = n + 8;
+    // Each loop is its own method: a long loop in a big method runs as on-stack-replaced code, which V8 kept
+    // deoptimising at the loop's exit on every call.
+    const { n, re, im, tre, tim, rowsPad } = this;
     const fft = this.fft;
-    const rev = fft.rev;
-    // The windowed patches go in transposed, x in bit-reversed order (as Fft.transposeRev would put them).
+    this.load(a, b, A, B);
+    // transform2d's row transforms, then its column transforms, each as one vectorised pass along the row
+    // index of a transposed copy (Fft.butterflies): the same arithmetic per element.
+    fft.butterflies(tre, tim, n, false, n, n + 8, 4);
+    fft.transposeRevFirst(tre, tim, rowsPad, n, re, im, false);
+    fft.butterflies(re, im, n, false, n, n, 4);
+    this.separate(re, im, A, B);
+  }
+
+  /**
+   * Mean-free, windowed patches a (real part) and b (imaginary part) into tre / tim, transposed with x in
+   * bit-reversed order (as Fft.transposeRev would put them), rows of n + 8 values: with n, the column walks
+   * would hit the same few cache sets. Sets A.flat and B.flat.
+   */
+  private load(a: ArrayLike<number>, b: ArrayLike<number>, A: Spectrum, B: Spectrum): void {
+    const { n, patch: p, window, tre, tim } = this;
+    const S = n + 8;
+    const rev = this.fft.rev;
     if (p < n) {
       tre.fill(0);
       tim.fill(0);
@@ -115,28 +144,45 @@ export class PhaseCorrelator {
     mb /= sw;
     let va = 0;
     let vb = 0;
+    // Each row goes through patchRe / patchIm (zero beyond p), then the first stage of the row transforms on the
+    // way out: x and x + n / 2 land on rows rev[x] and rev[x] + 1 of tre (see Fft.transposeRevFirst).
+    const { patchRe: rowRe, patchIm: rowIm } = this;
+    const half = n / 2;
+    const wr = this.fft.firstTwiddle(false)[0];
+    const wi = this.fft.firstTwiddle(false)[1];
     for (let y = 0; y < p; y++) {
       for (let x = 0; x < p; x++) {
         const k = y * p + x;
         const w = window[k] as number;
         const ta = w * ((a[k] as number) - ma);
         const tb = w * ((b[k] as number) - mb);
-        const t = (rev[x] as number) * S + y;
-        tre[t] = ta;
-        tim[t] = tb;
+        rowRe[x] = ta;
+        rowIm[x] = tb;
         va += ta * ta;
         vb += tb * tb;
+      }
+      for (let x = 0; x < half; x++) {
+        const ta = (rev[x] as number) * S + y;
+        const tb = ta + S;
+        const br = rowRe[x + half] as number;
+        const bi = rowIm[x + half] as number;
+        const pr = br * wr - bi * wi;
+        const pi = br * wi + bi * wr;
+        const ar = rowRe[x] as number;
+        const ai = rowIm[x] as number;
+        tre[tb] = ar - pr;
+        tim[tb] = ai - pi;
+        tre[ta] = ar + pr;
+        tim[ta] = ai + pi;
       }
     }
     A.flat = va < 1e-9 * sw;
     B.flat = vb < 1e-9 * sw;
-    // transform2d's row transforms, then its column transforms, each as one vectorised pass along the row
-    // index of a transposed copy (Fft.butterflies): the same arithmetic per element.
-    fft.butterflies(tre, tim, n, false, n, S);
-    fft.transposeRev(tre, tim, rowsPad, n, re, im);
-    fft.butterflies(re, im, n, false);
-    const zre = re;
-    const zim = im;
+  }
+
+  /** The unit spectra A of the real and B of the imaginary part of the 2D transform Z (zre, zim). */
+  private separate(zre: Float64Array, zim: Float64Array, A: Spectrum, B: Spectrum): void {
+    const n = this.n;
     const Are = A.re;
     const Aim = A.im;
     const Bre = B.re;
@@ -220,75 +266,103 @@ export class PhaseCorrelator {
     const first = !A.flat && !B.flat;
     const second = C !== undefined && D !== undefined && !C.flat && !D.flat;
     if (!first && !second) return [undefined, undefined];
-    const { n, cre, cim, taper } = this;
+    const { n, cre, cim } = this;
     const fft = this.fft;
-    const rev = fft.rev;
-    // The cross-power spectrum goes in with its rows in bit-reversed order (the column pass's permutation).
-    // conj(A) * B of unit spectra: a pure translation leaves only its phase ramp; the second correlation
-    // travels as + i * (conj(C) * D). The three cases compute what one loop with both tests would.
-    if (first && second) {
-      const Ar = A.re, Ai = A.im, Br = B.re, Bi = B.im;
-      const Cr = (C as Spectrum).re, Ci = (C as Spectrum).im, Dr = (D as Spectrum).re, Di = (D as Spectrum).im;
-      for (let v = 0; v < n; v++) {
-        const row = (rev[v] as number) * n;
-        for (let u = 0, k = v * n; u < n; u++, k++) {
-          const t = taper[k] as number;
-          const ar = Ar[k] as number;
-          const ai = Ai[k] as number;
-          const br = Br[k] as number;
-          const bi = Bi[k] as number;
-          const cr = Cr[k] as number;
-          const ci = Ci[k] as number;
-          const dr = Dr[k] as number;
-          const di = Di[k] as number;
-          cre[row + u] = (ar * br + ai * bi) * t - (cr * di - ci * dr) * t;
-          cim[row + u] = (ar * bi - ai * br) * t + (cr * dr + ci * di) * t;
-        }
-      }
-    } else if (first) {
-      const Ar = A.re, Ai = A.im, Br = B.re, Bi = B.im;
-      for (let v = 0; v < n; v++) {
-        const row = (rev[v] as number) * n;
-        for (let u = 0, k = v * n; u < n; u++, k++) {
-          const t = taper[k] as number;
-          const ar = Ar[k] as number;
-          const ai = Ai[k] as number;
-          const br = Br[k] as number;
-          const bi = Bi[k] as number;
-          cre[row + u] = (ar * br + ai * bi) * t;
-          cim[row + u] = (ar * bi - ai * br) * t;
-        }
-      }
-    } else {
-      const Cr = (C as Spectrum).re, Ci = (C as Spectrum).im, Dr = (D as Spectrum).re, Di = (D as Spectrum).im;
-      for (let v = 0; v < n; v++) {
-        const row = (rev[v] as number) * n;
-        for (let u = 0, k = v * n; u < n; u++, k++) {
-          const t = taper[k] as number;
-          const cr = Cr[k] as number;
-          const ci = Ci[k] as number;
-          const dr = Dr[k] as number;
-          const di = Di[k] as number;
-          cre[row + u] = 0 - (cr * di - ci * dr) * t;
-          cim[row + u] = 0 + (cr * dr + ci * di) * t;
-        }
-      }
-    }
+    this.crossPower(A, B, C, D, first, second);
     const r = Math.min(Math.floor(maxShift), n / 2 - 2);
     // Inverse 2D transform of which only rows and columns [-(r + 1), r + 1] are read: the column pass, then the
     // row transforms of just those rows, gathered transposed (x major, x bit-reversed) so that they too run as
     // one vectorised pass. Per element, the arithmetic of the full inverse transform2d.
     const R = r + 1;
-    fft.butterflies(cre, cim, n, true, R);
+    fft.butterflies(cre, cim, n, true, R, n, 4);
     const m = 2 * R + 1;
     const { tre, tim, rowsWin } = this;
     for (let j = 0; j < m; j++) {
       const y = j - R;
       rowsWin[j] = (y < 0 ? y + n : y) * n;
     }
-    fft.transposeRev(cre, cim, rowsWin, m, tre, tim);
-    fft.butterflies(tre, tim, m, true, R);
+    fft.transposeRevFirst(cre, cim, rowsWin, m, tre, tim, true);
+    fft.butterflies(tre, tim, m, true, R, m, 4);
     return [first ? this.peak(tre, m, r, overlapAB) : undefined, second ? this.peak(tim, m, r, overlapCD) : undefined];
+  }
+
+  /**
+   * The cross-power spectrum of fromSpectraPair into cre / cim, its rows in bit-reversed order (the column
+   * pass's permutation) and through the column pass's first stage: rows v and v + n / 2 land on rows rev[v]
+   * and rev[v] + 1 and are butterflied on the way (see Fft.transposeRevFirst).
+   */
+  private crossPower(A: Spectrum, B: Spectrum, C: Spectrum | undefined, D: Spectrum | undefined, first: boolean, second: boolean): void {
+    const { n, cre, cim, rowRe, rowIm, rowRe2, rowIm2 } = this;
+    const rev = this.fft.rev;
+    const half = n / 2;
+    const [wr, wi] = this.fft.firstTwiddle(true);
+    for (let v = 0; v < half; v++) {
+      this.crossRow(v, A, B, C, D, first, second, rowRe, rowIm);
+      this.crossRow(v + half, A, B, C, D, first, second, rowRe2, rowIm2);
+      const ra = (rev[v] as number) * n;
+      const rb = ra + n;
+      for (let u = 0; u < n; u++) {
+        const br = rowRe2[u] as number;
+        const bi = rowIm2[u] as number;
+        const pr = br * wr - bi * wi;
+        const pi = br * wi + bi * wr;
+        const ar = rowRe[u] as number;
+        const ai = rowIm[u] as number;
+        cre[rb + u] = ar - pr;
+        cim[rb + u] = ai - pi;
+        cre[ra + u] = ar + pr;
+        cim[ra + u] = ai + pi;
+      }
+    }
+  }
+
+  /**
+   * Row v of the cross-power spectrum: conj(A) * B of unit spectra (a pure translation leaves only its phase
+   * ramp), the second correlation travelling as + i * (conj(C) * D). The three cases compute what one loop
+   * with both tests would.
+   */
+  private crossRow(v: number, A: Spectrum, B: Spectrum, C: Spectrum | undefined, D: Spectrum | undefined, first: boolean, second: boolean, outRe: Float64Array, outIm: Float64Array): void {
+    const { n, taper } = this;
+    const k0 = v * n;
+    if (first && second) {
+      const Ar = A.re, Ai = A.im, Br = B.re, Bi = B.im;
+      const Cr = (C as Spectrum).re, Ci = (C as Spectrum).im, Dr = (D as Spectrum).re, Di = (D as Spectrum).im;
+      for (let u = 0, k = k0; u < n; u++, k++) {
+        const t = taper[k] as number;
+        const ar = Ar[k] as number;
+        const ai = Ai[k] as number;
+        const br = Br[k] as number;
+        const bi = Bi[k] as number;
+        const cr = Cr[k] as number;
+        const ci = Ci[k] as number;
+        const dr = Dr[k] as number;
+        const di = Di[k] as number;
+        outRe[u] = (ar * br + ai * bi) * t - (cr * di - ci * dr) * t;
+        outIm[u] = (ar * bi - ai * br) * t + (cr * dr + ci * di) * t;
+      }
+    } else if (first) {
+      const Ar = A.re, Ai = A.im, Br = B.re, Bi = B.im;
+      for (let u = 0, k = k0; u < n; u++, k++) {
+        const t = taper[k] as number;
+        const ar = Ar[k] as number;
+        const ai = Ai[k] as number;
+        const br = Br[k] as number;
+        const bi = Bi[k] as number;
+        outRe[u] = (ar * br + ai * bi) * t;
+        outIm[u] = (ar * bi - ai * br) * t;
+      }
+    } else {
+      const Cr = (C as Spectrum).re, Ci = (C as Spectrum).im, Dr = (D as Spectrum).re, Di = (D as Spectrum).im;
+      for (let u = 0, k = k0; u < n; u++, k++) {
+        const t = taper[k] as number;
+        const cr = Cr[k] as number;
+        const ci = Ci[k] as number;
+        const dr = Dr[k] as number;
+        const di = Di[k] as number;
+        outRe[u] = 0 - (cr * di - ci * dr) * t;
+        outIm[u] = 0 + (cr * dr + ci * di) * t;
+      }
+    }
   }
 
   /** `surface` holds the correlation at (x, y) at [(x mod n) * m + y + r + 1], |x|, |y| <= r + 1. */

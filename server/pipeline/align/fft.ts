@@ -139,12 +139,13 @@ export class Fft {
    * rows other than [-keep, keep] (wrapped) of the result are garbage: the last stage skips the butterflies
    * that produce only those.
    */
-  butterflies(re: Float64Array, im: Float64Array, width: number, inverse: boolean, keep = this.n, stride = width): void {
+  butterflies(re: Float64Array, im: Float64Array, width: number, inverse: boolean, keep = this.n, stride = width, from = 2): void {
     const n = this.n;
     const sign = inverse ? 1 : -1;
     // Stages go two at a time (each group of 4 rows is closed under a pair of stages), which halves the
-    // loads and stores; the last stage, when the count is odd, goes alone and can skip unread rows.
-    let size = 2;
+    // loads and stores; the last stage, when the count is odd, goes alone and can skip unread rows. `from`:
+    // the first stage's span x 2 (4 after transposeRevFirst, which did the first stage).
+    let size = from;
     for (; size * 2 <= n; size *= 4) this.stagePair(re, im, width, stride, sign, size / 2);
     if (size <= n) this.stage(re, im, width, stride, sign, size, keep);
   }
@@ -171,6 +172,47 @@ export class Fft {
         }
       }
     }
+  }
+
+  /**
+   * transposeRev, then the first stage of `butterflies` (span 1, twiddle k = 0) on the result: destination rows
+   * 2i and 2i + 1 are source columns j and j + n / 2 (rev[j] = 2i), so each pair is butterflied on the way.
+   */
+  transposeRevFirst(sre: Float64Array, sim: Float64Array, offsets: Int32Array, rows: number, dre: Float64Array, dim: Float64Array, inverse: boolean): void {
+    const n = this.n;
+    const rev = this.rev;
+    const half = n / 2;
+    const wr = this.cos[0] as number;
+    const wi = (inverse ? 1 : -1) * (this.sin[0] as number);
+    for (let i0 = 0; i0 < rows; i0 += 8) {
+      const i1 = Math.min(rows, i0 + 8);
+      for (let j0 = 0; j0 < half; j0 += 8) {
+        const j1 = Math.min(half, j0 + 8);
+        for (let j = j0; j < j1; j++) {
+          const da = (rev[j] as number) * rows;
+          const db = da + rows;
+          for (let i = i0; i < i1; i++) {
+            const qa = (offsets[i] as number) + j;
+            const qb = qa + half;
+            const br = sre[qb] as number;
+            const bi = sim[qb] as number;
+            const pr = br * wr - bi * wi;
+            const pi = br * wi + bi * wr;
+            const ar = sre[qa] as number;
+            const ai = sim[qa] as number;
+            dre[db + i] = ar - pr;
+            dim[db + i] = ai - pi;
+            dre[da + i] = ar + pr;
+            dim[da + i] = ai + pi;
+          }
+        }
+      }
+    }
+  }
+
+  /** The first stage's twiddle (k = 0) as `butterflies` uses it: [wr, wi]. */
+  firstTwiddle(inverse: boolean): [number, number] {
+    return [this.cos[0] as number, (inverse ? 1 : -1) * (this.sin[0] as number)];
   }
 
   /** One radix-2 stage of `butterflies` (butterfly span size / 2). */
