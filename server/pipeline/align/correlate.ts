@@ -42,7 +42,7 @@ export class PhaseCorrelator {
   /** The forward transform's second pass, and the inverse's row pass (transposed: x major). */
   private readonly tre: Float64Array;
   private readonly tim: Float64Array;
-  /** Row offsets for Fft.transposeRev: all rows of tre (row stride n + 8), and the inverse's search window. */
+  /** Row offsets for Fft.transposeRevFirst: all rows of tre (row stride n + 8), and the inverse's search window. */
   private readonly rowsPad: Int32Array;
   private readonly rowsWin: Int32Array;
   /** One windowed patch row (zero beyond the patch) on its way into tre / tim. */
@@ -59,6 +59,7 @@ export class PhaseCorrelator {
 
   /** `patch` px patches, zero-padded to the next power of two; `peakSigma` is the peak's width in px. */
   constructor(patch: number, peakSigma = 1) {
+    warmUp();
     this.patch = patch;
     this.n = 2 ** Math.ceil(Math.log2(patch));
     this.fft = new Fft(this.n);
@@ -84,11 +85,11 @@ export class PhaseCorrelator {
     this.tim = new Float64Array(n * (n + 8));
     this.rowsPad = Int32Array.from({ length: n }, (_, i) => i * (n + 8));
     this.rowsWin = new Int32Array(n);
+    this.patchRe = new Float64Array(n);
+    this.patchIm = new Float64Array(n);
     this.rowRe = new Float64Array(n);
     this.rowIm = new Float64Array(n);
     this.rowRe2 = new Float64Array(n);
-    this.patchRe = new Float64Array(n);
-    this.patchIm = new Float64Array(n);
     this.rowIm2 = new Float64Array(n);
     this.sa = this.newSpectrum();
     this.sb = this.newSpectrum();
@@ -105,8 +106,7 @@ export class PhaseCorrelator {
    * both of its neighbours does not redo it.
    */
   spectra(a: ArrayLike<number>, b: ArrayLike<number>, A: Spectrum, B: Spectrum): void {
-    // Each loop is its own method: a long loop in a big method runs as on-stack-replaced code, which V8 kept
-    // deoptimising at the loop's exit on every call.
+    // Each long loop is its own method (see warmUp below).
     const { n, re, im, tre, tim, rowsPad } = this;
     const fft = this.fft;
     this.load(a, b, A, B);
@@ -120,7 +120,7 @@ export class PhaseCorrelator {
 
   /**
    * Mean-free, windowed patches a (real part) and b (imaginary part) into tre / tim, transposed with x in
-   * bit-reversed order (as Fft.transposeRev would put them), rows of n + 8 values: with n, the column walks
+   * bit-reversed order (as Fft.transposeRevFirst would put them), rows of n + 8 values: with n, the column walks
    * would hit the same few cache sets. Sets A.flat and B.flat.
    */
   private load(a: ArrayLike<number>, b: ArrayLike<number>, A: Spectrum, B: Spectrum): void {
@@ -148,8 +148,7 @@ export class PhaseCorrelator {
     // way out: x and x + n / 2 land on rows rev[x] and rev[x] + 1 of tre (see Fft.transposeRevFirst).
     const { patchRe: rowRe, patchIm: rowIm } = this;
     const half = n / 2;
-    const wr = this.fft.firstTwiddle(false)[0];
-    const wi = this.fft.firstTwiddle(false)[1];
+    const [wr, wi] = this.fft.firstTwiddle(false);
     for (let y = 0; y < p; y++) {
       for (let x = 0; x < p; x++) {
         const k = y * p + x;
@@ -421,5 +420,30 @@ export class PhaseCorrelator {
     const dx = bx + fit(at(bx - 1, by), best, at(bx + 1, by));
     const dy = by + fit(at(bx, by - 1), best, at(bx, by + 1));
     return { dx, dy, ratio: second > 0 ? best / second : 100 };
+  }
+}
+
+let warm = false;
+
+/**
+ * Runs every path of the correlator once on tiny patches, before the first real one. The loops over a real patch
+ * are long enough that V8 compiles them on the stack (OSR) during the first call, before the code after them has
+ * run; that code then has no type feedback, and the compiled loop deoptimised at its exit on every later call
+ * (a patch's spectra ran mostly interpreted). Results are unaffected: nothing is shared between instances.
+ */
+function warmUp(): void {
+  if (warm) return;
+  warm = true;
+  for (const size of [8, 6]) {
+    const c = new PhaseCorrelator(size);
+    const a = Float64Array.from({ length: size * size }, (_, k) => (k * 7) % 5);
+    const b = Float64Array.from({ length: size * size }, (_, k) => (k * 3) % 7);
+    const s = [c.newSpectrum(), c.newSpectrum(), c.newSpectrum(), c.newSpectrum()] as const;
+    c.spectra(a, b, s[0], s[1]);
+    c.spectra(b, a, s[2], s[3]);
+    c.fromSpectraPair(s[0], s[1], s[2], s[3], 2);
+    c.fromSpectraPair(s[0], s[1], undefined, undefined, 2);
+    c.fromSpectraPair(s[0], s[0], s[2], s[3], 2);
+    c.correlate(a, b, 2);
   }
 }

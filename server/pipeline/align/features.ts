@@ -252,6 +252,15 @@ function descriptor(g: Polar, x: number, y: number, sigma: number, angle: number
 }
 
 export function detectFeatures(img: FloatImage, options: FeatureOptions = {}): Features {
+  if (!featuresWarm) {
+    // Every path once on a small image first (see warmUp in correlate.ts). Nothing is shared with the real call.
+    featuresWarm = true;
+    const size = 96;
+    const data = new Float32Array(size * size);
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) data[y * size + x] = 0.5 + 0.4 * Math.sin(x * 0.45 + Math.cos(y * 0.3)) * Math.cos(y * 0.37);
+    const f = detectFeatures({ data, width: size, height: size });
+    matchFeatures(f, f, 0.8, 40);
+  }
   const maxFeatures = options.maxFeatures ?? 2000;
   const contrast = options.contrast ?? 0.02;
   const octaves = buildPyramid(img, options.octaves ?? 4);
@@ -300,6 +309,8 @@ export function detectFeatures(img: FloatImage, options: FeatureOptions = {}): F
   descs.forEach((d, k) => descriptors.set(d, k * 128));
   return { keypoints, descriptors };
 }
+
+let featuresWarm = false;
 
 /**
  * Nearest neighbours by descriptor distance with Lowe's ratio test. Candidates farther apart than

@@ -151,32 +151,11 @@ export class Fft {
   }
 
   /**
-   * dst[rev[j] * rows + i] = src[offsets[i] + j] for i < rows, j < n (re and im): a transpose that puts the
-   * source columns in bit-reversed order, ready for `butterflies`. In 8 x 8 tiles, so that neither side's
-   * cache lines are evicted between uses (a row-major walk writes with a stride of a whole row).
-   */
-  transposeRev(sre: Float64Array, sim: Float64Array, offsets: Int32Array, rows: number, dre: Float64Array, dim: Float64Array): void {
-    const n = this.n;
-    const rev = this.rev;
-    for (let i0 = 0; i0 < rows; i0 += 8) {
-      const i1 = Math.min(rows, i0 + 8);
-      for (let j0 = 0; j0 < n; j0 += 8) {
-        const j1 = Math.min(n, j0 + 8);
-        for (let j = j0; j < j1; j++) {
-          const d = (rev[j] as number) * rows;
-          for (let i = i0; i < i1; i++) {
-            const q = (offsets[i] as number) + j;
-            dre[d + i] = sre[q] as number;
-            dim[d + i] = sim[q] as number;
-          }
-        }
-      }
-    }
-  }
-
-  /**
-   * transposeRev, then the first stage of `butterflies` (span 1, twiddle k = 0) on the result: destination rows
-   * 2i and 2i + 1 are source columns j and j + n / 2 (rev[j] = 2i), so each pair is butterflied on the way.
+   * dst[rev[j] * rows + i] = src[offsets[i] + j] for i < rows, j < n (re and im), a transpose that puts the
+   * source columns in bit-reversed order, followed by the first stage of `butterflies` (span 1, twiddle k = 0):
+   * destination rows 2i and 2i + 1 are source columns j and j + n / 2 (rev[j] = 2i), so each pair is butterflied
+   * on the way. In 8 x 8 tiles, so that neither side's cache lines are evicted between uses (a row-major walk
+   * writes with a stride of a whole row).
    */
   transposeRevFirst(sre: Float64Array, sim: Float64Array, offsets: Int32Array, rows: number, dre: Float64Array, dim: Float64Array, inverse: boolean): void {
     const n = this.n;

@@ -79,6 +79,12 @@ export function gaussianKernel(sigma: number): Float32Array {
 
 /** Separable Gaussian blur with edge clamping; `tmp` avoids a per-call allocation in pyramids. */
 export function gaussianBlur(img: FloatImage, sigma: number, tmp?: Float32Array): FloatImage {
+  if (!blurWarm) {
+    // Every path once on a tiny image first (see warmUp in correlate.ts: the first whole-section call would
+    // otherwise compile its loops before the code after them has type feedback, and deoptimise at their exits).
+    blurWarm = true;
+    gaussianBlur({ data: Float32Array.from({ length: 24 * 20 }, (_, k) => (k * 7) % 11), width: 24, height: 20 }, 1.6);
+  }
   const { width: w, height: h, data } = img;
   // The Float32 kernel's values as doubles (exact), which is what each multiplication reads.
   const k = Float64Array.from(gaussianKernel(sigma));
@@ -123,15 +129,14 @@ export function gaussianBlur(img: FloatImage, sigma: number, tmp?: Float32Array)
   // storing into `out` would); four taps per sweep of the row keep the running value in a register.
   const out = new Float32Array(w * h);
   const fround = Math.fround;
-  const clampRow = (yy: number): number => (yy < 0 ? 0 : yy >= h ? h - 1 : yy) * w;
   for (let y = 0; y < h; y++) {
     const o = y * w;
     let i = -r;
     for (; i + 3 <= r; i += 4) {
-      const s0 = clampRow(y + i);
-      const s1 = clampRow(y + i + 1);
-      const s2 = clampRow(y + i + 2);
-      const s3 = clampRow(y + i + 3);
+      const s0 = clampRow(y + i, w, h);
+      const s1 = clampRow(y + i + 1, w, h);
+      const s2 = clampRow(y + i + 2, w, h);
+      const s3 = clampRow(y + i + 3, w, h);
       const k0 = k[i + r] as number;
       const k1 = k[i + r + 1] as number;
       const k2 = k[i + r + 2] as number;
@@ -144,12 +149,19 @@ export function gaussianBlur(img: FloatImage, sigma: number, tmp?: Float32Array)
       }
     }
     for (; i <= r; i++) {
-      const src = clampRow(y + i);
+      const src = clampRow(y + i, w, h);
       const kv = k[i + r] as number;
       for (let x = 0; x < w; x++) out[o + x] = (out[o + x] as number) + kv * (mid[src + x] as number);
     }
   }
   return { data: out, width: w, height: h };
+}
+
+let blurWarm = false;
+
+/** Offset of row yy clamped to [0, h - 1]. */
+function clampRow(yy: number, w: number, h: number): number {
+  return (yy < 0 ? 0 : yy >= h ? h - 1 : yy) * w;
 }
 
 /** One horizontal output of gaussianBlur near the row's ends (indices clamped). */

@@ -3,16 +3,18 @@
  * out-of-core run segments on a task queue with many workers. The results are the same bytes as the in-memory
  * stage: segmentVolume, then removeSmallFragments (cleanup.ts).
  *
- *   segment.sections        bbox = whole sections [0, 0, z0]-[W, H, z1], z1 - z0 a multiple of the class block
- *                           depth (the last clipped): segments them as segmentVolume does (each section is
- *                           z-scored and tiled on its own) and writes whole class blocks.
+ *   segment.sections        bbox = whole sections [0, 0, z0]-[W, H, z1], z1 - z0 a multiple of the output's block
+ *                           depth (the last clipped; segmentOnTasks gives the raw classes thin blocks of ~16 Mpx per
+ *                           layer): segments them as segmentVolume does (each section is z-scored and tiled on its
+ *                           own) and writes whole blocks.
  *   segment.cleanup-ccl     bbox = a block   local CCL of a pass's classes      (blockwise/ccl.ts, per-pass keys)
  *   segment.cleanup-stitch  bbox = a block   id pairs across its low faces      (blockwise/ccl.ts, per-pass keys)
  *   segment.cleanup-votes   bbox = a block   for the voxels of small fragments, the classes of their 6 face
  *                           neighbours in other components (read with a 1-voxel halo of classes: a face
  *                           neighbour is in another component exactly when its class differs)
  *   segment.cleanup-apply   bbox = a block   the block with small fragments given their target class, into the
- *                           next pass's volume (or a plain copy into the final volume)
+ *                           next pass's volume (or a plain copy into the final volume, planned over its blocks, so
+ *                           the copy may change the block grid)
  *
  * Per cleanup pass (at most CLEANUP_PASSES, stopping at the first that finds no small fragment, as cleanup.ts) the
  * coordinator gathers the CCL parts, finishes the global ids (the blockwise CCL gives the in-memory partition and
