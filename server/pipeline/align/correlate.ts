@@ -110,7 +110,7 @@ export class PhaseCorrelator {
     const { n, re, im, tre, tim, rowsPad } = this;
     const fft = this.fft;
     this.load(a, b, A, B);
-    // transform2d's row transforms, then its column transforms, each as one vectorised pass along the row
+    // A 2D transform's row transforms (as db17f24's row-by-row transform2d), then its column transforms, each as one vectorised pass along the row
     // index of a transposed copy (Fft.butterflies): the same arithmetic per element.
     fft.butterflies(tre, tim, n, false, n, n + 8, 4);
     fft.transposeRevFirst(tre, tim, rowsPad, n, re, im, false);
@@ -271,7 +271,7 @@ export class PhaseCorrelator {
     const r = Math.min(Math.floor(maxShift), n / 2 - 2);
     // Inverse 2D transform of which only rows and columns [-(r + 1), r + 1] are read: the column pass, then the
     // row transforms of just those rows, gathered transposed (x major, x bit-reversed) so that they too run as
-    // one vectorised pass. Per element, the arithmetic of the full inverse transform2d.
+    // one vectorised pass. Per element, the arithmetic of the full inverse 2D transform.
     const R = r + 1;
     fft.butterflies(cre, cim, n, true, R, n, 4);
     const m = 2 * R + 1;
