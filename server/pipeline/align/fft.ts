@@ -33,8 +33,9 @@ export class Fft {
    * The butterflies of a transform along the row index of an n x `width` row-major array (row stride
    * `stride`) whose rows are already in bit-reversed order: the same arithmetic in the same order per
    * element as a row-by-row in-place radix-2 transform (the `transform` of db17f24 and before), but
-   * vectorised over the row, so it streams through memory. With `keep` < n / 2, rows other than [-keep, keep] (wrapped) of the result are garbage: the last stage skips the butterflies
-   * that produce only those.
+   * vectorised over the row, so it streams through memory. With `keep` < n / 2, rows other than
+   * [-keep, keep] (wrapped) of the result are garbage: the last stage skips the butterflies that produce
+   * only those.
    */
   butterflies(re: Float64Array, im: Float64Array, width: number, inverse: boolean, keep = this.n, stride = width, from = 2): void {
     const n = this.n;
