@@ -27,6 +27,9 @@ export interface Task {
 
 const KIND = /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*$/;
 
+/** Runs one stage's tasks (in process or on a queue) and throws if any failed: what the coordinators plan against. */
+export type StageExecutor = (stage: string, tasks: Task[]) => Promise<void>;
+
 export function taskId(kind: string, bbox: BBox): string {
   return `${kind}/${bbox.start.join("_")}-${bbox.end.join("_")}`;
 }

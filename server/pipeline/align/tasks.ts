@@ -22,7 +22,7 @@ import type { Vec3 } from "../../../precomputed/array.js";
 import type { Storage } from "../../../precomputed/storage.js";
 import type { TaskKind } from "../../jobs/kinds.js";
 import { badTask, intParam, isObject, objectParam, storageParam, strParam, workVolumeParam } from "../../jobs/params.js";
-import { taskId, type BBox, type Json, type JsonObject, type Task } from "../../jobs/tasks.js";
+import { taskId, type BBox, type Json, type JsonObject, type StageExecutor, type Task } from "../../jobs/tasks.js";
 import { resumable } from "../blockwise/resume.js";
 import { WorkVolume, type WorkVolumeSpec } from "../blockwise/work-store.js";
 import { PipelineError } from "../errors.js";
@@ -35,7 +35,7 @@ import type { Features } from "./features.js";
 import type { Section } from "./image.js";
 import { makeGrid, type SectionMap } from "./map.js";
 
-export type StageExecutor = (stage: string, tasks: Task[]) => Promise<void>;
+export type { StageExecutor };
 
 export interface AlignOnTasksOptions {
   /** Runs a stage's tasks (in process or on a Redis queue) and throws if any failed. */

@@ -30,7 +30,7 @@ import { writeSegmentProperties } from "../../../precomputed/segment-properties.
 import { LocalStorage, type Storage } from "../../../precomputed/storage.js";
 import { builtinKinds, defaultContext } from "../../jobs/kinds.js";
 import { runTasksInProcess, type RunResult as TaskRunResult } from "../../jobs/local-executor.js";
-import { createTasks, taskId, type BBox, type JsonObject, type Task } from "../../jobs/tasks.js";
+import { createTasks, taskId, type BBox, type JsonObject, type StageExecutor, type Task } from "../../jobs/tasks.js";
 import { storageFor } from "../../storage/index.js";
 import { applyContacts, writeContactLayer } from "../contact-layer.js";
 import { PipelineError } from "../errors.js";
@@ -122,9 +122,8 @@ export function planBlocks(shape: Vec3, voxelNm: Vec3, budget: number, capNm: nu
 /** `base` + "/" + `name` for a local path or an s3:// URL. */
 export const joinLocation = (base: string, name: string): string => `${base.replace(/\/+$/, "")}/${name}`;
 
-type Executor = (stage: string, tasks: Task[]) => Promise<void>;
 
-async function makeExecutor(o: BlockwiseOptions, work: Storage): Promise<Executor> {
+async function makeExecutor(o: BlockwiseOptions, work: Storage): Promise<StageExecutor> {
   const { progress } = o;
   const registry = o.queue === undefined ? await builtinKinds() : undefined;
   const context = defaultContext();
@@ -341,7 +340,7 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
 
 /** A multiscale layer: info here, the scales by pyramid tasks stage by stage, then shard files. */
 async function writeLayer(
-  execute: Executor,
+  execute: StageExecutor,
   storage: Storage,
   o: BlockwiseOptions,
   name: string,

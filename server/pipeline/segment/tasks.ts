@@ -32,7 +32,7 @@ import type { Vec3 } from "../../../precomputed/array.js";
 import type { Storage } from "../../../precomputed/storage.js";
 import type { TaskKind } from "../../jobs/kinds.js";
 import { badTask, checkBlock, extentOf, isShape, optStrParam, storageParam, strParam, workVolumeParam } from "../../jobs/params.js";
-import { createTasks, type JsonObject, type Task } from "../../jobs/tasks.js";
+import { createTasks, type JsonObject, type StageExecutor, type Task } from "../../jobs/tasks.js";
 import { blockIndex, blockName, cclBlockTask, cclKeys, finalIdsOfBlock, finishLabels, gatherParts, gridOf, stitchBlockTask } from "../blockwise/ccl.js";
 import { arrayOf, packArrays, unpackArrays } from "../blockwise/pack.js";
 import { resumable, stepKey } from "../blockwise/resume.js";
@@ -47,7 +47,7 @@ import { segmentSections } from "./segment.js";
 /** cleanup.ts's removeSmallFragments default. */
 export const CLEANUP_PASSES = 3;
 
-export type StageExecutor = (stage: string, tasks: Task[]) => Promise<void>;
+export type { StageExecutor };
 
 export interface SegmentOnTasksOptions {
   /** Runs a stage's tasks (in process or on a Redis queue) and throws if any failed. */
