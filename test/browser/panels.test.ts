@@ -375,9 +375,11 @@ describe.skipIf(!chromiumAvailable())(`vemscope panels in headless Chromium (${C
     console.log(await saveArtifact(page, "panels-share"));
     expect(link).toMatch(/\/s\/[\w-]+$/);
     const reopened = await openViewer(link);
+    const names = (s: Record<string, unknown>) => ((s.layers ?? []) as { name: string }[]).map((l) => l.name);
+    // Neuroglancer leaves a layer out of its state until the layer is created (its source read); on a loaded
+    // machine that can come after isReady(), so the layer list is polled.
+    await expect.poll(async () => names(await stateOf(reopened.page)), { timeout: 30_000, interval: 200 }).toEqual(names(original));
     const restored = await stateOf(reopened.page);
-    const names = (s: Record<string, unknown>) => (s.layers as { name: string }[]).map((l) => l.name);
-    expect(names(restored)).toEqual(names(original));
     expect(restored.position).toEqual(original.position);
     expect(selected(restored)).toBe(picked);
     expect(restored.vemscope).toMatchObject({ morphometrics: { visible: true }, share: { visible: true } });
