@@ -14,7 +14,10 @@ import { LocalStorage } from "../../precomputed/storage.js";
 import { measureRow, SegmentSums, segmentMesh, writeMesh, type VoxelSums } from "./measure.js";
 import { parseBox, type Box6 } from "./ops.js";
 import { planEdit, type EditRequest, type PlanState } from "./plan.js";
-import { buildPyramid, knownBlocks, rebuildPyramid, updatePyramid, writeChangedChunks, type Pyramid } from "./pyramid.js";
+import { CHUNK_WORKER_MIN_VOXELS, ChunkEncoder } from "./chunk-encoder.js";
+import { warmUp } from "./warm-up.js";
+import type { EncodedChunks } from "./chunk-job.js";
+import { buildPyramid, knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, writeChangedChunks, type Pyramid } from "./pyramid.js";
 import { CSV_KEY, MESH_PREFIX, rowsFromCsv, writeSummary, writeTables } from "./table.js";
 import { RecordingStorage, removeUncommitted, VersionIndex, VersionStorage, versionDir } from "./versions.js";
 
@@ -28,6 +31,16 @@ export interface EditorOptions {
   beforeCommit?: (version: number) => Promise<void>;
   /** Re-measure and re-mesh after edits (default true); the bench turns it off to time edits alone. */
   measure?: boolean;
+  /**
+   * Worker threads encoding scale 0's chunks beside the pyramid update: 0 none, 1 one; default one for
+   * segmentations of at least CHUNK_WORKER_MIN_VOXELS voxels when the process may use workers.
+   */
+  chunkWorkers?: number;
+  /**
+   * Run the edit kernels once on a small box of the real labels when opening (warm-up.ts); default on for
+   * segmentations of at least CHUNK_WORKER_MIN_VOXELS voxels, where a cold first edit is slow.
+   */
+  warmUp?: boolean;
   /** CPU ms of each phase of a committed edit (the bench prints them). */
   onPhases?: (kind: OpRecord["kind"], phases: Record<string, number>) => void;
 }
@@ -92,8 +105,14 @@ export class Editor extends EventEmitter<EditorEvents> {
     private readonly options: EditorOptions,
     /** Every segment's exact voxel sums, in step with the labels: an edit's rows come from its runs. */
     private readonly sums: SegmentSums,
+    private readonly encoder: ChunkEncoder | undefined,
   ) {
     super();
+  }
+
+  /** Whether an edit's scale-0 chunks are encoded on a worker thread, once that worker is up (tests, bench). */
+  chunkWorkerUp(): Promise<boolean> {
+    return this.encoder?.up ?? Promise.resolve(false);
   }
 
   get shape(): Vec3 {
@@ -122,7 +141,8 @@ export class Editor extends EventEmitter<EditorEvents> {
     const csv = await storage.get(CSV_KEY);
     const rows = csv ? rowsFromCsv(new TextDecoder().decode(csv)) : new Map<number, InstanceRow>();
     const pyramid = buildPyramid(info, scale0 as { data: Uint32Array; shape: Vec3 });
-    const editor = new Editor(root, db, info, index, pyramid, rows, options, SegmentSums.scan(pyramid.levels[0].data, pyramid.levels[0].shape));
+    const encoder = ChunkEncoder.start(info, pyramid, options.chunkWorkers);
+    const editor = new Editor(root, db, info, index, pyramid, rows, options, SegmentSums.scan(pyramid.levels[0].data, pyramid.levels[0].shape), encoder);
     editor.version = version;
     editor.maxId = ops.at(-1)?.maxId ?? Math.max(0, ...rows.keys(), maxOf(editor.labels));
     for (const op of ops) editor.noteOp(op);
@@ -131,6 +151,9 @@ export class Editor extends EventEmitter<EditorEvents> {
     for (const m of measures) for (const id of m.segments) measuredAt.set(id, m.version);
     for (const op of ops) for (const id of op.outputs) if ((measuredAt.get(id) ?? 0) < op.version && editor.rows.has(id)) editor.dirty.add(id);
     editor.measuredVersion = editor.dirty.size === 0 ? version : (measures.at(-1)?.version ?? 0);
+    if (options.warmUp ?? pyramid.levels[0].data.length >= CHUNK_WORKER_MIN_VOXELS) {
+      warmUp({ info, pyramid, sums: editor.sums, rows: editor.rows });
+    }
     editor.scheduleMeasure();
     return editor;
   }
@@ -173,6 +196,7 @@ export class Editor extends EventEmitter<EditorEvents> {
       op: (id) => this.opsById.get(id),
       lastUndoOf: (id) => this.undos.get(id),
       diffOf: async (op) => decodeDiff(await fs.readFile(path.join(versionDir(this.root, op.version, "edit"), DIFF_FILE))),
+      known: knownBlocks(this.pyramid),
     };
   }
 
@@ -206,8 +230,12 @@ export class Editor extends EventEmitter<EditorEvents> {
     let gone: number[];
     let sums: Map<number, VoxelSums>;
     let pyramidDone = false;
+    let early: Promise<EncodedChunks> | undefined;
     try {
-      const changes = updatePyramid(this.pyramid, plan.diff.bbox, plan.diff.runs);
+      const segs0 = updateScale0(this.pyramid, plan.diff.runs);
+      // Scale 0 is final now: its chunks encode on the worker while this thread does the coarser scales.
+      early = this.encoder?.encodeScale0(segs0);
+      const changes = updateCoarser(this.pyramid, plan.diff.bbox, segs0);
       pyramidDone = true;
       clock.lap("pyramid");
       const derived = this.sums.derive(this.labels, this.shape, this.voxelNm, classes, plan.diff.runs);
@@ -220,7 +248,7 @@ export class Editor extends EventEmitter<EditorEvents> {
       gone = affected.filter((id) => !facts.has(id) && this.rows.has(id));
       await fs.rm(path.dirname(dir), { recursive: true, force: true });
       const storage = new RecordingStorage(dir);
-      await writeChangedChunks(storage, SEG_PREFIX, this.info, this.pyramid, changes, plan.diff.runs);
+      await writeChangedChunks(storage, SEG_PREFIX, this.info, this.pyramid, changes, plan.diff.runs, early && new Map([[0, early]]));
       clock.lap("chunks");
       await writeTables(storage, rows);
       await fs.writeFile(path.join(dir, DIFF_FILE), encodeDiff(plan.diff.runs));
@@ -241,6 +269,8 @@ export class Editor extends EventEmitter<EditorEvents> {
       });
       clock.lap("commit");
     } catch (e) {
+      // The worker reads scale 0 until its answer is in: roll back only after that.
+      await early?.catch(() => undefined);
       applyDiff(this.labels, plan.diff.runs, "backward");
       // The pyramid's block indexes follow each update by counting: one cut short is rebuilt instead.
       if (pyramidDone) updatePyramid(this.pyramid, plan.diff.bbox, plan.diff.runs);

@@ -1,6 +1,6 @@
 import type { Vec3 } from "../../precomputed/array.js";
 import { edtSquared } from "../pipeline/edt.js";
-import type { LabelDiff } from "./diff.js";
+import type { KnownBlocks, LabelDiff } from "./diff.js";
 
 /**
  * The label-changing kernels of proofreading, pure over a Uint32 label volume (x fastest). Each returns the
@@ -43,7 +43,7 @@ export function scanBox(labels: Uint32Array, shape: Vec3, ids: ReadonlySet<numbe
  * Runs of (start, length, old, new) appended in increasing index order, merged with the previous run when
  * contiguous with the same labels: the same runs DiffBuilder makes, pushed a run at a time (not a voxel).
  */
-class RunWriter {
+export class RunWriter {
   runs = new Uint32Array(4096);
   n = 0;
   add(start: number, length: number, oldLabel: number, newLabel: number): void {
@@ -69,22 +69,109 @@ class RunWriter {
   }
 }
 
+/** The x-runs [x0, x1) of one label in each row of a box: row r's are runs[2q], runs[2q + 1] for rowFirst[r] <= q < rowFirst[r + 1]. */
+export interface RowRuns {
+  /** Rows of the box, z-major then y (r = y - y0 + (box height) * (z - z0)); one more entry at the end. */
+  rowFirst: Int32Array;
+  runs: Int32Array;
+  n: number;
+}
+
+/**
+ * The x-runs of `id` over `box`, row by row. With `known` (the block index of `labels`, in step with them), a
+ * block known to hold one label is taken whole without reading its voxels: a large object's box is mostly
+ * such blocks, and this scan is most of planning a merge or a big split. Same runs either way.
+ */
+export function labelRuns(labels: Uint32Array, shape: Vec3, id: number, box: Box6, known?: KnownBlocks): RowRuns {
+  const [nx, ny] = shape;
+  const rows = (box[4] - box[1]) * (box[5] - box[2]);
+  const rowFirst = new Int32Array(rows + 1);
+  const out: RowRuns = { rowFirst, runs: new Int32Array(1 << 16), n: 0 };
+  const useKnown = known !== undefined && known.shape[0] === nx && known.shape[1] === ny && known.shape[2] === shape[2];
+  for (let r = 0, z = box[2]; z < box[5]; z++)
+    for (let y = box[1]; y < box[4]; y++, r++) {
+      rowFirst[r] = out.n;
+      if (useKnown) rowRunsKnown(labels, nx * (y + ny * z), y, z, id, box[0], box[3], known, out);
+      else rowRunsRead(labels, nx * (y + ny * z), id, box[0], box[3], out);
+    }
+  rowFirst[rows] = out.n;
+  out.runs = out.runs.slice(0, 2 * out.n);
+  return out;
+}
+
+function pushRun(out: RowRuns, x0: number, x1: number): void {
+  if (2 * out.n + 2 > out.runs.length) {
+    const grown = new Int32Array(out.runs.length * 2);
+    grown.set(out.runs);
+    out.runs = grown;
+  }
+  out.runs[2 * out.n] = x0;
+  out.runs[2 * out.n + 1] = x1;
+  out.n++;
+}
+
+/** One row's runs of `id` in [x0, x1), every voxel read. */
+function rowRunsRead(labels: Uint32Array, row: number, id: number, x0: number, x1: number, out: RowRuns): void {
+  const end = row + x1;
+  for (let i = row + x0; i < end; i++) {
+    if (labels[i] !== id) continue;
+    const s = i;
+    while (i < end && labels[i] === id) i++;
+    pushRun(out, s - row, i - row);
+  }
+}
+
+/** rowRunsRead, taking the row's stretches through uniform blocks from the block index. */
+function rowRunsKnown(labels: Uint32Array, row: number, y: number, z: number, id: number, x0: number, x1: number, known: KnownBlocks, out: RowRuns): void {
+  const [bx, by, bz] = known.block;
+  const [gx, gy] = known.grid;
+  const blockRow = gx * (Math.floor(y / by) + gy * Math.floor(z / bz));
+  const { uniform, values } = known;
+  const lastBlock = blockRow + Math.floor((x1 - 1) / bx);
+  let start = -1;
+  let x = x0;
+  for (let b = blockRow + Math.floor(x0 / bx); b <= lastBlock; b++) {
+    if (uniform[b] === 1) {
+      const inside = values[b] === id;
+      // A stretch of blocks all of id (or all not of it): one step.
+      let e = b;
+      while (e < lastBlock && uniform[e + 1] === 1 && (values[e + 1] === id) === inside) e++;
+      if (inside) {
+        if (start < 0) start = x;
+      } else if (start >= 0) {
+        pushRun(out, start, x);
+        start = -1;
+      }
+      b = e;
+      x = Math.min(x1, (b - blockRow + 1) * bx);
+      continue;
+    }
+    const blockEnd = Math.min(x1, (b - blockRow + 1) * bx);
+    for (; x < blockEnd; x++) {
+      if (labels[row + x] === id) {
+        if (start < 0) start = x;
+      } else if (start >= 0) {
+        pushRun(out, start, x);
+        start = -1;
+      }
+    }
+  }
+  if (start >= 0) pushRun(out, start, x1);
+}
+
 /** Every voxel of `drop` becomes `keep`: a scan of drop's box only, a run per x-run of drop. */
-export function mergeDiff(labels: Uint32Array, shape: Vec3, keep: number, drop: number, dropBox: Box6): LabelDiff {
+export function mergeDiff(labels: Uint32Array, shape: Vec3, keep: number, drop: number, dropBox: Box6, known?: KnownBlocks): LabelDiff {
   const [nx, ny] = shape;
   const w = new RunWriter();
   const b: Box6 = [shape[0], shape[1], shape[2], 0, 0, 0];
-  for (let z = dropBox[2]; z < dropBox[5]; z++)
-    for (let y = dropBox[1]; y < dropBox[4]; y++) {
+  const { rowFirst, runs } = labelRuns(labels, shape, drop, dropBox, known);
+  for (let r = 0, z = dropBox[2]; z < dropBox[5]; z++)
+    for (let y = dropBox[1]; y < dropBox[4]; y++, r++) {
       const row = nx * (y + ny * z);
-      const end = row + dropBox[3];
-      for (let i = row + dropBox[0]; i < end; i++) {
-        if (labels[i] !== drop) continue;
-        const s = i;
-        while (i < end && labels[i] === drop) i++;
-        w.add(s, i - s, drop, keep);
-        const x0 = s - row;
-        const x1 = i - row;
+      for (let q = rowFirst[r]; q < rowFirst[r + 1]; q++) {
+        const x0 = runs[2 * q];
+        const x1 = runs[2 * q + 1];
+        w.add(row + x0, x1 - x0, drop, keep);
         if (x0 < b[0]) b[0] = x0;
         if (x1 > b[3]) b[3] = x1;
         if (y < b[1]) b[1] = y;
@@ -150,10 +237,10 @@ export function splitDiff(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segme
 }
 
 /** Marks an object voxel that no seed's flood reached (groupOf). */
-const UNREACHED = 0xffff;
+export const UNREACHED = 0xffff;
 
 /** Group of the seed nearest to the point (nm); the first of equally near ones. */
-function nearestSeedGroup(seeds: readonly VoxelSeed[], seedNm: readonly number[][], px: number, py: number, pz: number): number {
+export function nearestSeedGroup(seeds: readonly VoxelSeed[], seedNm: readonly number[][], px: number, py: number, pz: number): number {
   let best = Infinity;
   let g = 0;
   for (let k = 0; k < seeds.length; k++) {
@@ -172,7 +259,7 @@ function nearestSeedGroup(seeds: readonly VoxelSeed[], seedNm: readonly number[]
  * groupOf (0 outside the mask, UNREACHED where no flood got), the floor level (whole nm) depth was capped at,
  * and the squared depths (nm^2).
  */
-function seededFlood(mask: Uint8Array, shape: Vec3, voxelNm: Vec3, seeds: readonly VoxelSeed[]): { groupOf: Uint16Array; floorLevel: number; d2: Float32Array } {
+export function seededFlood(mask: Uint8Array, shape: Vec3, voxelNm: Vec3, seeds: readonly VoxelSeed[]): { groupOf: Uint16Array; floorLevel: number; d2: Float32Array } {
   const [cx, cy, cz] = shape;
   const n = cx * cy * cz;
   const d2 = edtSquared(mask, [cx, cy, cz], voxelNm, { output: "float32" });
@@ -277,7 +364,7 @@ function seededFlood(mask: Uint8Array, shape: Vec3, voxelNm: Vec3, seeds: readon
 }
 
 /** word states of the floods: (1 + group) * REACHED once reached; 2^22: depth levels up to 4 mm, groups (<= 1000) fit above. */
-const REACHED = 0x400000;
+export const REACHED = 0x400000;
 
 /** Objects whose box exceeds this many voxels split on cells (splitGrid); the grid of the smallest of them. */
 export const COARSE_SPLIT_VOXELS = 4_000_000;
@@ -374,314 +461,4 @@ export function finerGrid(g: Vec3): Vec3 | undefined {
   return g[2] <= 2 || g[0] >= 4 * g[2] ? [Math.max(1, g[0] / 2), Math.max(1, g[1] / 2), g[2]] : [g[0], g[1], g[2] / 2];
 }
 
-/**
- * splitDiff for big objects, on cells refined along the cut. One pass over the box reads the object's x-runs
- * and marks the cells (grid voxels each, powers of two, on the volume's grid) holding any of its voxels; the
- * seeded watershed runs on those cells (depth in nm, so necks still decide; cells no seed reaches go to the
- * seed nearest their centre). A cell whose six neighbours are all of its piece (or outside) gives that piece to
- * all its voxels. The cells along the cut (those with a neighbour of another piece, so two cells across it) are
- * flooded again voxel by voxel: from the seeds inside them and from the object voxels of the other cells that
- * touch them (fixed, their cell's piece), 6-connected, deepest first on the cells' depth (capped at the same
- * floor) interpolated trilinearly to each voxel. So the cut follows the object's own voxels across the band (a
- * gap narrower than a cell is not crossed, a neck between cells is cut where it is shallowest) and the
- * full-resolution work is the band's, not the box's; band voxels no front reaches keep their cell's piece.
- * Every seed's voxel gets its group, every object voxel a piece. Undefined when seeds of two groups share a
- * cell (the caller then tries a finer grid).
- */
-export function splitDiffRefined(labels: Uint32Array, shape: Vec3, voxelNm: Vec3, segment: number, box: Box6, seeds: readonly VoxelSeed[], newIds: readonly number[], grid: Vec3): LabelDiff | undefined {
-  const [nx, ny, nz] = shape;
-  const [fx, fy, fz] = grid;
-  const sx = Math.log2(fx);
-  const sy = Math.log2(fy);
-  const sz = Math.log2(fz);
-  if (![sx, sy, sz].every(Number.isInteger)) throw new Error(`split grid ${grid.join("x")}: cells must be powers of two`);
-  const o: Vec3 = [(box[0] >> sx) << sx, (box[1] >> sy) << sy, (box[2] >> sz) << sz];
-  const cs: Vec3 = [((box[3] - 1 - o[0]) >> sx) + 1, ((box[4] - 1 - o[1]) >> sy) + 1, ((box[5] - 1 - o[2]) >> sz) + 1];
-  // Cells padded by one on every side (outside the object), so every cell has its six neighbours.
-  const px = cs[0] + 2;
-  const py = cs[1] + 2;
-  const pz = cs[2] + 2;
-  const pxy = px * py;
-  const cellIndex = (x: number, y: number, z: number) => ((x - o[0]) >> sx) + 1 + px * (((y - o[1]) >> sy) + 1 + py * (((z - o[2]) >> sz) + 1));
-  // The one pass over the box: the object's x-runs per row (what the last step labels), and its cells.
-  const by = box[4] - box[1];
-  const rows = by * (box[5] - box[2]);
-  const rowFirst = new Int32Array(rows + 1);
-  let runs = new Int32Array(1 << 16);
-  let nRuns = 0;
-  const mask = new Uint8Array(pxy * pz);
-  for (let r = 0, z = box[2]; z < box[5]; z++)
-    for (let y = box[1]; y < box[4]; y++, r++) {
-      rowFirst[r] = nRuns;
-      const row = nx * (y + ny * z);
-      const end = row + box[3];
-      const crow = cellIndex(o[0], y, z) - 1;
-      for (let i = row + box[0]; i < end; i++) {
-        if (labels[i] !== segment) continue;
-        const s = i;
-        while (i < end && labels[i] === segment) i++;
-        if (2 * nRuns + 2 > runs.length) {
-          const grown = new Int32Array(runs.length * 2);
-          grown.set(runs);
-          runs = grown;
-        }
-        const xs = s - row;
-        const xe = i - row;
-        runs[2 * nRuns] = xs;
-        runs[2 * nRuns + 1] = xe;
-        nRuns++;
-        mask.fill(1, crow + ((xs - o[0]) >> sx) + 1, crow + ((xe - 1 - o[0]) >> sx) + 2);
-      }
-    }
-  rowFirst[rows] = nRuns;
-  const cellOf = (v: Vec3) => cellIndex(v[0], v[1], v[2]);
-  const taken = new Map<number, number>();
-  const cellSeeds: VoxelSeed[] = [];
-  for (const s of seeds) {
-    const i = cellOf(s.voxel);
-    if ((taken.get(i) ?? s.group) !== s.group) return undefined;
-    taken.set(i, s.group);
-    cellSeeds.push({ voxel: [((s.voxel[0] - o[0]) >> sx) + 1, ((s.voxel[1] - o[1]) >> sy) + 1, ((s.voxel[2] - o[2]) >> sz) + 1], group: s.group });
-  }
-  const cellNm: Vec3 = [voxelNm[0] * fx, voxelNm[1] * fy, voxelNm[2] * fz];
-  const { groupOf: lab, floorLevel, d2: cellD2 } = seededFlood(mask, [px, py, pz], cellNm, cellSeeds);
-  const seedNm = seeds.map((s) => [0, 1, 2].map((a) => (s.voxel[a] + 0.5) * voxelNm[a]));
-  // Cells no flood reached (pieces of the object apart from every seed's): the seed nearest the cell's centre.
-  for (let c = 0; c < lab.length; c++) {
-    if (lab[c] !== UNREACHED) continue;
-    const cx = (c % px) - 1;
-    const cy = (Math.floor(c / px) % py) - 1;
-    const cz = Math.floor(c / pxy) - 1;
-    lab[c] = 1 + nearestSeedGroup(seeds, seedNm, (o[0] + (cx + 0.5) * fx) * voxelNm[0], (o[1] + (cy + 0.5) * fy) * voxelNm[1], (o[2] + (cz + 0.5) * fz) * voxelNm[2]);
-  }
-  // The band: cells with a neighbour in another piece, as bricks of full-resolution voxels.
-  const brickOfCell = new Int32Array(lab.length).fill(-1);
-  const cellOfBrick: number[] = [];
-  const steps = [-1, 1, -px, px, -pxy, pxy];
-  for (let c = 0; c < lab.length; c++) {
-    const l = lab[c];
-    if (l === 0) continue;
-    for (const d of steps) {
-      const m = lab[c + d];
-      if (m !== 0 && m !== l) {
-        brickOfCell[c] = cellOfBrick.length;
-        cellOfBrick.push(c);
-        break;
-      }
-    }
-  }
-  const cellShift = sx + sy + sz;
-  const cellVol = 1 << cellShift;
-  const nBand = cellOfBrick.length * cellVol;
-  // word per band voxel: 0 outside the object, 1 + level before a front reaches it, (1 + group) * REACHED after.
-  const word = new Uint32Array(nBand);
-  const cellX0 = (c: number) => o[0] + ((c % px) - 1) * fx;
-  const cellY0 = (c: number) => o[1] + ((Math.floor(c / px) % py) - 1) * fy;
-  const cellZ0 = (c: number) => o[2] + (Math.floor(c / pxy) - 1) * fz;
-  let bandVoxels = 0;
-  for (let k = 0; k < cellOfBrick.length; k++) {
-    const c = cellOfBrick[k];
-    const [x0, y0, z0] = [cellX0(c), cellY0(c), cellZ0(c)];
-    for (let lz = 0; lz < fz; lz++) {
-      const z = z0 + lz;
-      if (z < box[2] || z >= box[5]) continue;
-      for (let ly = 0; ly < fy; ly++) {
-        const y = y0 + ly;
-        if (y < box[1] || y >= box[4]) continue;
-        const row = nx * (y + ny * z);
-        const base = k * cellVol + ((lz << sy) + ly) * fx;
-        for (let lx = 0; lx < fx; lx++) {
-          const x = x0 + lx;
-          if (x >= box[0] && x < box[3] && labels[row + x] === segment) {
-            word[base + lx] = 1;
-            bandVoxels++;
-          }
-        }
-      }
-    }
-  }
-  // Depth of a band voxel: the cells' depth (capped at their floor) interpolated trilinearly between the
-  // centres of the eight cells around the voxel's centre (cells outside the object: 0), in whole nm.
-  const cellDepth = new Float32Array(cellD2.length);
-  for (let c = 0; c < cellD2.length; c++) cellDepth[c] = Math.min(floorLevel, Math.sqrt(cellD2[c]));
-  // Per axis and voxel offset in a cell: the lower of the two cell centres around it (-1 or 0) and the weight of the upper.
-  const lerp = (f: number) => {
-    const lowerCell = new Int8Array(f);
-    const upperWeight = new Float32Array(f);
-    for (let l = 0; l < f; l++) {
-      const u = (l + 0.5) / f - 0.5;
-      lowerCell[l] = u < 0 ? -1 : 0;
-      upperWeight[l] = u < 0 ? u + 1 : u;
-    }
-    return { lowerCell, upperWeight };
-  };
-  const [ix, iy, iz] = [lerp(fx), lerp(fy), lerp(fz)];
-  let maxLevel = 0;
-  for (let k = 0; k < cellOfBrick.length; k++) {
-    const cc = cellOfBrick[k];
-    for (let lz = 0; lz < fz; lz++)
-      for (let ly = 0; ly < fy; ly++) {
-        const base = k * cellVol + ((lz << sy) + ly) * fx;
-        const wz = iz.upperWeight[lz];
-        const wy = iy.upperWeight[ly];
-        const c0 = cc + iy.lowerCell[ly] * px + iz.lowerCell[lz] * pxy;
-        for (let lx = 0; lx < fx; lx++) {
-          if (word[base + lx] === 0) continue;
-          const wx = ix.upperWeight[lx];
-          const c = c0 + ix.lowerCell[lx];
-          const a0 = cellDepth[c] + wx * (cellDepth[c + 1] - cellDepth[c]);
-          const a1 = cellDepth[c + px] + wx * (cellDepth[c + px + 1] - cellDepth[c + px]);
-          const b0 = cellDepth[c + pxy] + wx * (cellDepth[c + pxy + 1] - cellDepth[c + pxy]);
-          const b1 = cellDepth[c + pxy + px] + wx * (cellDepth[c + pxy + px + 1] - cellDepth[c + pxy + px]);
-          const a = a0 + wy * (a1 - a0);
-          const l = Math.floor(a + wz * (b0 + wy * (b1 - b0) - a));
-          word[base + lx] = 1 + l;
-          if (l > maxLevel) maxLevel = l;
-        }
-      }
-  }
-  const perLevel = new Int32Array(maxLevel + 1);
-  for (let v = 0; v < nBand; v++) if (word[v] !== 0) perLevel[word[v] - 1]++;
-  // Bucket queue as in seededFlood (bucket 0 the deepest level; FIFO within a bucket).
-  const start = new Int32Array(maxLevel + 2);
-  for (let b = 0; b <= maxLevel; b++) start[b + 1] = start[b] + perLevel[maxLevel - b];
-  const fill = start.slice(0, maxLevel + 1);
-  const regions = new Int32Array(bandVoxels);
-  const late = new Int32Array(bandVoxels);
-  const localOf = (x: number, y: number, z: number, c: number) => (((z - cellZ0(c)) << sy) + y - cellY0(c)) * fx + x - cellX0(c);
-  const reach = (v: number, g: number) => {
-    const wv = word[v];
-    if (wv === 0 || wv >= REACHED) return;
-    word[v] = (1 + g) * REACHED;
-    regions[fill[maxLevel - (wv - 1)]++] = v;
-  };
-  // The seeds inside the band first, then the band voxels touching an object voxel of a cell outside it.
-  for (const s of seeds) {
-    const c = cellOf(s.voxel);
-    const k = brickOfCell[c];
-    if (k >= 0) reach(k * cellVol + localOf(s.voxel[0], s.voxel[1], s.voxel[2], c), s.group);
-  }
-  const mx = fx - 1;
-  const my = (fy - 1) * fx;
-  const mz = (fz - 1) * fx * fy;
-  const sxy = fx * fy;
-  for (let k = 0; k < cellOfBrick.length; k++) {
-    const c = cellOfBrick[k];
-    let fixedSides = 0;
-    for (let d = 0; d < 6; d++) if (brickOfCell[c + steps[d]] < 0 && lab[c + steps[d]] !== 0) fixedSides |= 1 << d;
-    if (fixedSides === 0) continue;
-    const [x0, y0, z0] = [cellX0(c), cellY0(c), cellZ0(c)];
-    // Side by side (-x, +x, -y, +y, -z, +z), the face's voxels in raster order: reached from the voxel across
-    // the face when that is an object voxel (the object lies inside its box).
-    for (let d = 0; d < 6; d++) {
-      if (!(fixedSides & (1 << d))) continue;
-      const axis = d >> 1;
-      const lAt = d & 1 ? [fx, fy, fz][axis] - 1 : 0;
-      const step = d & 1 ? 1 : -1;
-      const lzs = axis === 2 ? [lAt, lAt + 1] : [0, fz];
-      const lys = axis === 1 ? [lAt, lAt + 1] : [0, fy];
-      const lxs = axis === 0 ? [lAt, lAt + 1] : [0, fx];
-      const ux0 = x0 + (axis === 0 ? step : 0);
-      const uy0 = y0 + (axis === 1 ? step : 0);
-      const uz0 = z0 + (axis === 2 ? step : 0);
-      const g = lab[c + steps[d]] - 1;
-      for (let lz = lzs[0]; lz < lzs[1]; lz++) {
-        const uz = uz0 + lz;
-        if (uz < box[2] || uz >= box[5]) continue;
-        for (let ly = lys[0]; ly < lys[1]; ly++) {
-          const uy = uy0 + ly;
-          if (uy < box[1] || uy >= box[4]) continue;
-          const urow = nx * (uy + ny * uz);
-          const vrow = k * cellVol + ((lz << sy) + ly) * fx;
-          for (let lx = lxs[0]; lx < lxs[1]; lx++) {
-            const ux = ux0 + lx;
-            if (ux < box[0] || ux >= box[3]) continue;
-            const wv = word[vrow + lx];
-            if (wv === 0 || wv >= REACHED || labels[urow + ux] !== segment) continue;
-            reach(vrow + lx, g);
-          }
-        }
-      }
-    }
-  }
-  const nb = new Int32Array(6);
-  for (let b = 0; b <= maxLevel; b++) {
-    let lateN = 0;
-    const regionEnd = fill[b];
-    for (let q = start[b]; ; q++) {
-      let v: number;
-      if (q < regionEnd) v = regions[q];
-      else if (q - regionEnd < lateN) v = late[q - regionEnd];
-      else break;
-      const g = word[v];
-      const k = v >> cellShift;
-      const local = v - k * cellVol;
-      const c = cellOfBrick[k];
-      const lx = local & mx;
-      const ly = (local >> sx) & (fy - 1);
-      const lz = local >> (sx + sy);
-      let kk: number;
-      nb[0] = lx > 0 ? v - 1 : (kk = brickOfCell[c - 1]) >= 0 ? kk * cellVol + local + mx : -1;
-      nb[1] = lx < mx ? v + 1 : (kk = brickOfCell[c + 1]) >= 0 ? kk * cellVol + local - mx : -1;
-      nb[2] = ly > 0 ? v - fx : (kk = brickOfCell[c - px]) >= 0 ? kk * cellVol + local + my : -1;
-      nb[3] = ly < fy - 1 ? v + fx : (kk = brickOfCell[c + px]) >= 0 ? kk * cellVol + local - my : -1;
-      nb[4] = lz > 0 ? v - sxy : (kk = brickOfCell[c - pxy]) >= 0 ? kk * cellVol + local + mz : -1;
-      nb[5] = lz < fz - 1 ? v + sxy : (kk = brickOfCell[c + pxy]) >= 0 ? kk * cellVol + local - mz : -1;
-      for (let d = 0; d < 6; d++) {
-        const u = nb[d];
-        if (u < 0) continue;
-        const wu = word[u];
-        if (wu === 0 || wu >= REACHED) continue;
-        word[u] = g;
-        const bu = maxLevel - (wu - 1);
-        if (bu > b) regions[fill[bu]++] = u;
-        else late[lateN++] = u;
-      }
-    }
-  }
-  // Each run of the object: cells off the band give their piece to the whole stretch, band cells voxel by
-  // voxel. stretchEnd: per cell off the band, the first x past it and the following cells of its piece off the band.
-  const stretchEnd = new Int32Array(lab.length);
-  for (let c = lab.length - 2; c > 0; c--) {
-    if (lab[c] === 0 || brickOfCell[c] >= 0) continue;
-    const same = lab[c + 1] === lab[c] && brickOfCell[c + 1] < 0 && c % px !== px - 2;
-    stretchEnd[c] = same ? stretchEnd[c + 1] : o[0] + (c % px) * fx;
-  }
-  const w = new RunWriter();
-  for (let r = 0, z = box[2]; z < box[5]; z++)
-    for (let y = box[1]; y < box[4]; y++, r++) {
-      const row = nx * (y + ny * z);
-      const crow = cellIndex(o[0], y, z) - 1;
-      for (let q = rowFirst[r]; q < rowFirst[r + 1]; q++) {
-        const xe = runs[2 * q + 1];
-        for (let x = runs[2 * q]; x < xe; ) {
-          const ci = (x - o[0]) >> sx;
-          const c = crow + ci + 1;
-          const cellEnd = Math.min(xe, o[0] + ((ci + 1) << sx));
-          const k = brickOfCell[c];
-          if (k < 0) {
-            // Off the band: on to the end of the run, the band or another piece, whichever comes first.
-            const stop = Math.min(xe, stretchEnd[c]);
-            w.add(row + x, stop - x, segment, newIds[lab[c] - 1]);
-            x = stop;
-            continue;
-          }
-          const base = k * cellVol + localOf(x, y, z, c) - x;
-          const own = lab[c] * REACHED;
-          let from = x;
-          let prev = 0;
-          for (; x < cellEnd; x++) {
-            const st = word[base + x];
-            const g = st >= REACHED ? st : own;
-            if (g !== prev) {
-              if (prev !== 0) w.add(row + from, x - from, segment, newIds[prev / REACHED - 1]);
-              from = x;
-              prev = g;
-            }
-          }
-          w.add(row + from, x - from, segment, newIds[prev / REACHED - 1]);
-        }
-      }
-    }
-  return { runs: w.done(), bbox: [...box] };
-}
+export { splitDiffRefined } from "./split-refined.js";

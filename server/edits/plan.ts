@@ -1,7 +1,7 @@
 import type { Vec3 } from "../../precomputed/array.js";
 import { ApiError } from "../api/errors.js";
 import type { OpKind, OpRecord } from "./db.js";
-import type { LabelDiff } from "./diff.js";
+import type { KnownBlocks, LabelDiff } from "./diff.js";
 import { finerGrid, mergeDiff, splitDiff, splitDiffCoarse, splitDiffRefined, splitGrid, type Box6, type VoxelSeed } from "./ops.js";
 
 /** What a client asks for; `base` is the version the client saw when it decided. */
@@ -42,6 +42,8 @@ export interface PlanState {
   /** The latest undo of an op, if any. */
   lastUndoOf(id: number): OpRecord | undefined;
   diffOf(op: OpRecord): Promise<Uint32Array>;
+  /** The labels' block index, in step with them, where the caller keeps one (planning then skips uniform blocks). */
+  known?: KnownBlocks;
 }
 
 const conflict = (state: PlanState, ids: readonly number[], base: number) => {
@@ -100,7 +102,7 @@ export async function planEdit(state: PlanState, req: EditRequest): Promise<Plan
       // The smaller id survives: ids of the pipeline are in raster order, so the survivor is the earlier object.
       const keep = Math.min(a, b);
       const drop = Math.max(a, b);
-      const diff = mergeDiff(state.labels, state.shape, keep, drop, state.boxOf(drop));
+      const diff = mergeDiff(state.labels, state.shape, keep, drop, state.boxOf(drop), state.known);
       return { kind: "merge", params: { segments: [a, b] }, inputs: [keep, drop], outputs: [keep], diff, maxId: state.maxId };
     }
     case "split": {
@@ -121,7 +123,7 @@ export async function planEdit(state: PlanState, req: EditRequest): Promise<Plan
       else if (wanted.some((f) => f > 1)) {
         // Seeds of two groups in one cell: the next finer grid (logged, so a replay needs no retry).
         for (let g: Vec3 | undefined = wanted; g && !coarseDiff; g = finerGrid(g)) {
-          coarseDiff = splitDiffRefined(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds, g);
+          coarseDiff = splitDiffRefined(state.labels, state.shape, state.voxelNm, s, box, seeds, newIds, g, state.known);
           coarse = g;
         }
       }

@@ -7,6 +7,7 @@ import { writeRegion } from "../../precomputed/volume-io.js";
 import { encodeChunkU32, indexBlocks, updateBlocks, type BlockIndex } from "./cseg.js";
 import type { KnownBlocks } from "./diff.js";
 import type { Box6 } from "./ops.js";
+import type { EncodedChunks } from "./chunk-job.js";
 
 /**
  * Every scale of the segmentation held in memory (about 1.15-1.33x scale 0), so an edit recomputes only the
@@ -324,13 +325,22 @@ function passRow(pass: LevelPass, r: number, x0: number, x1: number): void {
         const pb = ownRow + Math.floor(x / pbx);
         if (pidx && pidx.uniform[pb] === 1) {
           const w = pidx.values[pb];
+          // The spans after it that are alike (uniform finer block of uv, in a uniform block of w here)
+          // take the same path: one stretch (a merge's interior is mostly such spans).
+          for (let ncx = cx + 1; spanEnd < x1; ncx++) {
+            const nb = indexRow + ncx;
+            if (index.uniform[nb] !== 1 || index.values[nb] !== uv) break;
+            const npb = ownRow + Math.floor(spanEnd / pbx);
+            if (pidx.uniform[npb] !== 1 || pidx.values[npb] !== w) break;
+            spanEnd = Math.min(x1, (ncx + 1) * span);
+          }
           if (w === uv) {
             if (runStart >= 0) {
               changed.push5(r, runStart, x, runOld, runNew);
               runStart = -1;
             }
           } else {
-            for (let at = rowOut + x, end = rowOut + spanEnd; at < end; at++) dst[at] = uv;
+            dst.fill(uv, rowOut + x, rowOut + spanEnd);
             if (runStart >= 0 && (w !== runOld || uv !== runNew)) {
               changed.push5(r, runStart, x, runOld, runNew);
               runStart = -1;
@@ -390,10 +400,25 @@ function passRow(pass: LevelPass, r: number, x0: number, x1: number): void {
  * follows the changed voxels as x-segments per row, never a mask over the box.
  */
 export function updatePyramid(p: Pyramid, box0: Box6, runs: Uint32Array): LevelChange[] {
-  let segs = segsOfRuns(runs, p.levels[0].shape, p.levels[0].data);
-  const out: LevelChange[] = [{ box: box0, segs }];
+  return updateCoarser(p, box0, updateScale0(p, runs));
+}
+
+/**
+ * updatePyramid's first step: scale 0's changed voxels as segments, and scale 0's block index brought up to
+ * date. After it, scale 0 and its index are final, so its chunks may be encoded (on another thread) while
+ * updateCoarser runs.
+ */
+export function updateScale0(p: Pyramid, runs: Uint32Array): Int32Array {
+  const segs = segsOfRuns(runs, p.levels[0].shape, p.levels[0].data);
   const b0 = p.blocks?.[0];
   if (b0) updateBlocks(b0, p.levels[0].data, p.levels[0].shape, segs);
+  return segs;
+}
+
+/** updatePyramid's cascade over the coarser scales, from scale 0's segments (updateScale0). */
+export function updateCoarser(p: Pyramid, box0: Box6, segs0: Int32Array): LevelChange[] {
+  let segs = segs0;
+  const out: LevelChange[] = [{ box: box0, segs }];
   for (let i = 1; i < p.levels.length; i++) {
     const step = p.steps[i];
     const src = p.levels[i - 1];
@@ -435,38 +460,81 @@ function chunksOfSegs(segs: Int32Array, shape: Vec3, chunk: Vec3, grid: Vec3): U
   return hit;
 }
 
+/** Scale i's chunks holding a voxel of `segs`, as boxes (lo x, y, z, hi x, y, z per chunk), in grid order. */
+export function chunkBoxes(info: VolumeInfo, p: Pyramid, i: number, segs: Int32Array): Int32Array {
+  const scale = info.scales[i];
+  const chunk = scale.chunk_sizes[0];
+  if (scale.voxel_offset.some((v) => v !== 0)) throw new Error("edits need layers whose voxel_offset is 0");
+  const grid = [0, 1, 2].map((d) => Math.ceil(scale.size[d] / chunk[d])) as Vec3;
+  const hit = chunksOfSegs(segs, p.levels[i].shape, chunk, grid);
+  let n = 0;
+  for (let c = 0; c < hit.length; c++) n += hit[c];
+  const boxes = new Int32Array(6 * n);
+  for (let c = 0, k = 0; c < hit.length; c++) {
+    if (hit[c] === 0) continue;
+    const lo = [c % grid[0], Math.floor(c / grid[0]) % grid[1], Math.floor(c / (grid[0] * grid[1]))].map((g, d) => g * chunk[d]);
+    for (let d = 0; d < 3; d++) {
+      boxes[k + d] = lo[d];
+      boxes[k + 3 + d] = Math.min(scale.size[d], lo[d] + chunk[d]);
+    }
+    k += 6;
+  }
+  return boxes;
+}
+
+/** Whether chunks of scale i take the fast encoder (encodeChunkU32) rather than writeRegion. */
+export function fastEncoded(info: VolumeInfo, i: number): boolean {
+  const scale = info.scales[i];
+  return scale.encoding === "compressed_segmentation" && (info.num_channels ?? 1) === 1 && scale.compressed_segmentation_block_size !== undefined;
+}
+
+/** A storage that can also take bytes gzipped already (the chunk worker's), stored as put(..., gzip) would. */
+export interface GzipStorage extends Storage {
+  putGzipped(key: string, gz: Uint8Array): Promise<void>;
+}
+
 /**
  * Re-encodes, in every scale, only the chunks whose content changed: in scale 0 those holding a voxel of
  * the runs, in a coarser scale those holding a block mode that updatePyramid found changed (a sparse object,
- * or a merge whose coarse modes come out the same, rewrites no more than that).
+ * or a merge whose coarse modes come out the same, rewrites no more than that). `encoded` holds scales whose
+ * chunks (chunkBoxes' order) were encoded and gzipped elsewhere (the chunk worker); written as they are.
  */
-export async function writeChangedChunks(storage: Storage, prefix: string, info: VolumeInfo, p: Pyramid, changes: readonly LevelChange[], runs: Uint32Array): Promise<void> {
+export async function writeChangedChunks(
+  storage: Storage,
+  prefix: string,
+  info: VolumeInfo,
+  p: Pyramid,
+  changes: readonly LevelChange[],
+  runs: Uint32Array,
+  encoded?: ReadonlyMap<number, Promise<EncodedChunks>>,
+): Promise<void> {
   for (let i = 0; i < changes.length; i++) {
     const scale = info.scales[i];
-    const chunk = scale.chunk_sizes[0];
-    if (scale.voxel_offset.some((v) => v !== 0)) throw new Error("edits need layers whose voxel_offset is 0");
-    const grid = [0, 1, 2].map((d) => Math.ceil(scale.size[d] / chunk[d])) as Vec3;
     const segs = changes[i].segs ?? (i === 0 ? segsOfRuns(runs, p.levels[0].shape, p.levels[0].data) : new Int32Array(0));
-    const hit = chunksOfSegs(segs, p.levels[i].shape, chunk, grid);
-    const fast = scale.encoding === "compressed_segmentation" && (info.num_channels ?? 1) === 1 && scale.compressed_segmentation_block_size !== undefined;
+    const boxes = chunkBoxes(info, p, i, segs);
+    const fast = fastEncoded(info, i);
     const level = p.levels[i];
+    const done = encoded?.get(i);
+    // A failed worker leaves the chunks to this thread (same bytes).
+    const ready = done && "putGzipped" in storage ? await done.catch(() => undefined) : undefined;
     const pending: Promise<void>[] = [];
-    for (let c = 0; c < hit.length; c++) {
-      if (hit[c] === 0) continue;
-      const gx = c % grid[0];
-      const gy = Math.floor(c / grid[0]) % grid[1];
-      const gz = Math.floor(c / (grid[0] * grid[1]));
-      const lo: Vec3 = [gx * chunk[0], gy * chunk[1], gz * chunk[2]];
-      const hi = [0, 1, 2].map((d) => Math.min(scale.size[d], lo[d] + chunk[d])) as Vec3;
-      if (!fast) {
+    for (let k = 0; k < boxes.length; k += 6) {
+      const lo: Vec3 = [boxes[k], boxes[k + 1], boxes[k + 2]];
+      const hi: Vec3 = [boxes[k + 3], boxes[k + 4], boxes[k + 5]];
+      if (ready) {
+        const c = k / 6;
+        const gz = ready.bytes.subarray(c === 0 ? 0 : ready.ends[c - 1], ready.ends[c]);
+        pending.push((storage as GzipStorage).putGzipped(joinKey(prefix, chunkKey(scale, lo, hi)), gz));
+      } else if (!fast) {
         await writeRegion(storage, prefix, info, i, lo, cropOf(level, lo, hi), { gzip: true });
         continue;
+      } else {
+        // The same bytes and file as writeRegion (gzip: compressed_segmentation gains from it).
+        const bytes = encodeChunkU32(level.data, level.shape, lo, hi, scale.compressed_segmentation_block_size as Vec3, p.blocks?.[i]);
+        pending.push(storage.put(joinKey(prefix, chunkKey(scale, lo, hi)), bytes, { contentEncoding: "gzip" }));
       }
-      // The same bytes and file as writeRegion (gzip: compressed_segmentation gains from it); several
-      // writes in flight, as writeRegion has, while the next chunk encodes.
-      const bytes = encodeChunkU32(level.data, level.shape, lo, hi, scale.compressed_segmentation_block_size as Vec3, p.blocks?.[i]);
-      pending.push(storage.put(joinKey(prefix, chunkKey(scale, lo, hi)), bytes, { contentEncoding: "gzip" }));
-      if (pending.length >= 8) await settle(pending.splice(0));
+      // Several writes in flight while the next chunk encodes.
+      if (pending.length >= 32) await settle(pending.splice(0));
     }
     await settle(pending);
   }

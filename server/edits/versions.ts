@@ -1,9 +1,12 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
-import { gzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { gzip } from "node:zlib";
 import { PrecomputedError } from "../../precomputed/errors.js";
 import { LocalStorage, type PutOptions, type Storage } from "../../precomputed/storage.js";
 import { EDITS_DIR, type MeasureRecord, type OpRecord } from "./db.js";
+
+const gzipAsync = promisify(gzip);
 
 /**
  * Copy-on-write versions of a served folder. The pipeline's files are version 0; each committed edit v has a
@@ -119,9 +122,17 @@ export class RecordingStorage implements Storage {
     return this.local.get(key);
   }
   async put(key: string, data: Uint8Array | string, options?: PutOptions): Promise<void> {
-    const file = this.local.file(key);
     const gzip = options?.contentEncoding === "gzip";
-    const bytes = gzip ? gzipSync(typeof data === "string" ? Buffer.from(data) : data) : data;
+    // zlib's asynchronous gzip (same bytes as gzipSync) runs on libuv's threads, beside the editor's thread.
+    const bytes = gzip ? await gzipAsync(typeof data === "string" ? Buffer.from(data) : data) : data;
+    await this.write(key, bytes, gzip);
+  }
+  /** Bytes gzipped already (the chunk worker's): stored as put(key, plain, gzip) stores them. */
+  putGzipped(key: string, gz: Uint8Array): Promise<void> {
+    return this.write(key, gz, true);
+  }
+  private async write(key: string, bytes: Uint8Array | string, gzip: boolean): Promise<void> {
+    const file = this.local.file(key);
     const folder = path.dirname(file);
     try {
       let made = this.made.get(folder);

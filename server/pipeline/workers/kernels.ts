@@ -3,6 +3,7 @@
  * are plain data and typed arrays (views on a SharedArrayBuffer are shared, not copied).
  */
 import type { MessagePort } from "node:worker_threads";
+import { encodeChunkJob, type ChunkJob } from "../../edits/chunk-job.js";
 import type { FigureJob, RenderedFigure } from "../figures-job.js";
 import { segmentMeshObjects, type MeshJob } from "../mesh-job.js";
 import { measureObject, type ObjectJob } from "../object-measures.js";
@@ -12,6 +13,8 @@ export const KERNELS = {
   mesh: (job: MeshJob) => segmentMeshObjects(job),
   // Vega is loaded only by the thread that renders (~1.3 s of CPU to load).
   figures: async (job: FigureJob): Promise<RenderedFigure[]> => (await import("../figures-job.js")).renderFigureJob(job),
+  // The editor's commit: scale 0's changed chunks, encoded beside the pyramid update (edits/chunk-job.ts).
+  editChunks: (job: ChunkJob) => encodeChunkJob(job),
 };
 
 /** Synchronous kernels, for work shared with a helper thread (shared-jobs.ts). */

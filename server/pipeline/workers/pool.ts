@@ -36,6 +36,8 @@ export function defaultPoolSize(cores = availableParallelism()): number {
 export interface PoolOptions {
   /** Idle workers do not keep the process alive, and the pool closes after IDLE_CLOSE_MS without work. */
   background?: boolean;
+  /** A background pool that stays up when idle (the editor's: a worker started again costs ~1 s of CPU). */
+  keepIdle?: boolean;
 }
 
 export class KernelPool {
@@ -160,7 +162,7 @@ export class KernelPool {
 
   /** A background pool with nothing to do closes after a while. */
   private whenIdle(): void {
-    if (!this.options.background || this.broken || this.busy.size > 0 || this.queue.length > 0 || this.idleTimer !== undefined) return;
+    if (!this.options.background || this.options.keepIdle || this.broken || this.busy.size > 0 || this.queue.length > 0 || this.idleTimer !== undefined) return;
     this.idleTimer = setTimeout(() => void this.close(), IDLE_CLOSE_MS);
     this.idleTimer.unref();
   }
