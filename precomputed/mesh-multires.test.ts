@@ -10,6 +10,7 @@ import {
   encodeMultiresManifest,
   encodeMultiresMesh,
   fragmentMeshLod,
+  hypot3,
   multiresFragmentRanges,
   multiresMeshInfo,
   readMultiresManifest,
@@ -541,3 +542,41 @@ function rowOf(ng: NgMultiscaleManifest, p: Vec3, lod: number, m: MultiresManife
   if (i < 0 || ng.octree[5 * (base + i)] !== p[0]) throw new Error(`no node ${p.join()} at lod ${lod}`);
   return base + i;
 }
+
+describe("default lod scales", () => {
+  it("hypot3 is Math.hypot bit for bit (random magnitudes, zeros, ties, subnormals, infinities, NaN)", () => {
+    const rand = mulberry32(7);
+    const special = [0, -0, 1, -1, 5e-324, 1e-310, 1e308, Number.MAX_VALUE, Infinity, -Infinity, NaN, 0.1, 3];
+    const cases: [number, number, number][] = [];
+    for (const a of special) for (const b of special) for (const c of special) cases.push([a, b, c]);
+    for (let i = 0; i < 200_000; i++) {
+      const scale = 10 ** Math.floor(rand() * 16 - 8);
+      const v = (): number => Math.fround((rand() - 0.5) * scale) - Math.fround((rand() - 0.5) * scale);
+      const t: [number, number, number] = [v(), v(), v()];
+      if (i % 5 === 0) t[i % 3] = 0;
+      if (i % 7 === 0) t[(i + 1) % 3] = t[i % 3];
+      cases.push(t);
+    }
+    for (const [a, b, c] of cases) {
+      if (!Object.is(hypot3(a, b, c), Math.hypot(a, b, c))) expect([a, b, c, hypot3(a, b, c)]).toEqual([a, b, c, Math.hypot(a, b, c)]);
+    }
+  });
+
+  it("are the float32 mean edge lengths summed with Math.hypot, edge (a, b), (b, c), (c, a) per triangle", async () => {
+    const rand = mulberry32(11);
+    const n = 300;
+    const positions = Float32Array.from({ length: 3 * n }, () => 10 + rand() * 500);
+    const indices = Uint32Array.from({ length: 3 * 400 }, () => Math.floor(rand() * n));
+    const mesh = { positions, indices };
+    const { manifest } = await encodeMultiresMesh([mesh], { chunkShape: [600, 600, 600], gridOrigin: [0, 0, 0], quantizationBits: 10 });
+    let sum = 0;
+    for (let t = 0; t < indices.length; t += 3) {
+      for (let e = 0; e < 3; ++e) {
+        const a = 3 * indices[t + e];
+        const b = 3 * indices[t + ((e + 1) % 3)];
+        sum += Math.hypot(positions[a] - positions[b], positions[a + 1] - positions[b + 1], positions[a + 2] - positions[b + 2]);
+      }
+    }
+    expect(manifest.lodScales[0]).toBe(Math.fround(sum / indices.length));
+  });
+});

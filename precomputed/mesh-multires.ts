@@ -271,7 +271,15 @@ export async function encodeDracoFragment(fragment: CellFragment, bits: Quantiza
   }
   const M = 2 ** bits - 1;
   if (fragment.positions.some((v) => v > M)) throw new PrecomputedError("invalid_argument", `vertex values must be at most ${M}`, "positions");
-  const draco = await dracoEncoder();
+  return encodeWith(await dracoEncoder(), fragment, bits, compressionLevel);
+}
+
+/**
+ * encodeDracoFragment's body once the module is there, synchronous and apart from the async function: V8
+ * optimised that mid-way through the byte-copy loop and deoptimised it again on the code before the loop.
+ */
+function encodeWith(draco: DracoEncoderModule, fragment: CellFragment, bits: QuantizationBits, compressionLevel: number): Uint8Array {
+  const M = 2 ** bits - 1;
   const builder = new draco.MeshBuilder();
   const mesh = new draco.Mesh();
   const encoder = new draco.Encoder();
@@ -313,15 +321,45 @@ export interface EncodedMultiresMesh {
   fragments: (CellFragment | undefined)[][];
 }
 
+/**
+ * Math.hypot(a, b, c), bit for bit, as V8 computes it (src/builtins/math.tq, MathHypot: scaled by the largest
+ * magnitude, Kahan-summed squares): the builtin is not inlined and was ~3/4 of meanEdgeLength's time, while this
+ * copy is. The lod scales are float32 of a mean over the edges, so any last-bit difference could reach the bytes.
+ */
+export function hypot3(a: number, b: number, c: number): number {
+  const x = Math.abs(a);
+  const y = Math.abs(b);
+  const z = Math.abs(c);
+  // NaN, infinities (and sums past the largest double): the builtin's own rules.
+  if (!(x + y + z < Infinity)) return Math.hypot(a, b, c);
+  let max = x > y ? x : y;
+  if (z > max) max = z;
+  if (max === 0) return 0;
+  const nx = x / max;
+  const ny = y / max;
+  const nz = z / max;
+  // The builtin's loop unrolled: the compensation is still 0 after the first square (0 + s is exact).
+  let sum = nx * nx;
+  let summand = ny * ny;
+  let next = sum + summand;
+  const compensation = next - sum - summand;
+  sum = next;
+  summand = nz * nz - compensation;
+  next = sum + summand;
+  return Math.sqrt(next) * max;
+}
+
 function meanEdgeLength(mesh: MeshFragment): number {
   const { positions: p, indices: ix } = mesh;
   let sum = 0;
+  // Edges (a, b), (b, c), (c, a) of each triangle, in that order (the sum's rounding depends on it).
   for (let t = 0; t < ix.length; t += 3) {
-    for (let e = 0; e < 3; ++e) {
-      const a = 3 * ix[t + e];
-      const b = 3 * ix[t + ((e + 1) % 3)];
-      sum += Math.hypot(p[a] - p[b], p[a + 1] - p[b + 1], p[a + 2] - p[b + 2]);
-    }
+    const a = 3 * ix[t];
+    const b = 3 * ix[t + 1];
+    const c = 3 * ix[t + 2];
+    sum += hypot3(p[a] - p[b], p[a + 1] - p[b + 1], p[a + 2] - p[b + 2]);
+    sum += hypot3(p[b] - p[c], p[b + 1] - p[c + 1], p[b + 2] - p[c + 2]);
+    sum += hypot3(p[c] - p[a], p[c + 1] - p[a + 1], p[c + 2] - p[a + 2]);
   }
   return ix.length === 0 ? 0 : sum / ix.length;
 }

@@ -27,6 +27,12 @@ export interface AnalyseOptions {
    * numbers either way). Default: when there is more than one core and VEMSCOPE_WORKERS is not 0.
    */
   helperThread?: boolean;
+  /**
+   * Called once the instances exist, before the ER contacts (which hold this thread for seconds): work that
+   * needs only the labels (the display meshes) can be queued on the worker pool here, so that the helper
+   * thread goes on to it when the per-object measures are done instead of idling until the contacts end.
+   */
+  onInstances?(components: Components, stats: InstanceStats): void;
 }
 
 /**
@@ -78,6 +84,8 @@ export function startAnalysis(classes: Volume<Uint8Array>, voxelNm: Vec3, opts: 
   // Largest boxes first, so that the last job claimed is a small one.
   const order = jobs.map((_, k) => k).sort((a, b) => boxVolume(jobs[b].bbox) - boxVolume(jobs[a].bbox) || a - b);
   const run = startSharedJobs("object", order.map((k) => jobs[k]), helper);
+  // After the measures' batch, so that the helper takes that first.
+  opts.onInstances?.(components, stats);
 
   progress.start("ER contacts", 1, "volume");
   const contacts = analyseContacts(components.labels, components.classOf, classes.shape, voxelNm, opts.contactNm ?? DEFAULT_CONTACT_NM);

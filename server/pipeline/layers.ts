@@ -5,6 +5,7 @@ import type { VolumeInfo } from "../../precomputed/info.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { makeInfo, writeVolume } from "../../precomputed/volume-io.js";
 import { CLASSES } from "./classes.js";
+import { PipelineError } from "./errors.js";
 import type { Components } from "./label.js";
 import { MESH_QUANTIZATION_BITS, segmentMeshObjects, type MeshJob, type StoredObject } from "./mesh-job.js";
 import { instanceStats, type InstanceStats } from "./stats.js";
@@ -60,6 +61,12 @@ export async function writeImageLayer(storage: Storage, prefix: string, image: V
 export interface SegmentationLayerOptions {
   /** instanceStats of the components when the caller has them (analyseClasses does), else computed here. */
   stats?: InstanceStats;
+  /**
+   * The display meshes, already started by startSegmentMeshes on the same components with `<prefix>/mesh`
+   * (run.ts starts them before the ER contacts, so the worker pool meshes while this thread measures); started
+   * here when not given. Closed here either way.
+   */
+  meshes?: SegmentMeshes;
 }
 
 export async function writeSegmentationLayer(
@@ -75,8 +82,9 @@ export async function writeSegmentationLayer(
   const stats = opts.stats ?? instanceStats(components.labels, shape, components.count);
   const info = segmentationLayerInfo(shape, voxelNm);
   // Meshing starts first, on worker threads, so that it overlaps the chunk encoding on this thread.
-  const meshes = startMeshes(components, stats, shape, voxelNm, `${prefix}/mesh`);
+  const meshes = opts.meshes ?? startSegmentMeshes(components, stats, shape, voxelNm, `${prefix}/mesh`);
   try {
+    if (meshes.meshPrefix !== `${prefix}/mesh`) throw new PipelineError("stage_failed", `internal: meshes started for ${meshes.meshPrefix}, written under ${prefix}/mesh`);
     await writeVolume(storage, prefix, info, { data: components.labels, shape }, { gzip: true, onProgress: stageProgress(progress, "segmentation", "chunks") });
     progress.end();
     await writeSegmentProperties(storage, `${prefix}/segment_properties`, segmentProperties(rows));
@@ -95,19 +103,24 @@ export async function writeSegmentationLayer(
   }
 }
 
+/** Display meshes being made (startSegmentMeshes), for writeSegmentationLayer. */
+export interface SegmentMeshes {
+  meshPrefix: string;
+  /** Per segment with voxels, in id order: its stored objects (a job not started yet runs here when asked). */
+  results: (() => Promise<StoredObject[]>)[];
+  /** Runs the jobs no worker has taken yet on this thread. */
+  drainHere(): Promise<void>;
+  /** Withdraws the jobs no worker has taken yet. */
+  close(): Promise<void>;
+}
+
 /**
  * Display meshes of every segment, one job each, on the process's worker pool over a shared copy of the labels
  * (jobs largest box first, so one big ER network does not finish last alone). Measurements never use these
  * meshes (surface.ts measures areas). VEMSCOPE_WORKERS=0 keeps everything on this thread; a job whose worker
  * fails is redone here.
  */
-function startMeshes(
-  components: Components,
-  stats: InstanceStats,
-  shape: Vec3,
-  voxelNm: Vec3,
-  meshPrefix: string,
-): { results: (() => Promise<StoredObject[]>)[]; drainHere(): Promise<void>; close(): Promise<void> } {
+export function startSegmentMeshes(components: Components, stats: InstanceStats, shape: Vec3, voxelNm: Vec3, meshPrefix: string): SegmentMeshes {
   const ids: number[] = [];
   for (let id = 1; id <= components.count; id++) if (stats.voxels[id] > 0) ids.push(id);
   const job = (labels: Uint32Array, id: number): MeshJob => ({ labels, shape, voxelNm, id, bbox: Array.from(stats.bbox.subarray(6 * id, 6 * id + 6)), meshPrefix });
@@ -115,7 +128,7 @@ function startMeshes(
   const size = workerCount(ids.length);
   if (size === 0) {
     // Each job starts when the writer asks for it, so only one mesh is held at a time.
-    return { results: ids.map((id) => () => local(id)), drainHere: async () => undefined, close: async () => undefined };
+    return { meshPrefix, results: ids.map((id) => () => local(id)), drainHere: async () => undefined, close: async () => undefined };
   }
   // analyseClasses already hands over its labels in shared memory when it used threads.
   let shared = components.labels;
@@ -137,6 +150,7 @@ function startMeshes(
     byId.set(id, p);
   }
   return {
+    meshPrefix,
     results: ids.map((id) => () => byId.get(id) ?? local(id)),
     // Jobs no worker has taken yet run here, on the labels as they are (the same numbers).
     drainHere: () => pool.drainHere((_kind, input) => segmentMeshObjects({ ...(input as MeshJob), labels: components.labels }), group),

@@ -66,16 +66,29 @@ function checkOptions(ratios: readonly number[], errors: readonly number[]): voi
 function compact(positions: Float32Array, indices: Uint32Array): SegmentMesh {
   const remap = new Int32Array(positions.length / 3).fill(-1);
   const out = new Uint32Array(indices.length);
-  const kept: number[] = [];
+  const kept = new Float32Array(positions.length);
+  const n = renumber(positions, indices, remap, out, kept);
+  return { positions: kept.slice(0, 3 * n), indices: out };
+}
+
+/**
+ * compact's loop, apart (V8 optimised it mid-loop and then deoptimised on the code after it); the kept vertices
+ * go straight into a Float32Array of the same values the number array held. Returns how many were kept.
+ */
+function renumber(positions: Float32Array, indices: Uint32Array, remap: Int32Array, out: Uint32Array, kept: Float32Array): number {
+  let n = 0;
   for (let i = 0; i < indices.length; ++i) {
     const v = indices[i];
     if (remap[v] < 0) {
-      remap[v] = kept.length / 3;
-      kept.push(positions[3 * v], positions[3 * v + 1], positions[3 * v + 2]);
+      remap[v] = n;
+      kept[3 * n] = positions[3 * v];
+      kept[3 * n + 1] = positions[3 * v + 1];
+      kept[3 * n + 2] = positions[3 * v + 2];
+      n++;
     }
     out[i] = remap[v];
   }
-  return { positions: Float32Array.from(kept), indices: out };
+  return n;
 }
 
 /** Simplifies to about `ratio` of the triangles, never moving the surface by more than `errorNm`. */
@@ -90,16 +103,20 @@ export async function simplifyMesh(mesh: SegmentMesh, ratio: number, errorNm: nu
 }
 
 function bounds(meshes: SegmentMesh[]): { lo: Vec3; hi: Vec3 } {
-  const lo: Vec3 = [Infinity, Infinity, Infinity];
-  const hi: Vec3 = [-Infinity, -Infinity, -Infinity];
-  for (const m of meshes) {
-    for (let i = 0; i < m.positions.length; ++i) {
-      const d = i % 3;
-      if (m.positions[i] < lo[d]) lo[d] = m.positions[i];
-      if (m.positions[i] > hi[d]) hi[d] = m.positions[i];
-    }
+  // Float64Arrays hold the same values as the number arrays did; the per-mesh loop is its own function (V8
+  // optimised it mid-loop inside this one and deoptimised on the code after it).
+  const lo = new Float64Array([Infinity, Infinity, Infinity]);
+  const hi = new Float64Array([-Infinity, -Infinity, -Infinity]);
+  for (const m of meshes) extend(m.positions, lo, hi);
+  return { lo: [lo[0], lo[1], lo[2]], hi: [hi[0], hi[1], hi[2]] };
+}
+
+function extend(positions: Float32Array, lo: Float64Array, hi: Float64Array): void {
+  for (let i = 0; i < positions.length; ++i) {
+    const d = i % 3;
+    if (positions[i] < lo[d]) lo[d] = positions[i];
+    if (positions[i] > hi[d]) hi[d] = positions[i];
   }
-  return { lo, hi };
 }
 
 /** The lods of one segment's mesh and the grid to cut them on. */

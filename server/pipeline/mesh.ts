@@ -83,22 +83,46 @@ function occupancy(labels: Uint32Array, shape: Vec3, id: number, box: Box, f: Ve
   const origin = [0, 1, 2].map((d) => (Math.floor(box.lo[d] / f[d]) - pad) * f[d]) as Vec3;
   const dims = [0, 1, 2].map((d) => Math.floor(box.hi[d] / f[d]) + pad + 1 - origin[d] / f[d]) as Vec3;
   const field = new Float32Array(dims[0] * dims[1] * dims[2]);
-  const [nx, ny] = shape;
-  const x0 = Math.max(0, origin[0]);
-  const x1 = Math.min(shape[0], origin[0] + dims[0] * f[0]);
-  const scale = 1 / (f[0] * f[1] * f[2]);
-  for (let z = Math.max(0, origin[2]); z < Math.min(shape[2], origin[2] + dims[2] * f[2]); ++z) {
-    const bz = Math.floor((z - origin[2]) / f[2]);
-    for (let y = Math.max(0, origin[1]); y < Math.min(ny, origin[1] + dims[1] * f[1]); ++y) {
-      const by = Math.floor((y - origin[1]) / f[1]);
-      const row = (bz * dims[1] + by) * dims[0];
+  addOccupancy(labels, shape[0], shape[1], shape[2], id, field, origin[0], origin[1], origin[2], dims[0], dims[1], dims[2], f[0], f[1], f[2]);
+  return { field, dims, origin };
+}
+
+/**
+ * occupancy's loop, alone and on scalars: inside occupancy, V8 optimised it mid-loop (on-stack replacement) and
+ * then deoptimised on the return that had not run yet, and the small arrays (box, f, shape), whose element kinds
+ * differ between callers, deoptimised it again ("wrong map"), each time followed by a fresh compile.
+ */
+function addOccupancy(
+  labels: Uint32Array,
+  nx: number,
+  ny: number,
+  nz: number,
+  id: number,
+  field: Float32Array,
+  ox: number,
+  oy: number,
+  oz: number,
+  dx: number,
+  dy: number,
+  dz: number,
+  fx: number,
+  fy: number,
+  fz: number,
+): void {
+  const x0 = Math.max(0, ox);
+  const x1 = Math.min(nx, ox + dx * fx);
+  const scale = 1 / (fx * fy * fz);
+  for (let z = Math.max(0, oz); z < Math.min(nz, oz + dz * fz); ++z) {
+    const bz = Math.floor((z - oz) / fz);
+    for (let y = Math.max(0, oy); y < Math.min(ny, oy + dy * fy); ++y) {
+      const by = Math.floor((y - oy) / fy);
+      const row = (bz * dy + by) * dx;
       let i = (z * ny + y) * nx + x0;
       for (let x = x0; x < x1; ++x, ++i) {
-        if (labels[i] === id) field[row + Math.floor((x - origin[0]) / f[0])] += scale;
+        if (labels[i] === id) field[row + Math.floor((x - ox) / fx)] += scale;
       }
     }
   }
-  return { field, dims, origin };
 }
 
 /**
@@ -108,9 +132,23 @@ function occupancy(labels: Uint32Array, shape: Vec3, id: number, box: Box, f: Ve
  * pass computes it.
  */
 function smooth3(field: Float32Array, dims: Vec3): void {
-  const [nx, ny, nz] = dims;
+  // Scalars, and one module-level function per pass: destructuring dims deoptimised on its other element kind
+  // ("wrong map"), and a closure made per call plus a loop optimised mid-way through the x pass left the later
+  // passes without type feedback: each a deopt and a fresh compile.
+  const nx = dims[0];
+  const ny = dims[1];
+  const nz = dims[2];
+  smoothRows(field, nx, ny * nz);
+  const rowA = new Float32Array(nx);
+  const rowB = new Float32Array(nx);
+  for (let z = 0; z < nz; ++z) smoothAcross(field, z * nx * ny, nx, nx, ny, rowA, rowB);
+  smoothAcross(field, 0, nx * ny, nx * ny, nz, new Float32Array(nx * ny), new Float32Array(nx * ny));
+}
+
+/** The x pass: `rows` rows of `nx` values. */
+function smoothRows(field: Float32Array, nx: number, rows: number): void {
   const line = new Float32Array(nx);
-  for (let r = 0; r < ny * nz; ++r) {
+  for (let r = 0; r < rows; ++r) {
     const base = r * nx;
     for (let k = 0; k < nx; ++k) line[k] = field[base + k];
     for (let k = 0; k < nx; ++k) {
@@ -119,28 +157,25 @@ function smooth3(field: Float32Array, dims: Vec3): void {
       field[base + k] = 0.25 * prev + 0.5 * line[k] + 0.25 * next;
     }
   }
-  // y within each plane, then z across planes: `run` values per line, lines `stride` apart, `count` lines.
-  const across = (start: number, run: number, stride: number, count: number, prevLine: Float32Array, centre: Float32Array): void => {
-    prevLine.fill(0);
-    let prev = prevLine;
-    let cur = centre;
-    for (let k = 0; k < count; ++k) {
-      const at = start + k * stride;
-      for (let i = 0; i < run; ++i) cur[i] = field[at + i];
-      const hasNext = k + 1 < count;
-      for (let i = 0; i < run; ++i) {
-        const next = hasNext ? field[at + stride + i] : 0;
-        field[at + i] = 0.25 * prev[i] + 0.5 * cur[i] + 0.25 * next;
-      }
-      const t = prev;
-      prev = cur;
-      cur = t;
+}
+
+/** y within each plane, then z across planes: `run` values per line, lines `stride` apart, `count` lines. */
+function smoothAcross(field: Float32Array, start: number, run: number, stride: number, count: number, prevLine: Float32Array, centre: Float32Array): void {
+  prevLine.fill(0);
+  let prev = prevLine;
+  let cur = centre;
+  for (let k = 0; k < count; ++k) {
+    const at = start + k * stride;
+    for (let i = 0; i < run; ++i) cur[i] = field[at + i];
+    const hasNext = k + 1 < count;
+    for (let i = 0; i < run; ++i) {
+      const next = hasNext ? field[at + stride + i] : 0;
+      field[at + i] = 0.25 * prev[i] + 0.5 * cur[i] + 0.25 * next;
     }
-  };
-  const rowA = new Float32Array(nx);
-  const rowB = new Float32Array(nx);
-  for (let z = 0; z < nz; ++z) across(z * nx * ny, nx, nx, ny, rowA, rowB);
-  across(0, nx * ny, nx * ny, nz, new Float32Array(nx * ny), new Float32Array(nx * ny));
+    const t = prev;
+    prev = cur;
+    cur = t;
+  }
 }
 
 class GrowableF32 {
@@ -282,10 +317,19 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
   );
   const indices = new GrowableU32(3 * 1024);
   const cornerIndex = Int32Array.from(CORNER_OFFSETS, ([dx, dy, dz]) => dx + dy * nx + dz * plane);
+  marchCells(field, insideMask(field), nx, ny, nz, cornerIndex, edges, indices);
+  const positions = edges.positions;
+  return { positions: positions.data.slice(0, positions.length), indices: indices.toArray() };
+}
+
+/**
+ * marchingCubes' loop over the cells, alone: optimised mid-loop inside marchingCubes, V8 deoptimised it on the
+ * code after the loop (no type feedback yet) and on the entry's small arrays of the other element kind.
+ */
+function marchCells(field: Float32Array, inside: Uint8Array, nx: number, ny: number, nz: number, cornerIndex: Int32Array, edges: EdgeVertices, indices: GrowableU32): void {
+  const plane = nx * ny;
   const values = edges.values;
   const corners = edges.corners;
-  const inside = insideMask(field);
-
   for (let z = 0; z + 1 < nz; ++z) {
     edges.zEdges.fill(-1);
     for (let y = 0; y + 1 < ny; ++y) {
@@ -313,8 +357,6 @@ function marchingCubes(field: Float32Array, smoothed: Float32Array | undefined, 
     }
     edges.nextSlab();
   }
-  const positions = edges.positions;
-  return { positions: positions.data.slice(0, positions.length), indices: indices.toArray() };
 }
 
 /** Four face bits (y, z) -> the mask bits of corners 0, 2, 4, 6. */

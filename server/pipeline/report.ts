@@ -137,8 +137,10 @@ export type FigureRun = () => Promise<RenderedFigure[]>;
 export function startFigures(rows: readonly InstanceRow[], contactNm: number): FigureRun {
   const job = { rows, contactNm };
   if (requestedWorkers() === 0) return () => renderFigureJob(job);
+  // Ahead of the display meshes queued since the instances: the report waits on the figures, while the mesh
+  // writer's remaining jobs can as well run on the main thread.
   const rendered = processPool(1)
-    .run("figures", job)
+    .run("figures", job, [], undefined, true)
     .catch(() => renderFigureJob(job));
   rendered.catch(() => undefined); // awaited by writeReport; a failure there must not count as unhandled first
   return () => rendered;

@@ -7,7 +7,7 @@ import type { Components } from "./label.js";
 import type { InstanceStats } from "./stats.js";
 import { silentProgress, type Progress } from "./progress.js";
 import { readLabelsChecked, readImage } from "./inputs.js";
-import { imageLayerInfo, writeImageLayer, writeSegmentationLayer } from "./layers.js";
+import { imageLayerInfo, startSegmentMeshes, writeImageLayer, writeSegmentationLayer, type SegmentMeshes } from "./layers.js";
 import type { ContactAnalysis } from "./contacts.js";
 import { DEFAULT_CONTACT_NM, writeContactLayer } from "./contact-layer.js";
 import { startAnalysis, type PendingAnalysis } from "./analyse.js";
@@ -79,7 +79,12 @@ export interface RunContext {
   analysis?: PendingAnalysis;
   /** The report's figures, rendering (on a worker thread when there is one) since the analysis ended. */
   figures?: FigureRun;
+  /** The segmentation layer's display meshes, queued on the worker pool as soon as the instances exist. */
+  meshes?: SegmentMeshes;
 }
+
+/** Folder of the segmentation layer in the output. */
+const SEGMENTATION = "segmentation";
 
 interface Stage {
   name: string;
@@ -133,7 +138,16 @@ const STAGES: Stage[] = [
   {
     name: "analyse",
     async run(ctx) {
-      ctx.analysis = startAnalysis(need(ctx.classes, "class volume"), ctx.options.voxelNm, { contactNm: ctx.options.contactNm, progress: ctx.progress });
+      const classes = need(ctx.classes, "class volume");
+      ctx.analysis = startAnalysis(classes, ctx.options.voxelNm, {
+        contactNm: ctx.options.contactNm,
+        progress: ctx.progress,
+        // The meshes need only the instances: queued now, the worker takes them up as soon as it has measured the
+        // objects, while this thread still finds the ER contacts and writes the image layer.
+        onInstances: (components, stats) => {
+          ctx.meshes = startSegmentMeshes(components, stats, classes.shape, ctx.options.voxelNm, `${SEGMENTATION}/mesh`);
+        },
+      });
     },
   },
   // The image layer needs only the image: written while the helper thread still measures objects, so that this
@@ -188,8 +202,11 @@ const STAGES: Stage[] = [
     async run(ctx) {
       const classes = need(ctx.classes, "class volume");
       const rows = need(ctx.rows, "instance rows");
-      await writeSegmentationLayer(ctx.storage, "segmentation", need(ctx.components, "instances"), rows, classes.shape, ctx.options.voxelNm, ctx.progress, {
+      const meshes = ctx.meshes;
+      ctx.meshes = undefined; // closed by the writer from here on
+      await writeSegmentationLayer(ctx.storage, SEGMENTATION, need(ctx.components, "instances"), rows, classes.shape, ctx.options.voxelNm, ctx.progress, {
         stats: ctx.stats,
+        meshes,
       });
     },
   },
@@ -289,6 +306,8 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
     await replaceFolder(staging, out);
   } catch (e) {
     ctx.progress.end();
+    // Mesh jobs queued for a segmentation layer that will not be written are withdrawn.
+    await ctx.meshes?.close();
     // Failed tasks (stage_failed) may pass on a rerun, which then continues; bad inputs or options leave nothing.
     if (!(blockwise && e instanceof PipelineError && e.code === "stage_failed")) await fs.rm(staging, { recursive: true, force: true });
     throw e;

@@ -1,8 +1,8 @@
 /**
  * A pool of worker threads running the kernels of kernels.ts, for per-object work that is independent
  * (meshes, surfaces, figures): the main thread keeps doing its own stage meanwhile. Requests are queued and
- * handed to the first idle worker; workers start loading at once, and messages wait in their port until they
- * are up.
+ * handed to the least busy worker (up to `depth` at a time each); workers start loading at once, and messages
+ * wait in their port until they are up.
  *
  * One pool serves a whole run (`processPool`): starting a worker costs ~0.9 s of CPU (loading the TypeScript
  * modules), so the analysis's helper thread, the display meshes and the figures share the same workers instead
@@ -38,12 +38,19 @@ export interface PoolOptions {
   background?: boolean;
   /** A background pool that stays up when idle (the editor's: a worker started again costs ~1 s of CPU). */
   keepIdle?: boolean;
+  /**
+   * Requests handed to one worker at a time (default 1). With 2, a worker holds its next request while it runs
+   * one, and starts it the moment it is done: the reply that would hand it the next one is only read when the
+   * calling thread gets back to its event loop, which a synchronous stage there (the ER contacts, a mesh drained
+   * there) can hold off for seconds. Requests handed over can no longer be withdrawn or drained here.
+   */
+  depth?: number;
 }
 
 export class KernelPool {
-  private readonly idle: Worker[] = [];
   private readonly queue: Pending[] = [];
-  private readonly busy = new Map<Worker, Pending>();
+  /** Requests handed to each worker and not answered yet (none: not in the map). */
+  private readonly busy = new Map<Worker, Pending[]>();
   private readonly workers: Worker[] = [];
   private broken: PipelineError | undefined;
   private seq = 0;
@@ -78,15 +85,19 @@ export class KernelPool {
       });
       if (this.options.background) w.unref();
       this.workers.push(w);
-      this.idle.push(w);
     }
   }
 
-  /** Runs one kernel; `transfer` lists input buffers the caller gives up (moved, not copied). */
-  run<K extends KernelName>(kind: K, input: KernelInput<K>, transfer: ArrayBuffer[] = [], group?: object): Promise<KernelOutput<K>> {
+  /**
+   * Runs one kernel; `transfer` lists input buffers the caller gives up (moved, not copied). `first`: ahead of the
+   * requests already waiting (work someone will soon wait on, queued behind a long batch of others).
+   */
+  run<K extends KernelName>(kind: K, input: KernelInput<K>, transfer: ArrayBuffer[] = [], group?: object, first = false): Promise<KernelOutput<K>> {
     if (this.broken) return Promise.reject(this.broken);
     return new Promise<KernelOutput<K>>((resolve, reject) => {
-      this.queue.push({ req: { seq: this.seq++, kind, input }, transfer, group, resolve: (o) => resolve(o as KernelOutput<K>), reject });
+      const p: Pending = { req: { seq: this.seq++, kind, input }, transfer, group, resolve: (o) => resolve(o as KernelOutput<K>), reject };
+      if (first) this.queue.unshift(p);
+      else this.queue.push(p);
       this.dispatch();
     });
   }
@@ -132,6 +143,9 @@ export class KernelPool {
       } catch (e) {
         p.reject(e);
       }
+      // A local job resolves through microtasks only, which never let the event loop run: without this yield a
+      // worker's reply (and with it the worker's next request) would wait until the whole queue was drained here.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     this.whenIdle();
   }
@@ -139,7 +153,7 @@ export class KernelPool {
   async close(): Promise<void> {
     this.broken ??= new PipelineError("stage_failed", "worker pool closed");
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
-    for (const p of [...this.busy.values(), ...this.queue.splice(0)]) p.reject(this.broken);
+    for (const p of [...[...this.busy.values()].flat(), ...this.queue.splice(0)]) p.reject(this.broken);
     this.busy.clear();
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
@@ -149,12 +163,19 @@ export class KernelPool {
       clearTimeout(this.idleTimer);
       this.idleTimer = undefined;
     }
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop() as Worker;
+    const depth = this.options.depth ?? 1;
+    while (this.queue.length > 0 && !this.broken) {
+      // The least loaded worker: idle ones first, then those that can take one more.
+      let w: Worker | undefined;
+      for (const c of this.workers) if ((this.busy.get(c)?.length ?? 0) < (w === undefined ? depth : (this.busy.get(w)?.length ?? 0))) w = c;
+      if (w === undefined) break;
       const p = this.queue.shift() as Pending;
-      this.busy.set(w, p);
-      // A busy worker keeps the process alive until its answer is in.
-      if (this.options.background) w.ref();
+      const held = this.busy.get(w);
+      if (held === undefined) {
+        this.busy.set(w, [p]);
+        // A busy worker keeps the process alive until its answer is in.
+        if (this.options.background) w.ref();
+      } else held.push(p);
       w.postMessage(p.req, p.transfer);
     }
     this.whenIdle();
@@ -168,11 +189,13 @@ export class KernelPool {
   }
 
   private onReply(w: Worker, m: KernelReply): void {
-    const p = this.busy.get(w);
-    if (!p || p.req.seq !== m.seq) return;
-    this.busy.delete(w);
-    this.idle.push(w);
-    if (this.options.background) w.unref();
+    const held = this.busy.get(w);
+    // Async kernels may answer out of order.
+    const i = held?.findIndex((h) => h.req.seq === m.seq) ?? -1;
+    if (held === undefined || i < 0) return;
+    const [p] = held.splice(i, 1);
+    if (held.length === 0) this.busy.delete(w);
+    if (this.options.background && held.length === 0) w.unref();
     if (m.ok) p.resolve(m.output);
     else p.reject(new PipelineError("stage_failed", `${p.req.kind} kernel failed on a worker: ${m.message}`));
     this.dispatch();
@@ -182,7 +205,7 @@ export class KernelPool {
     if (this.broken) return;
     this.broken = e;
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
-    for (const p of [...this.busy.values(), ...this.queue.splice(0)]) p.reject(e);
+    for (const p of [...[...this.busy.values()].flat(), ...this.queue.splice(0)]) p.reject(e);
     this.busy.clear();
   }
 }
@@ -194,7 +217,9 @@ let shared: KernelPool | undefined;
  * starting any. Idle workers never hold the process, and the pool closes after a while without work.
  */
 export function processPool(size: number): KernelPool {
-  if (shared === undefined || shared.closed) shared = new KernelPool(0, { background: true });
+  // Depth 2: the run's synchronous stages (ER contacts, meshes drained on the main thread) would otherwise leave
+  // the worker idle between its requests until that stage ends.
+  if (shared === undefined || shared.closed) shared = new KernelPool(0, { background: true, depth: 2 });
   shared.grow(size);
   return shared;
 }

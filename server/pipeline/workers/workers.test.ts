@@ -7,9 +7,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Vec3, Volume } from "../../../precomputed/array.js";
 import type { PutOptions, Storage } from "../../../precomputed/storage.js";
 import { analyseClasses } from "../analyse.js";
-import { writeSegmentationLayer } from "../layers.js";
+import { startSegmentMeshes, writeSegmentationLayer } from "../layers.js";
+import { segmentMeshObjects, type MeshJob } from "../mesh-job.js";
 import { silentProgress } from "../progress.js";
 import { startFigures, writeReport } from "../report.js";
+import { KernelPool } from "./pool.js";
 
 const SHAPE: Vec3 = [96, 80, 12];
 const VOXEL: Vec3 = [5, 5, 45];
@@ -82,6 +84,16 @@ describe("threads change no result", () => {
     expect([...pooled.keys()].sort()).toEqual([...local.keys()].sort());
     expect([...pooled.keys()].filter((k) => k.startsWith("seg/mesh/") && k.endsWith(".index")).length).toBe(a.rows.length);
     for (const [k, v] of local) expect(Buffer.from(pooled.get(k) ?? new Uint8Array(0)).equals(Buffer.from(v)), k).toBe(true);
+    // Meshes started before the writer (as run.ts does, before the ER contacts) write the same objects.
+    process.env.VEMSCOPE_WORKERS = "1";
+    const early = new RecordingStorage();
+    const meshes = startSegmentMeshes(a.components, a.stats, SHAPE, VOXEL, "seg/mesh");
+    await writeSegmentationLayer(early, "seg", a.components, a.rows, SHAPE, VOXEL, silentProgress, { stats: a.stats, meshes });
+    expect([...early.objects.keys()].sort()).toEqual([...local.keys()].sort());
+    for (const [k, v] of local) expect(Buffer.from(early.objects.get(k) ?? new Uint8Array(0)).equals(Buffer.from(v)), k).toBe(true);
+    // Meshes started for another layer are refused, not written under the wrong prefix.
+    const other = startSegmentMeshes(a.components, a.stats, SHAPE, VOXEL, "other/mesh");
+    await expect(writeSegmentationLayer(new RecordingStorage(), "seg", a.components, a.rows, SHAPE, VOXEL, silentProgress, { meshes: other })).rejects.toThrow(/other\/mesh/);
   }, 120_000);
 
   it("report: figures rendered on the pool (started early) and on this thread write the same files", async () => {
@@ -100,4 +112,64 @@ describe("threads change no result", () => {
     expect([...pooled.keys()].sort()).toEqual([...local.keys()].sort());
     for (const [k, v] of local) expect(Buffer.from(pooled.get(k) ?? new Uint8Array(0)).equals(Buffer.from(v)), k).toBe(true);
   }, 120_000);
+});
+
+/** Mesh jobs for `n` small cubes side by side (ids 1..n) in one label volume. */
+function cubeJobs(n: number): MeshJob[] {
+  const shape: Vec3 = [10 * n, 10, 8];
+  const labels = new Uint32Array(shape[0] * shape[1] * shape[2]);
+  for (let id = 1; id <= n; id++) {
+    for (let z = 2; z < 6; z++) for (let y = 2; y < 8; y++) for (let x = 10 * (id - 1) + 2; x < 10 * id - 2; x++) labels[x + shape[0] * (y + shape[1] * z)] = id;
+  }
+  return Array.from({ length: n }, (_, k) => ({ labels, shape, voxelNm: VOXEL, id: k + 1, bbox: [10 * k + 2, 2, 2, 10 * k + 8, 8, 6], meshPrefix: "m" }));
+}
+
+describe("worker pool scheduling", () => {
+  it("depth 2: a worker holds two requests at once, and every answer reaches its caller", async () => {
+    const pool = new KernelPool(1, { depth: 2 });
+    try {
+      const jobs = cubeJobs(6);
+      const pooled = await Promise.all(jobs.map((j) => pool.run("mesh", j)));
+      const here = await Promise.all(jobs.map((j) => segmentMeshObjects(j)));
+      expect(pooled.map((o) => o.length)).toEqual(here.map((o) => o.length));
+      pooled.forEach((objects, k) => objects.forEach((o, i) => expect(Buffer.from(o.data).equals(Buffer.from(here[k][i].data)), o.key).toBe(true)));
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it("`first` runs a request ahead of those already waiting", async () => {
+    const pool = new KernelPool(1);
+    try {
+      const jobs = cubeJobs(4);
+      const order: number[] = [];
+      const runs = [pool.run("mesh", jobs[0]), pool.run("mesh", jobs[1]), pool.run("mesh", jobs[2]), pool.run("mesh", jobs[3], [], undefined, true)];
+      await Promise.all(runs.map((r, k) => r.then(() => order.push(k))));
+      expect(order).toEqual([0, 3, 1, 2]);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it("drainHere: the worker goes on taking requests while this thread runs others", async () => {
+    const pool = new KernelPool(1);
+    try {
+      const jobs = cubeJobs(12);
+      await pool.run("mesh", jobs[0]); // the worker is up and warm
+      const group = {};
+      const results = jobs.map((j) => pool.run("mesh", j, [], group));
+      let here = 0;
+      await pool.drainHere(async (_kind, input) => {
+        here++;
+        // A synchronous stretch, as a mesh is: the worker's answers can only be read between jobs.
+        for (const t = performance.now(); performance.now() - t < 100; );
+        return segmentMeshObjects(input as MeshJob);
+      }, group);
+      await Promise.all(results);
+      // Without reading the worker's answers between jobs, this thread ran all but the one or two handed over first.
+      expect(here).toBeLessThanOrEqual(jobs.length - 4);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
 });
