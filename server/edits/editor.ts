@@ -25,6 +25,8 @@ export const SEG_PREFIX = "segmentation";
 const DIFF_FILE = "diff.bin.gz";
 const DEFAULT_CONTACT_NM = 30;
 const MEASURE_QUIET_MS = 250;
+/** How long opening waits for the chunk worker to come up (it is used from the first edit after that). */
+const WORKER_WAIT_MS = 5000;
 
 export interface EditorOptions {
   /** Called after an edit's files are written and before its log row commits (crash tests stop here). */
@@ -154,6 +156,8 @@ export class Editor extends EventEmitter<EditorEvents> {
     if (options.warmUp ?? pyramid.levels[0].data.length >= CHUNK_WORKER_MIN_VOXELS) {
       warmUp({ info, pyramid, sums: editor.sums, rows: editor.rows });
     }
+    // The chunk worker loads beside the warm-up (~1 s); the first edit waits for it only this long at most.
+    if (encoder) await Promise.race([encoder.up, new Promise((r) => setTimeout(r, WORKER_WAIT_MS).unref())]);
     editor.scheduleMeasure();
     return editor;
   }
