@@ -7,7 +7,7 @@ import { readRegion } from "../../precomputed/volume-io.js";
 import type { InstanceRow } from "../pipeline/report.js";
 import { ApiError } from "../api/errors.js";
 import { EditDb, type OpRecord, type ReviewRecord, type ReviewStatus } from "./db.js";
-import { applyDiff, decodeDiff, encodeDiff, writeDiff } from "./diff.js";
+import { applyDiff, decodeDiff, encodeDiffAsync, writeDiff } from "./diff.js";
 import { CONTACTS_PREFIX, mergeSites, organelleSites, readSites, writeVersionContacts } from "./contacts.js";
 import type { ContactSite } from "../pipeline/contacts.js";
 import { LocalStorage } from "../../precomputed/storage.js";
@@ -235,6 +235,9 @@ export class Editor extends EventEmitter<EditorEvents> {
     let sums: Map<number, VoxelSums>;
     let pyramidDone = false;
     let early: Promise<EncodedChunks> | undefined;
+    // The diff file gzips on libuv's threads from now on (awaited below; a rejection is handled there).
+    const diffBytes = encodeDiffAsync(plan.diff.runs);
+    diffBytes.catch(() => undefined);
     try {
       const segs0 = updateScale0(this.pyramid, plan.diff.runs);
       // Scale 0 is final now: its chunks encode on the worker while this thread does the coarser scales.
@@ -255,7 +258,7 @@ export class Editor extends EventEmitter<EditorEvents> {
       await writeChangedChunks(storage, SEG_PREFIX, this.info, this.pyramid, changes, plan.diff.runs, early && new Map([[0, early]]));
       clock.lap("chunks");
       await writeTables(storage, rows);
-      await fs.writeFile(path.join(dir, DIFF_FILE), encodeDiff(plan.diff.runs));
+      await fs.writeFile(path.join(dir, DIFF_FILE), await diffBytes);
       clock.lap("tables+diff");
       await this.options.beforeCommit?.(version);
       op = this.db.commitOp({

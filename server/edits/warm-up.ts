@@ -4,8 +4,9 @@
  * the first 10^8-voxel merge ran at a fraction of the speed of the next (its pyramid update ~0.9 s cold vs
  * ~0.2-0.35 s warm). Here a merge of the two largest segments of one class, cut to a small box, is applied,
  * carried through the pyramid, encoded and undone: the same code paths, with the layer's own arrays, at a
- * small cost. (Warming on a private small volume made later edits slower, code specialised to other arrays.)
- * A split of the largest segment split on cells is planned whole (warmSplit).
+ * small cost. (Warming on a private small volume made later edits slower, code specialised to other arrays.
+ * Splits are not warmed: planning one inside a small box, or a whole split of the largest segment at open
+ * (~1-2 s of CPU), left the first big split's planning as slow: 1.04-1.10 vs 1.09-1.11 s CPU, 10^8 voxels.)
  *
  * The do and undo run in one synchronous stretch, so nothing else sees the labels in between (the server is
  * single-threaded and the chunk worker only reads scale 0 during an edit); the pyramid is rebuilt if the undo
@@ -17,7 +18,7 @@ import type { InstanceRow } from "../pipeline/report.js";
 import { encodeChunkU32 } from "./cseg.js";
 import { applyDiff, encodeDiff, writeDiff } from "./diff.js";
 import type { SegmentSums } from "./measure.js";
-import { finerGrid, labelRuns, mergeDiff, parseBox, splitDiffRefined, splitGrid, type Box6, type VoxelSeed } from "./ops.js";
+import { mergeDiff, parseBox, type Box6 } from "./ops.js";
 import { chunkBoxes, fastEncoded, knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, type Pyramid } from "./pyramid.js";
 
 /** Largest warm-up box (voxels per axis): a few chunks, ~0.1-0.3 s of CPU. */
@@ -44,49 +45,14 @@ function centreBox(box: Box6): Box6 {
   return out;
 }
 
-/** Runs the warm-ups; what ran (a merge needs a class with two segments, a split a segment split on cells). */
-export function warmUp(t: WarmTarget): { merge: boolean; split: boolean } {
+/** Runs the warm-up merge; false when there was none to run (no class with two segments, or no voxel in the box). */
+export function warmUp(t: WarmTarget): boolean {
   const rows = [...t.rows.values()].filter((r) => parseBox(r.bbox_voxels) !== undefined).sort((a, b) => b.voxels - a.voxels);
-  let merge = false;
   // The largest segment that has another of its class, and the largest such other.
   for (const a of rows) {
     const b = rows.find((r) => r.id !== a.id && r.class === a.class);
-    if (!b) continue;
-    merge = warmMerge(t, Math.min(a.id, b.id), Math.max(a.id, b.id));
-    break;
+    if (b) return warmMerge(t, Math.min(a.id, b.id), Math.max(a.id, b.id));
   }
-  const big = rows.find((r) => splitGrid(boxOf(t, r.id)).some((f) => f > 1));
-  return { merge, split: big !== undefined && warmSplit(t, big.id) };
-}
-
-/**
- * Plans (pure: nothing applied) a split of the largest segment split on cells, whole: its cell grid and its
- * size. Planning a split inside a small box did not make the first big split faster; a whole one makes the
- * next big split plan at the warm speed (~0.45 vs ~0.9 s for 10^8 voxels), for that CPU once at open.
- */
-function warmSplit(t: WarmTarget, id: number): boolean {
-  const { data: labels, shape } = t.pyramid.levels[0];
-  const box = boxOf(t, id);
-  const known = knownBlocks(t.pyramid);
-  const runs = labelRuns(labels, shape, id, box, known);
-  if (runs.n === 0) return false;
-  // Seeds: the segment's first and last voxel in raster order (rows of the box, z-major then y).
-  const rowOf = (q: number) => {
-    let r = 0;
-    while (runs.rowFirst[r + 1] <= q) r++;
-    return r;
-  };
-  const by = box[4] - box[1];
-  const voxel = (q: number, x: number): Vec3 => {
-    const r = rowOf(q);
-    return [x, box[1] + (r % by), box[2] + Math.floor(r / by)];
-  };
-  const seeds: VoxelSeed[] = [
-    { voxel: voxel(0, runs.runs[0]), group: 0 },
-    { voxel: voxel(runs.n - 1, runs.runs[2 * runs.n - 1] - 1), group: 1 },
-  ];
-  const newIds = [0xfffffffe, 0xffffffff];
-  for (let g: Vec3 | undefined = splitGrid(box); g; g = finerGrid(g)) if (splitDiffRefined(labels, shape, t.info.scales[0].resolution, id, box, seeds, newIds, g, known)) return true;
   return false;
 }
 
