@@ -235,24 +235,16 @@ export function updateBlocks(index: BlockIndex, src: Uint32Array, shape: Vec3, s
     const rowBase = gx * (Math.floor(y / by) + gy * Math.floor(z / bz));
     const c0 = Math.floor(x0 / bx);
     const c1 = Math.floor((x1 - 1) / bx);
-    // Cut blocks at the segment's ends, whole blocks between (a long segment is mostly those: one tight loop).
-    for (let c = c0; c <= c1; c = c === c0 && c1 > c0 + 1 ? c1 : c + 1) {
+    for (let c = c0; c <= c1; c++) {
       const b = rowBase + c;
-      const len = Math.min(x1, (c + 1) * bx) - Math.max(x0, c * bx);
+      // Whole blocks in the middle, cut ones at the segment's ends.
+      const len = c > c0 && c < c1 ? bx : Math.min(x1, (c + 1) * bx) - Math.max(x0, c * bx);
       if (count[b] === 0) {
         touched[nTouched++] = b;
         next[b] = nw;
         mixed[b] = same ? 1 : 0;
       } else if (next[b] !== nw || same) mixed[b] = 1;
       count[b] += len;
-    }
-    for (let b = rowBase + c0 + 1, end = rowBase + c1; b < end; b++) {
-      if (count[b] === 0) {
-        touched[nTouched++] = b;
-        next[b] = nw;
-        mixed[b] = same ? 1 : 0;
-      } else if (next[b] !== nw || same) mixed[b] = 1;
-      count[b] += bx;
     }
   }
   const [sx, sy, sz] = shape;
