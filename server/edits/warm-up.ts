@@ -15,8 +15,8 @@
 import type { Vec3 } from "../../precomputed/array.js";
 import type { VolumeInfo } from "../../precomputed/info.js";
 import type { InstanceRow } from "../pipeline/report.js";
-import { encodeChunkU32 } from "./cseg.js";
-import { applyDiff, encodeDiff, writeDiff } from "./diff.js";
+import { encodeChunkJob } from "./chunk-job.js";
+import { applyDiff, writeDiff } from "./diff.js";
 import type { SegmentSums } from "./measure.js";
 import { mergeDiff, parseBox, type Box6 } from "./ops.js";
 import { chunkBoxes, fastEncoded, knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, type Pyramid } from "./pyramid.js";
@@ -70,13 +70,12 @@ function warmMerge(t: WarmTarget, keep: number, drop: number): boolean {
     updated = true;
     for (let i = 0; i < changes.length; i++) {
       if (!fastEncoded(t.info, i)) continue;
-      const boxes = chunkBoxes(t.info, p, i, changes[i].segs ?? new Int32Array(0));
+      const { data, shape: levelShape } = p.levels[i];
       const block = t.info.scales[i].compressed_segmentation_block_size as Vec3;
-      for (let k = 0; k < boxes.length; k += 6) encodeChunkU32(p.levels[i].data, p.levels[i].shape, [boxes[k], boxes[k + 1], boxes[k + 2]], [boxes[k + 3], boxes[k + 4], boxes[k + 5]], block, p.blocks?.[i]);
+      encodeChunkJob({ data, shape: levelShape, block, index: p.blocks?.[i], boxes: chunkBoxes(t.info, p, i, changes[i].segs ?? new Int32Array(0)) });
     }
     const classes = new Map([keep, drop].map((id) => [id, t.rows.get(id)?.class ?? "unknown"]));
     t.sums.derive(labels, shape, voxelNm, classes, diff.runs);
-    encodeDiff(diff.runs);
   } finally {
     applyDiff(labels, diff.runs, "backward");
     // The block indexes follow an update by counting: one cut short is rebuilt instead (as the editor does).
