@@ -174,6 +174,9 @@ function runCli(dir: string, root = ROOT, outName = "run-out"): RunMeasure {
   const rusagePath = path.join(dir, "rusage.json");
   const out = path.join(dir, outName);
   const args = [
+    // As package.json's `vemscope` script: on 2 cores V8's concurrent TurboFan threads cost ~3-4 s of CPU a run
+    // against ~0.7 s for the same optimisations done in place (session 8, per-thread CPU from /proc).
+    "--no-concurrent-recompilation",
     "--import", "tsx",
     "--import", pathToFileURL(path.join(ROOT, "scripts/bench/analysis-rusage.ts")).href,
     path.join(root, "scripts/vemscope.ts"),
