@@ -136,7 +136,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   segment: {
-    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
+    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
     summary: "class volume (uint8, codes 0-6) from the 2D U-Net; optional per-class probabilities (uint8)",
     options: {
       image: { type: "string" },
@@ -144,6 +144,7 @@ const COMMANDS: Record<string, Command> = {
       out: { type: "string" },
       model: { type: "string" },
       probabilities: { type: "string" },
+      thresholds: { type: "string" },
       tile: { type: "string" },
       overlap: { type: "string" },
       workers: { type: "string" },
@@ -151,7 +152,7 @@ const COMMANDS: Record<string, Command> = {
     },
     async run(v) {
       const { segmentCommand } = await import("../server/pipeline/segment/command.js");
-      const { intOption, runnerOption } = await import("../server/pipeline/segment/cli-options.js");
+      const { intOption, runnerOption, thresholdsOption } = await import("../server/pipeline/segment/cli-options.js");
       const out = required(v, "out");
       const stats = await segmentCommand({
         image: required(v, "image"),
@@ -159,6 +160,7 @@ const COMMANDS: Record<string, Command> = {
         out,
         model: typeof v.model === "string" ? v.model : undefined,
         probabilities: typeof v.probabilities === "string" ? v.probabilities : undefined,
+        thresholds: thresholdsOption(v.thresholds),
         tile: intOption(v.tile, "--tile", 16),
         overlap: intOption(v.overlap, "--overlap", 0),
         runner: runnerOption(v.workers, v.threads),

@@ -20,6 +20,24 @@ export function numberOption(raw: Raw, option: string): number | undefined {
 }
 
 /**
+ * --thresholds mito=0.6,er=0.5 (class name = probability in (0, 1)), or "none" for plain argmax; absent: the
+ * model's own. Class names are checked against the model once it is loaded.
+ */
+export function thresholdsOption(raw: Raw): Map<string, number> | undefined {
+  if (raw === undefined) return undefined;
+  const text = typeof raw === "string" ? raw.trim() : "";
+  if (text === "none") return new Map();
+  const out = new Map<string, number>();
+  for (const part of text.split(",")) {
+    const m = /^([a-z]+)=([0-9.]+)$/.exec(part.trim());
+    const t = m ? Number(m[2]) : NaN;
+    if (!m || !(t > 0 && t < 1)) throw new PipelineError("bad_argument", `expected CLASS=P[,CLASS=P...] with 0 < P < 1, or 'none'; got '${String(raw)}'`, "--thresholds");
+    out.set(m[1] as string, t);
+  }
+  return out;
+}
+
+/**
  * --workers 0 = one in-process session (then --threads defaults to every core); without either option
  * segmentation picks by job size (defaultRunnerOptions).
  */

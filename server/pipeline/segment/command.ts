@@ -7,7 +7,7 @@ import { openStack, readLabels } from "../ingest.js";
 import type { Progress } from "../progress.js";
 import { tempPathFor } from "../tiff.js";
 import { evaluate, formatReport, parseClasses, parseSlices, type EvalReport } from "./eval.js";
-import { loadModelInfo } from "./model.js";
+import { loadModelInfo, parseThresholds } from "./model.js";
 import type { RunnerOptions } from "./pool.js";
 import { DEFAULT_MODEL_PATH, segmentSections, type SegmentStats } from "./segment.js";
 import { TiffPageWriter } from "./tiff-stream.js";
@@ -19,6 +19,8 @@ export interface SegmentCommandOptions {
   model?: string;
   /** A folder (one `<class>.tif` per class) or a `.tif` file (ImageJ hyperstack, channels = classes). */
   probabilities?: string;
+  /** Decision thresholds instead of the model's (segment.ts `decide`); empty: plain argmax. */
+  thresholds?: ReadonlyMap<string, number>;
   tile?: number;
   overlap?: number;
   runner?: RunnerOptions;
@@ -35,6 +37,13 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
   if (!isTiffName(o.out)) throw new PipelineError("bad_argument", "expected a .tif file name for the class volume", "--out");
   // The model and every section header are checked before any pixel is decoded or file created.
   const model = await loadModelInfo(o.model ?? DEFAULT_MODEL_PATH);
+  if (o.thresholds !== undefined) {
+    try {
+      parseThresholds(Object.fromEntries(o.thresholds), model.classNames);
+    } catch (e) {
+      throw new PipelineError("bad_argument", e instanceof Error ? e.message : String(e), "--thresholds");
+    }
+  }
   const reader = await openStack(o.image, "image");
   const [W, H, D] = reader.shape;
   const C = model.codes.length;
@@ -72,7 +81,7 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
         await classes.write(plane);
         if (planes) await probs(planes);
       },
-      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined },
+      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined, thresholds: o.thresholds },
     );
     for (const w of writers) await w.close();
     return stats;

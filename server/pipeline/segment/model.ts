@@ -27,6 +27,11 @@ export interface ModelInfo {
   sizeMultiple: number;
   /** The training run's model card (data, iterations, validation), when present. */
   card?: Record<string, unknown>;
+  /**
+   * Per class name, the probability a pixel needs to be that class (decision.ts); classes without one compete
+   * by argmax. From the metadata's `thresholds`; empty when it has none.
+   */
+  thresholds: ReadonlyMap<string, number>;
 }
 
 function bad(file: string, message: string, cause?: unknown): PipelineError {
@@ -91,7 +96,81 @@ export function parseModelInfo(path: string, bytes: Uint8Array): ModelInfo {
       card = undefined; // the card documents the model; a broken one must not stop inference
     }
   }
-  return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, card };
+  let thresholds: Map<string, number>;
+  try {
+    thresholds = parseThresholds(m.thresholds ?? {}, classes);
+  } catch (e) {
+    throw bad(path, `model metadata 'thresholds': ${e instanceof Error ? e.message : String(e)}`, e);
+  }
+  return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, card, thresholds };
+}
+
+/** `{ class name: probability in (0, 1) }` for classes of the model other than background. */
+export function parseThresholds(raw: unknown, classNames: readonly string[]): Map<string, number> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error("expected an object of class name -> probability");
+  const out = new Map<string, number>();
+  for (const [name, t] of Object.entries(raw)) {
+    if (name === "background" || !classNames.includes(name)) throw new Error(`'${name}' is not a class of the model (${classNames.filter((c) => c !== "background").join(", ")})`);
+    if (typeof t !== "number" || !(t > 0 && t < 1)) throw new Error(`threshold of '${name}' must be a number between 0 and 1, got ${JSON.stringify(t)}`);
+    out.set(name, t);
+  }
+  return out;
+}
+
+/**
+ * The model's bytes with these metadata_props set (entries of the same keys dropped, the new ones appended,
+ * an undefined value removes its key; every other top-level field kept byte for byte). Protobuf allows a
+ * repeated field's entries anywhere, so no re-encoding of the graph is needed.
+ */
+export function withOnnxMetadata(bytes: Uint8Array, entries: ReadonlyMap<string, string | undefined>): Uint8Array {
+  onnxMetadataProps(bytes); // validates: an ONNX model with a graph
+  const parts: Uint8Array[] = [];
+  const r = new Reader(bytes, 0, bytes.length);
+  while (!r.done()) {
+    const at = r.position;
+    const tag = r.varint();
+    const wire = tag & 7;
+    if (wire === 2 && tag >>> 3 === 14) {
+      const len = r.varint();
+      const start = r.skip(len);
+      const key = new Reader(bytes, start, start + len).stringField(1);
+      if (key !== undefined && entries.has(key)) continue;
+    } else {
+      r.skipWire(wire);
+    }
+    parts.push(bytes.subarray(at, r.position));
+  }
+  const enc = new TextEncoder();
+  for (const [key, value] of entries) {
+    if (value === undefined) continue;
+    const entry = concat([lengthDelimited(1, enc.encode(key)), lengthDelimited(2, enc.encode(value))]);
+    parts.push(lengthDelimited(14, entry));
+  }
+  return concat(parts);
+}
+
+function varintBytes(v: number): number[] {
+  const out: number[] = [];
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return out;
+}
+
+function lengthDelimited(field: number, payload: Uint8Array): Uint8Array {
+  return concat([Uint8Array.from([...varintBytes(field * 8 + 2), ...varintBytes(payload.length)]), payload]);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /**
@@ -147,6 +226,25 @@ class Reader {
 
   done(): boolean {
     return this.pos >= this.end;
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  /** The first length-delimited field `field` of this message, as UTF-8 text. */
+  stringField(field: number): string | undefined {
+    while (!this.done()) {
+      const t = this.varint();
+      if ((t & 7) !== 2) {
+        this.skipWire(t & 7);
+        continue;
+      }
+      const l = this.varint();
+      const s = this.skip(l);
+      if (t >>> 3 === field) return new TextDecoder("utf-8", { fatal: false }).decode(this.b.subarray(s, s + l));
+    }
+    return undefined;
   }
 
   varint(): number {

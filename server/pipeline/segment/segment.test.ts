@@ -8,8 +8,9 @@ import type { Volume } from "../../../precomputed/array.js";
 import { PipelineError } from "../errors.js";
 import { readLabels, readStack } from "../ingest.js";
 import { segmentCommand } from "./command.js";
-import { loadModelInfo, onnxMetadataProps, parseModelInfo, type ModelInfo } from "./model.js";
-import { DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume, type SegmentResult } from "./segment.js";
+import { loadModelInfo, onnxMetadataProps, parseModelInfo, withOnnxMetadata, type ModelInfo } from "./model.js";
+import { thresholdsOption } from "./cli-options.js";
+import { decide, DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume, type SegmentResult } from "./segment.js";
 import { planTiles } from "./tiling.js";
 
 // Real EM from the project's shared training data (1024 x 1024 ssTEM, a validation section).
@@ -46,49 +47,10 @@ async function emCrop(W: number, H: number): Promise<Volume<Uint8Array>> {
   return { data, shape: [W, H, 1] };
 }
 
-/** The model file with its metadata_props (field 14) replaced, to test validation without Python. */
+/** The model file with all its metadata_props replaced by these (model.ts withOnnxMetadata). */
 function withMetadata(bytes: Uint8Array, props: Record<string, string>): Uint8Array {
-  const parts: number[][] = [];
-  let pos = 0;
-  const varint = () => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      const b = bytes[pos++] as number;
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return v;
-      mul *= 128;
-    }
-  };
-  const enc = (n: number) => {
-    const out: number[] = [];
-    while (n >= 0x80) {
-      out.push((n % 128) | 0x80);
-      n = Math.floor(n / 128);
-    }
-    out.push(n);
-    return out;
-  };
-  const kept: Uint8Array[] = [];
-  while (pos < bytes.length) {
-    const start = pos;
-    const tag = varint();
-    const wire = tag & 7;
-    if (wire === 0) varint();
-    else if (wire === 2) {
-      const len = varint(); // read before adding: `pos += varint()` would add to the old pos
-      pos += len;
-    }
-    else pos += wire === 1 ? 8 : 4;
-    if (tag >>> 3 !== 14) kept.push(bytes.subarray(start, pos));
-  }
-  for (const [k, v] of Object.entries(props)) {
-    const kb = [...Buffer.from(k)];
-    const vb = [...Buffer.from(v)];
-    const entry = [0x0a, ...enc(kb.length), ...kb, 0x12, ...enc(vb.length), ...vb];
-    parts.push([0x72, ...enc(entry.length), ...entry]);
-  }
-  return new Uint8Array(Buffer.concat([...kept, ...parts.map((p) => Uint8Array.from(p))]));
+  const drop = [...onnxMetadataProps(bytes).keys()].map((k): [string, string | undefined] => [k, undefined]);
+  return withOnnxMetadata(bytes, new Map([...drop, ...Object.entries(props)]));
 }
 
 describe.skipIf(!haveModel)(`segmentation with the shipped model${haveModel ? "" : ` (skipped: ${DEFAULT_MODEL_PATH} missing)`}`, () => {
@@ -162,7 +124,8 @@ describe.skipIf(!haveModel)(`segmentation with the shipped model${haveModel ? ""
     await writeTiffStack(img, { data: new Uint8Array([...small.data, ...small.data]), shape: [200, 120, 2] });
     const out = join(dir, "classes.tif");
     const probs = join(dir, "probs");
-    const stats = await segmentCommand({ image: img, voxelNm: [5, 5, 45], out, probabilities: probs, runner: { workers: 1, threads: 1 } });
+    // Plain argmax here (the shipped model's mito threshold is tested below).
+    const stats = await segmentCommand({ image: img, voxelNm: [5, 5, 45], out, probabilities: probs, thresholds: new Map(), runner: { workers: 1, threads: 1 } });
     expect(stats.sections).toBe(2);
     const classes = await readLabels(out);
     expect(classes.shape).toEqual([200, 120, 2]);
@@ -184,6 +147,78 @@ describe.skipIf(!haveModel)(`segmentation with the shipped model${haveModel ? ""
   });
 });
 
+describe.skipIf(!haveModel)("decision thresholds (the shipped model's, an override, none)", () => {
+  it("a mito threshold moves only mito pixels below it, to the next most probable class; the metadata rewrite leaves the network alone", async () => {
+    const img = await emCrop(320, 320);
+    const opts = { runner: { workers: 0, threads: 2 }, probabilities: true } as const;
+    const plain = await segmentVolume(img, { model, ...opts, thresholds: new Map() });
+    const strict = await segmentVolume(img, { model, ...opts, thresholds: new Map([["mito", 0.95]]) });
+    const mitoChannel = model.classNames.indexOf("mito");
+    const MITO = model.codes[mitoChannel] as number;
+    const pMito = strict.probabilities?.[mitoChannel]?.volume.data as Uint8Array;
+    expect(pMito).toEqual(plain.probabilities?.[mitoChannel]?.volume.data);
+    let moved = 0;
+    let changedElsewhere = 0;
+    let keptBelow = 0;
+    for (let i = 0; i < pMito.length; i++) {
+      const a = plain.classes.data[i] as number;
+      const b = strict.classes.data[i] as number;
+      if (a !== MITO) changedElsewhere += b !== a ? 1 : 0;
+      else if (b === MITO) keptBelow += (pMito[i] as number) < Math.floor(0.95 * 255) ? 1 : 0;
+      else moved++;
+    }
+    expect(changedElsewhere).toBe(0);
+    expect(keptBelow).toBe(0);
+    if (haveEm) expect(moved).toBeGreaterThan(100); // real EM has mitochondrion borders the model is unsure of
+
+    // The same network without thresholds in its metadata: plain argmax, the same probabilities to the bit.
+    const meta = JSON.parse(onnxMetadataProps(model.bytes).get("vemscope") as string) as Record<string, unknown>;
+    delete meta.thresholds;
+    const bare = parseModelInfo("bare.onnx", withOnnxMetadata(model.bytes, new Map([["vemscope", JSON.stringify(meta)]])));
+    expect(bare.thresholds.size).toBe(0);
+    expect(onnxMetadataProps(bare.bytes).get("model_card")).toBe(onnxMetadataProps(model.bytes).get("model_card"));
+    const viaBare = await segmentVolume(img, { model: bare, ...opts });
+    expect(viaBare.classes.data).toEqual(plain.classes.data);
+    viaBare.probabilities?.forEach((p, k) => expect(p.volume.data).toEqual(plain.probabilities?.[k]?.volume.data));
+    // Without an override the model's own thresholds decide.
+    const own = await segmentVolume(img, { model, ...opts });
+    expect(own.classes.data).toEqual((await segmentVolume(img, { model, ...opts, thresholds: model.thresholds })).classes.data);
+  });
+
+  it("refuses thresholds for classes the model lacks, or outside (0, 1), naming --thresholds", async () => {
+    const img = join(dir, "thr.tif");
+    const { writeTiffStack } = await import("../tiff.js");
+    await writeTiffStack(img, { data: (await emCrop(64, 64)).data, shape: [64, 64, 1] });
+    const out = join(dir, "thr-out.tif");
+    const e = await rejection(segmentCommand({ image: img, voxelNm: [5, 5, 45], out, thresholds: new Map([["golgi", 0.5]]) }));
+    expect(e.message).toMatch(/^--thresholds: 'golgi' is not a class of the model \(er, mito, ld, lyso, perox, nucleus\)/);
+    expect(existsSync(out)).toBe(false);
+    expect(() => thresholdsOption("mito=1.5")).toThrow(/--thresholds: expected CLASS=P/);
+    expect(() => thresholdsOption("mito")).toThrow(/--thresholds/);
+    expect(thresholdsOption("none")).toEqual(new Map());
+    expect(thresholdsOption("mito=0.85,er=0.5")).toEqual(new Map([["mito", 0.85], ["er", 0.5]]));
+  });
+});
+
+describe("decide: a pixel's channel from its probabilities", () => {
+  const none = new Float64Array([NaN, NaN, NaN]);
+  it("is argmax without thresholds (the first of equals)", () => {
+    expect(decide([0.2, 0.5, 0.3], none)).toBe(1);
+    expect(decide([0.4, 0.4, 0.2], none)).toBe(0);
+  });
+  it("gives a thresholded class where it reaches its threshold, else the most probable of the others", () => {
+    const t = new Float64Array([NaN, 0.8, NaN]);
+    expect(decide([0.1, 0.85, 0.05], t)).toBe(1);
+    expect(decide([0.1, 0.8, 0.1], t)).toBe(1);
+    expect(decide([0.25, 0.6, 0.15], t)).toBe(0);
+    expect(decide([0.15, 0.6, 0.25], t)).toBe(2);
+  });
+  it("takes the first thresholded class reached, and argmax of all when every class has a threshold", () => {
+    expect(decide([0.1, 0.45, 0.45], new Float64Array([NaN, 0.4, 0.4]))).toBe(1);
+    expect(decide([0.2, 0.5, 0.3], new Float64Array([0.9, 0.9, 0.9]))).toBe(1);
+  });
+});
+
 describe.skipIf(!haveModel)("bad inputs", () => {
   it("refuses a missing model file, naming it", async () => {
     const e = await rejection(loadModelInfo(join(dir, "none.onnx")));
@@ -200,6 +235,9 @@ describe.skipIf(!haveModel)("bad inputs", () => {
       [{ vemscope: JSON.stringify({ ...good, normalisation: "minmax" }) }, /normalisation 'minmax'; only 'section-zscore'/],
       [{ vemscope: JSON.stringify({ ...good, classes: ["background", "golgi"] }) }, /unknown class 'golgi'/],
       [{ vemscope: JSON.stringify({ ...good, size_multiple: 0 }) }, /size_multiple/],
+      [{ vemscope: JSON.stringify({ ...good, thresholds: { golgi: 0.5 } }) }, /m\.onnx: model metadata 'thresholds': 'golgi' is not a class of the model/],
+      [{ vemscope: JSON.stringify({ ...good, thresholds: { mito: 1.2 } }) }, /threshold of 'mito' must be a number between 0 and 1, got 1\.2/],
+      [{ vemscope: JSON.stringify({ ...good, thresholds: [0.5] }) }, /'thresholds': expected an object/],
     ];
     for (const [props, re] of cases) {
       expect(() => parseModelInfo("m.onnx", withMetadata(bytes, props))).toThrow(re);

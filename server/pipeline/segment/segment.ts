@@ -35,6 +35,8 @@ export interface SegmentOptions {
   runner?: RunnerOptions;
   /** Keep per-class probability volumes (uint8, 255 = 1) in the result. */
   probabilities?: boolean;
+  /** Decision thresholds per class name instead of the model's (`decide`); an empty map: plain argmax. */
+  thresholds?: ReadonlyMap<string, number>;
   /** Called for each section in z order with its per-class probabilities (uint8), for streaming writers. */
   onProbabilities?: (z: number, planes: Uint8Array[]) => void | Promise<void>;
   progress?: Progress;
@@ -154,7 +156,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     for (let z = 0; z < D; z++) {
       const section = await source.read(z);
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
-      window.push(segmentSection(section, plan, tiles, runner, limiter, model, options.probabilities === true));
+      window.push(segmentSection(section, plan, tiles, runner, limiter, model, options.probabilities === true, options.thresholds));
       if (window.length >= SECTIONS_IN_FLIGHT) await finish(await (window.shift() as Promise<Done>));
     }
     while (window.length > 0) await finish(await (window.shift() as Promise<Done>));
@@ -187,6 +189,7 @@ async function segmentSection(
   limiter: Limiter,
   model: ModelInfo,
   wantProbs: boolean,
+  thresholds: ReadonlyMap<string, number> | undefined,
 ): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
   const { width: W, height: H } = plan;
   const n = W * H;
@@ -221,21 +224,49 @@ async function segmentSection(
   const planes = wantProbs ? model.codes.map(() => new Uint8Array(n)) : undefined;
   const out = new Uint8Array(n);
   const codes = model.codes;
+  const threshold = thresholdsByChannel(model, thresholds);
+  const p = new Float64Array(C);
   for (let i = 0; i < n; i++) {
     const inv = 1 / (wsum[i] as number);
-    let best = 0;
-    let bestP = -1;
     for (let k = 0; k < C; k++) {
-      const p = (acc[k * n + i] as number) * inv;
-      if (p > bestP) {
-        bestP = p;
-        best = k;
-      }
-      if (planes) (planes[k] as Uint8Array)[i] = Math.round(p * 255);
+      p[k] = (acc[k * n + i] as number) * inv;
+      if (planes) (planes[k] as Uint8Array)[i] = Math.round(p[k] * 255);
     }
-    out[i] = codes[best] as number;
+    out[i] = codes[decide(p, threshold)] as number;
   }
   return { classes: out, planes };
+}
+
+/** Per output channel the model's threshold (or an override's), NaN for channels decided by argmax. */
+export function thresholdsByChannel(model: ModelInfo, override?: ReadonlyMap<string, number>): Float64Array {
+  const t = override ?? model.thresholds;
+  return Float64Array.from(model.classNames, (name) => t.get(name) ?? NaN);
+}
+
+/**
+ * A pixel's channel from its probabilities: the first channel with a threshold that its probability reaches,
+ * else the most probable channel among those without one (all of them when every channel has one). With no
+ * thresholds this is argmax (first of equals). Why thresholds: a class learnt with a class-weighted marginal
+ * loss (mitochondria on real data, annotated alone) comes out over-confident, so "most probable of seven"
+ * calls it where the model gives "not mitochondrion" the larger share.
+ */
+export function decide(p: ArrayLike<number>, threshold: Float64Array): number {
+  let free = false;
+  for (let k = 0; k < p.length; k++) {
+    const t = threshold[k] as number;
+    if (Number.isNaN(t)) free = true;
+    else if ((p[k] as number) >= t) return k;
+  }
+  let best = -1;
+  let bestP = -1;
+  for (let k = 0; k < p.length; k++) {
+    if (free && !Number.isNaN(threshold[k] as number)) continue;
+    if ((p[k] as number) > bestP) {
+      bestP = p[k] as number;
+      best = k;
+    }
+  }
+  return best < 0 ? 0 : best;
 }
 
 function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {

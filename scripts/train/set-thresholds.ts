@@ -1,0 +1,48 @@
+/**
+ * Sets a model's decision thresholds (segment.ts `decide`) in its ONNX metadata and model card:
+ *   tsx scripts/train/set-thresholds.ts MODEL.onnx mito=0.85 [--how "chosen on ..."]
+ *   tsx scripts/train/set-thresholds.ts MODEL.onnx none
+ * The graph is untouched (model.ts `withOnnxMetadata` replaces only metadata entries); a `model-card.json`
+ * beside the model gets the same `decision` entry. Writes are atomic (temp + rename).
+ */
+import { existsSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { thresholdsOption } from "../../server/pipeline/segment/cli-options.js";
+import { onnxMetadataProps, parseModelInfo, parseThresholds, withOnnxMetadata } from "../../server/pipeline/segment/model.js";
+
+async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, file);
+}
+
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { how: { type: "string" } } });
+const [modelPath, spec] = positionals;
+if (modelPath === undefined || spec === undefined) {
+  process.stderr.write("usage: tsx scripts/train/set-thresholds.ts MODEL.onnx mito=0.85[,er=0.5] | none [--how TEXT]\n");
+  process.exit(2);
+}
+const bytes = new Uint8Array(await readFile(modelPath));
+const model = parseModelInfo(modelPath, bytes);
+const thresholds = Object.fromEntries(thresholdsOption(spec) ?? new Map<string, number>());
+parseThresholds(thresholds, model.classNames); // class names of this model
+
+const props = onnxMetadataProps(bytes);
+const meta = JSON.parse(props.get("vemscope") ?? "{}") as Record<string, unknown>;
+delete meta.thresholds;
+if (Object.keys(thresholds).length > 0) meta.thresholds = thresholds;
+const decision = { thresholds, rule: "a class with a threshold wins where its probability reaches it; the others by argmax", ...(values.how ? { how: values.how } : {}) };
+const card = model.card ? { ...model.card, decision } : undefined;
+const entries = new Map([["vemscope", JSON.stringify(meta)], ...(card ? [["model_card", JSON.stringify(card)] as [string, string]] : [])]);
+const updated = withOnnxMetadata(bytes, entries);
+parseModelInfo(modelPath, updated); // what inference will read
+await writeAtomic(modelPath, updated);
+
+const cardFile = path.join(path.dirname(modelPath), "model-card.json");
+if (existsSync(cardFile)) {
+  const onDisk = JSON.parse(await readFile(cardFile, "utf8")) as Record<string, unknown>;
+  await writeAtomic(cardFile, `${JSON.stringify({ ...onDisk, decision }, null, 1)}\n`);
+}
+process.stdout.write(`${modelPath}: thresholds ${JSON.stringify(thresholds)}\n`);
