@@ -136,7 +136,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   segment: {
-    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
+    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--tta none|flips|d4] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
     summary: "class volume (uint8, codes 0-6) from the 2D U-Net; optional per-class probabilities (uint8)",
     options: {
       image: { type: "string" },
@@ -145,6 +145,7 @@ const COMMANDS: Record<string, Command> = {
       model: { type: "string" },
       probabilities: { type: "string" },
       thresholds: { type: "string" },
+      tta: { type: "string" },
       tile: { type: "string" },
       overlap: { type: "string" },
       workers: { type: "string" },
@@ -152,7 +153,7 @@ const COMMANDS: Record<string, Command> = {
     },
     async run(v) {
       const { segmentCommand } = await import("../server/pipeline/segment/command.js");
-      const { intOption, runnerOption, thresholdsOption } = await import("../server/pipeline/segment/cli-options.js");
+      const { intOption, runnerOption, thresholdsOption, ttaOption } = await import("../server/pipeline/segment/cli-options.js");
       const out = required(v, "out");
       const stats = await segmentCommand({
         image: required(v, "image"),
@@ -161,6 +162,7 @@ const COMMANDS: Record<string, Command> = {
         model: typeof v.model === "string" ? v.model : undefined,
         probabilities: typeof v.probabilities === "string" ? v.probabilities : undefined,
         thresholds: thresholdsOption(v.thresholds),
+        tta: ttaOption(v.tta),
         tile: intOption(v.tile, "--tile", 16),
         overlap: intOption(v.overlap, "--overlap", 0),
         runner: runnerOption(v.workers, v.threads),
@@ -168,7 +170,7 @@ const COMMANDS: Record<string, Command> = {
       });
       const rate = stats.megapixels / stats.seconds;
       process.stdout.write(
-        `${stats.sections} sections (${stats.megapixels.toFixed(1)} Mpx, ${stats.tiles} tiles of ${stats.tileSize.join("x")}, ${stats.runner}) segmented in ${stats.seconds.toFixed(1)} s = ${rate.toFixed(2)} Mpx/s -> ${path.resolve(out)}\n`,
+        `${stats.sections} sections (${stats.megapixels.toFixed(1)} Mpx, ${stats.tiles} tiles of ${stats.tileSize.join("x")}${stats.tta === "none" ? "" : `, tta ${stats.tta}`}, ${stats.runner}) segmented in ${stats.seconds.toFixed(1)} s = ${rate.toFixed(2)} Mpx/s -> ${path.resolve(out)}\n`,
       );
     },
   },

@@ -1,7 +1,8 @@
-/** Numeric command-line options of segment/train, checked with errors that name the option. */
+/** Command-line options of segment/train, checked with errors that name the option. */
 import { availableParallelism } from "node:os";
 import { PipelineError } from "../errors.js";
 import { defaultRunnerOptions, type RunnerOptions } from "./pool.js";
+import { isTtaMode, TTA_VIEWS, type TtaMode } from "./tta.js";
 
 type Raw = string | boolean | (string | boolean)[] | undefined;
 
@@ -17,6 +18,13 @@ export function numberOption(raw: Raw, option: string): number | undefined {
   const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
   if (!Number.isFinite(n) || n <= 0) throw new PipelineError("bad_argument", `expected a positive number, got '${String(raw)}'`, option);
   return n;
+}
+
+/** --tta none|flips|d4. */
+export function ttaOption(raw: Raw): TtaMode | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw === "string" && isTtaMode(raw)) return raw;
+  throw new PipelineError("bad_argument", `expected one of ${Object.keys(TTA_VIEWS).join(", ")}, got '${String(raw)}'`, "--tta");
 }
 
 /**

@@ -11,6 +11,7 @@ import { loadModelInfo, parseThresholds } from "./model.js";
 import type { RunnerOptions } from "./pool.js";
 import { DEFAULT_MODEL_PATH, segmentSections, type SegmentStats } from "./segment.js";
 import { TiffPageWriter } from "./tiff-stream.js";
+import type { TtaMode } from "./tta.js";
 
 export interface SegmentCommandOptions {
   image: string;
@@ -21,6 +22,7 @@ export interface SegmentCommandOptions {
   probabilities?: string;
   /** Decision thresholds instead of the model's (segment.ts `decide`); empty: plain argmax. */
   thresholds?: ReadonlyMap<string, number>;
+  tta?: TtaMode;
   tile?: number;
   overlap?: number;
   runner?: RunnerOptions;
@@ -81,7 +83,7 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
         await classes.write(plane);
         if (planes) await probs(planes);
       },
-      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined, thresholds: o.thresholds },
+      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined, thresholds: o.thresholds, tta: o.tta },
     );
     for (const w of writers) await w.close();
     return stats;

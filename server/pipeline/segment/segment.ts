@@ -12,6 +12,7 @@ import { DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
 import { normaliseSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
+import { isTtaMode, runAugmented, TTA_VIEWS, type TtaMode } from "./tta.js";
 
 export { DEFAULT_MODEL_PATH } from "./model.js";
 
@@ -37,6 +38,8 @@ export interface SegmentOptions {
   probabilities?: boolean;
   /** Decision thresholds per class name instead of the model's (`decide`); an empty map: plain argmax. */
   thresholds?: ReadonlyMap<string, number>;
+  /** Test-time augmentation (tta.ts): "none" (default), "flips" (4 views), "d4" (8 views). */
+  tta?: TtaMode;
   /** Called for each section in z order with its per-class probabilities (uint8), for streaming writers. */
   onProbabilities?: (z: number, planes: Uint8Array[]) => void | Promise<void>;
   progress?: Progress;
@@ -59,6 +62,7 @@ export interface SegmentStats {
   runner: string;
   model: string;
   tileSize: [number, number];
+  tta: TtaMode;
 }
 
 export interface SegmentResult {
@@ -133,6 +137,8 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   if (!Number.isInteger(overlap) || overlap < 0 || 2 * overlap >= maxTile) {
     throw new PipelineError("bad_argument", `expected an integer from 0 to below half the tile (${maxTile / 2}), got ${overlap}`, "--overlap");
   }
+  const tta = options.tta ?? "none";
+  if (!isTtaMode(tta)) throw new PipelineError("bad_argument", `expected one of ${Object.keys(TTA_VIEWS).join(", ")}, got '${String(tta)}'`, "--tta");
   const plan = planTiles(W, H, maxTile, overlap, m);
   const tiles = tilesOf(plan);
   const progress = options.progress ?? silentProgress;
@@ -156,7 +162,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     for (let z = 0; z < D; z++) {
       const section = await source.read(z);
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
-      window.push(segmentSection(section, plan, tiles, runner, limiter, model, options.probabilities === true, options.thresholds));
+      window.push(segmentSection(section, plan, tiles, runner, limiter, model, options.probabilities === true, options.thresholds, tta));
       if (window.length >= SECTIONS_IN_FLIGHT) await finish(await (window.shift() as Promise<Done>));
     }
     while (window.length > 0) await finish(await (window.shift() as Promise<Done>));
@@ -172,11 +178,12 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     sections: D,
     tiles: tiles.length * D,
     megapixels: (W * H * D) / 1e6,
-    inferredMegapixels: (tiles.length * plan.x.size * plan.y.size * D) / 1e6,
+    inferredMegapixels: (tiles.length * plan.x.size * plan.y.size * D * TTA_VIEWS[tta].length) / 1e6,
     seconds: (performance.now() - started) / 1000,
     runner: runner.description,
     model: model.path,
     tileSize: [plan.x.size, plan.y.size],
+    tta,
   };
 }
 
@@ -190,6 +197,7 @@ async function segmentSection(
   model: ModelInfo,
   wantProbs: boolean,
   thresholds: ReadonlyMap<string, number> | undefined,
+  tta: TtaMode,
 ): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
   const { width: W, height: H } = plan;
   const n = W * H;
@@ -207,7 +215,7 @@ async function segmentSection(
       await limiter.acquire();
       let probs: Float32Array;
       try {
-        probs = await runner.run(extractTile(norm, W, H, t), t.h, t.w);
+        probs = await runAugmented(runner, extractTile(norm, W, H, t), t.h, t.w, C, tta);
       } catch (e) {
         limiter.release();
         throw e;
