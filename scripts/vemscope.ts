@@ -27,7 +27,7 @@ function required(values: Values, name: string): string {
 
 const COMMANDS: Record<string, Command> = {
   run: {
-    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--min-fragment-nm3 1000000] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
+    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--min-fragment-nm3 1000000] [--tta none|flips|d4] [--thresholds mito=0.85|none] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
     summary: "whole pipeline into DIR",
     options: {
       image: { type: "string" },
@@ -36,6 +36,8 @@ const COMMANDS: Record<string, Command> = {
       labels: { type: "string" },
       model: { type: "string" },
       "min-fragment-nm3": { type: "string" },
+      thresholds: { type: "string" },
+      tta: { type: "string" },
       "no-align": { type: "boolean" },
       "export-tiff": { type: "boolean" },
       "contact-nm": { type: "string" },
@@ -54,11 +56,16 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError(`--min-fragment-nm3: expected a non-negative volume in nm^3, got '${String(frag)}'`);
       }
       const out = required(v, "out");
+      // Loaded only when given: cli-options pulls in onnxruntime, which `run --labels` never needs.
+      const seg = v.tta !== undefined || v.thresholds !== undefined ? await import("../server/pipeline/segment/cli-options.js") : undefined;
+      const thresholds = seg?.thresholdsOption(v.thresholds);
       const result = await runPipeline({
         image: required(v, "image"),
         labels: typeof v.labels === "string" ? v.labels : undefined,
         model: typeof v.model === "string" ? v.model : undefined,
         minFragmentNm3,
+        tta: seg?.ttaOption(v.tta),
+        thresholds: thresholds && Object.fromEntries(thresholds),
         voxelNm: parseVoxel(required(v, "voxel")),
         out,
         align: v["no-align"] !== true,

@@ -4,7 +4,8 @@
  * in-memory run of the same command, its oracle. Real SBEM sections (the alignment fixtures, 288 x 288) stacked
  * and shifted a few pixels each (so the aligner has work), cut into small blocks: the same alignment report
  * (timings aside), the same segmentation record, the same aligned image and segmentation at every scale and the
- * same rows. (test/run-scale-out.test.ts runs the same on queue workers.)
+ * same rows. Both runs use `--tta flips` and a mito threshold of 0.7 (recorded in report/segmentation.json).
+ * (test/run-scale-out.test.ts runs the same on queue workers, with the defaults.)
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,7 +32,8 @@ beforeAll(async () => {
   const stack = await shiftedEmStack();
   expect(stack.shape).toEqual(SHAPE);
   await writeTiffStack(path.join(dir, "image.tif"), stack);
-  const common = { image: path.join(dir, "image.tif"), voxelNm: VOXEL };
+  // With test-time augmentation and a threshold override, so both reach the section tasks.
+  const common = { image: path.join(dir, "image.tif"), voxelNm: VOXEL, tta: "flips" as const, thresholds: { mito: 0.7 } };
   const a = await runPipeline({ ...common, out: memOut() });
   expect(a.mode).toBe("memory");
   const b = await runPipeline({ ...common, out: blkOut(), blockwise: true, blockShape: [96, 96, 4], distanceCapNm: CAP_NM });
@@ -51,6 +53,7 @@ describe("out-of-core run from an image alone vs the in-memory run", () => {
     expect(sections.some((s) => Math.abs(s.translationPx[0] ?? 0) >= 1)).toBe(true);
     expect(timeless(json(blkOut(), "alignment.json"))).toEqual(timeless(ra));
     expect(readFileSync(path.join(blkOut(), "report", "segmentation.json"), "utf8")).toBe(readFileSync(path.join(memOut(), "report", "segmentation.json"), "utf8"));
+    expect(json(memOut(), "segmentation.json")).toMatchObject({ tta: "flips", thresholds: { mito: 0.7 } });
   });
 
   it("writes the same aligned image and segmentation at every scale, and nothing of its work store", async () => {

@@ -15,6 +15,7 @@ import { startFigures, writeReport, type FigureRun, type InstanceRow } from "./r
 import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
 import { openStack } from "./ingest.js";
+import type { TtaMode } from "./segment/tta.js";
 // Only the constant: blockwise/run.ts (and the object-store client it pulls in) loads when a run goes out of core.
 import { DEFAULT_BLOCK_BUDGET } from "./blockwise/budget.js";
 import { warmWorkers } from "./workers/pool.js";
@@ -26,6 +27,9 @@ export interface RunOptions {
   model?: string;
   /** Predicted fragments below this volume join the class they border most (segment/cleanup.ts); 0 keeps all. */
   minFragmentNm3?: number;
+  /** Segmentation's test-time augmentation and decision thresholds (default: none, the model's). */
+  tta?: TtaMode;
+  thresholds?: Record<string, number>;
   voxelNm: Vec3;
   out: string;
   align?: boolean;
@@ -124,13 +128,14 @@ const STAGES: Stage[] = [
     async run(ctx) {
       // Loaded lazily: onnxruntime is only needed when no --labels are given.
       const { segmentVolume } = await import("./segment/index.js");
-      const result = await segmentVolume(need(ctx.image, "image"), { model: ctx.options.model, progress: ctx.progress });
+      const { tta, thresholds } = ctx.options;
+      const result = await segmentVolume(need(ctx.image, "image"), { model: ctx.options.model, progress: ctx.progress, tta, thresholds: thresholds && new Map(Object.entries(thresholds)) });
       const { removeSmallFragments, DEFAULT_MIN_FRAGMENT_NM3 } = await import("./segment/cleanup.js");
       const minNm3 = ctx.options.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
       ctx.progress?.start("small fragments", 1, "volume");
       const cleaned = removeSmallFragments(result.classes.data, result.classes.shape, ctx.options.voxelNm, minNm3);
       ctx.progress?.end();
-      const record = { model: result.stats.model, min_fragment_nm3: minNm3, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
+      const record = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_fragment_nm3: minNm3, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
       await ctx.storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
       ctx.classes = result.classes;
     },
@@ -259,6 +264,11 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const budget = options.blockBudget ?? DEFAULT_BLOCK_BUDGET;
   if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
   if (options.queue !== undefined && !/^rediss?:\/\//.test(options.queue)) throw new PipelineError("bad_argument", `expected redis://HOST:PORT, got '${options.queue}'`, "--queue");
+  if (options.labels === undefined && options.thresholds !== undefined) {
+    // Checked against the model before any alignment work; segmentation checks again with what it loads.
+    const { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo } = await import("./segment/model.js");
+    checkThresholds(await loadModelInfo(options.model ?? DEFAULT_MODEL_PATH), new Map(Object.entries(options.thresholds)));
+  }
   const blockwise = await outOfCore(options, budget);
   const contactNm = options.contactNm ?? DEFAULT_CONTACT_NM;
   // Out of core, the staging folder is named by the inputs and options, so a rerun of a killed run (or of one whose
@@ -283,6 +293,8 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
         align: options.align,
         model: options.model,
         minFragmentNm3: options.minFragmentNm3,
+        tta: options.tta,
+        thresholds: options.thresholds,
         voxelNm: options.voxelNm,
         contactNm,
         storage: ctx.storage,

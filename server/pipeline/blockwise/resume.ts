@@ -25,6 +25,8 @@ export interface ResumeInputs {
   align?: boolean;
   model?: string;
   minFragmentNm3?: number;
+  tta?: string;
+  thresholds?: Record<string, number>;
   voxelNm: Vec3;
   contactNm: number;
   budget: number;
@@ -61,6 +63,9 @@ export async function resumeKey(o: ResumeInputs): Promise<string> {
     align: o.labels === undefined ? o.align !== false : null,
     model: o.labels === undefined && o.model !== undefined ? await fingerprint(o.model) : null,
     minFragmentNm3: o.labels === undefined ? (o.minFragmentNm3 ?? null) : null,
+    // Keys absent unless set, so the folders of earlier runs without them keep their names.
+    ...(o.labels === undefined && o.tta !== undefined && o.tta !== "none" ? { tta: o.tta } : {}),
+    ...(o.labels === undefined && o.thresholds !== undefined ? { thresholds: o.thresholds } : {}),
     voxelNm: o.voxelNm,
     contactNm: o.contactNm,
     budget: o.budget,

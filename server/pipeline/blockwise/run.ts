@@ -49,6 +49,7 @@ import { BlockStats } from "./stats.js";
 import { pendingTasks, stepKey, sweepTempFiles } from "./resume.js";
 import { contactKey } from "./tasks.js";
 import { removePrefix, WorkVolume, type WorkVolumeSpec } from "./work-store.js";
+import type { TtaMode } from "../segment/tta.js";
 
 /** layers.ts's chunk: the blockwise layers use the same grid so their chunks are interchangeable. */
 const CHUNK: Vec3 = LAYER_CHUNK;
@@ -68,6 +69,8 @@ export interface BlockwiseOptions {
   /** Segmentation model (default the shipped one) and the fragment cleanup's minimum, as the in-memory run. */
   model?: string;
   minFragmentNm3?: number;
+  tta?: TtaMode;
+  thresholds?: Record<string, number>;
   voxelNm: Vec3;
   contactNm: number;
   /** The output. */
@@ -242,9 +245,9 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     if (!inputs) {
       const record = await onceStep(work, "segment", async () => {
         const { segmentOnTasks } = await import("../segment/tasks.js");
-        const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, progress });
+        const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, tta: o.tta, thresholds: o.thresholds, progress });
         // The in-memory run's key order, so report/segmentation.json is the same bytes.
-        return { model: r.model, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned };
+        return { model: r.model, tta: r.tta, thresholds: r.thresholds, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned };
       });
       await storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
     }

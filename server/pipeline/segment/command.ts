@@ -7,7 +7,7 @@ import { openStack, readLabels } from "../ingest.js";
 import type { Progress } from "../progress.js";
 import { tempPathFor } from "../tiff.js";
 import { evaluate, formatReport, parseClasses, parseSlices, type EvalReport } from "./eval.js";
-import { loadModelInfo, parseThresholds } from "./model.js";
+import { checkThresholds, loadModelInfo } from "./model.js";
 import type { RunnerOptions } from "./pool.js";
 import { DEFAULT_MODEL_PATH, segmentSections, type SegmentStats } from "./segment.js";
 import { TiffPageWriter } from "./tiff-stream.js";
@@ -39,13 +39,7 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
   if (!isTiffName(o.out)) throw new PipelineError("bad_argument", "expected a .tif file name for the class volume", "--out");
   // The model and every section header are checked before any pixel is decoded or file created.
   const model = await loadModelInfo(o.model ?? DEFAULT_MODEL_PATH);
-  if (o.thresholds !== undefined) {
-    try {
-      parseThresholds(Object.fromEntries(o.thresholds), model.classNames);
-    } catch (e) {
-      throw new PipelineError("bad_argument", e instanceof Error ? e.message : String(e), "--thresholds");
-    }
-  }
+  checkThresholds(model, o.thresholds);
   const reader = await openStack(o.image, "image");
   const [W, H, D] = reader.shape;
   const C = model.codes.length;

@@ -105,6 +105,16 @@ export function parseModelInfo(path: string, bytes: Uint8Array): ModelInfo {
   return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, card, thresholds };
 }
 
+/** An override of the model's thresholds, checked against its classes (PipelineError naming --thresholds). */
+export function checkThresholds(model: ModelInfo, thresholds: ReadonlyMap<string, number> | undefined): void {
+  if (thresholds === undefined) return;
+  try {
+    parseThresholds(Object.fromEntries(thresholds), model.classNames);
+  } catch (e) {
+    throw new PipelineError("bad_argument", e instanceof Error ? e.message : String(e), "--thresholds");
+  }
+}
+
 /** `{ class name: probability in (0, 1) }` for classes of the model other than background. */
 export function parseThresholds(raw: unknown, classNames: readonly string[]): Map<string, number> {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error("expected an object of class name -> probability");

@@ -8,7 +8,7 @@ import { availableParallelism } from "node:os";
 import type { Volume } from "../../../precomputed/array.js";
 import { PipelineError } from "../errors.js";
 import { silentProgress, type Progress } from "../progress.js";
-import { DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
+import { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
 import { normaliseSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
@@ -63,6 +63,8 @@ export interface SegmentStats {
   model: string;
   tileSize: [number, number];
   tta: TtaMode;
+  /** The decision thresholds used (the override's or the model's). */
+  thresholds: Record<string, number>;
 }
 
 export interface SegmentResult {
@@ -137,6 +139,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   if (!Number.isInteger(overlap) || overlap < 0 || 2 * overlap >= maxTile) {
     throw new PipelineError("bad_argument", `expected an integer from 0 to below half the tile (${maxTile / 2}), got ${overlap}`, "--overlap");
   }
+  checkThresholds(model, options.thresholds);
   const tta = options.tta ?? "none";
   if (!isTtaMode(tta)) throw new PipelineError("bad_argument", `expected one of ${Object.keys(TTA_VIEWS).join(", ")}, got '${String(tta)}'`, "--tta");
   const plan = planTiles(W, H, maxTile, overlap, m);
@@ -184,6 +187,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     model: model.path,
     tileSize: [plan.x.size, plan.y.size],
     tta,
+    thresholds: Object.fromEntries(options.thresholds ?? model.thresholds),
   };
 }
 

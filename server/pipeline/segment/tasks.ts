@@ -40,9 +40,10 @@ import { blockKey, removePrefix, WorkVolume, type WorkVolumeSpec } from "../bloc
 import { PipelineError } from "../errors.js";
 import type { Progress } from "../progress.js";
 import { DEFAULT_MIN_FRAGMENT_NM3 } from "./cleanup.js";
-import { DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
+import { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { segmentSections } from "./segment.js";
+import { isTtaMode, type TtaMode } from "./tta.js";
 
 /** cleanup.ts's removeSmallFragments default. */
 export const CLEANUP_PASSES = 3;
@@ -65,12 +66,17 @@ export interface SegmentOnTasksOptions {
   voxelNm: Vec3;
   /** Default DEFAULT_MIN_FRAGMENT_NM3; 0 keeps every fragment. */
   minFragmentNm3?: number;
+  /** Test-time augmentation and decision thresholds, as segmentSections takes them (default: none, the model's). */
+  tta?: TtaMode;
+  thresholds?: Record<string, number>;
   /** Unused by the coordinator itself: the executor reports each stage's tasks. */
   progress?: Progress;
 }
 
 export interface SegmentRecord {
   model: string;
+  tta: TtaMode;
+  thresholds: Record<string, number>;
   min_fragment_nm3: number;
   fragments_reassigned: number;
   voxels_reassigned: number;
@@ -93,6 +99,26 @@ export interface CleanupOnTasksOptions {
 export interface CleanupTotals {
   fragments: number;
   voxels: number;
+}
+
+/** A section task's test-time augmentation (absent in tasks of older coordinators: none). */
+function ttaParam(task: Task): TtaMode {
+  const v = optStrParam(task, "tta") ?? "none";
+  if (!isTtaMode(v)) badTask(task, `params.tta must be none, flips or d4, got '${v}'`);
+  return v;
+}
+
+/** A section task's decision thresholds (null or absent: the model's); class names are checked with the model. */
+function thresholdsParam(task: Task): Map<string, number> | undefined {
+  const v = task.params.thresholds;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v)) badTask(task, "params.thresholds must be an object of class -> probability");
+  const out = new Map<string, number>();
+  for (const [k, t] of Object.entries(v)) {
+    if (typeof t !== "number") badTask(task, `params.thresholds.${k} must be a number`);
+    out.set(k, t);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -210,7 +236,7 @@ export const sectionsKind: TaskKind = {
         (z, plane) => {
           slab.set(plane, z * n);
         },
-        { model, tileRunner: runner },
+        { model, tileRunner: runner, tta: ttaParam(task), thresholds: thresholdsParam(task) },
       );
     } catch (e) {
       // A broken pool (a worker that died) must not fail every later task of this process.
@@ -560,12 +586,15 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   }
   const minNm3 = o.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
   const modelPath = o.model ?? DEFAULT_MODEL_PATH;
-  const d = digest({ v: 2, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3 });
+  const tta = o.tta ?? "none";
+  const d = digest({ v: 2, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3, tta, thresholds: o.thresholds ?? null });
   const doneMarker = stepKey(`segment-${d}`);
   const finished = await work.get(doneMarker);
   if (finished) return JSON.parse(new TextDecoder().decode(finished)) as SegmentRecord;
-  // Fail here on a bad model rather than in every task.
-  await loadModelInfo(modelPath);
+  // Fail here on a bad model or thresholds rather than in every task.
+  const model = await loadModelInfo(modelPath);
+  const override = o.thresholds && new Map(Object.entries(o.thresholds));
+  checkThresholds(model, override);
   const minVoxels = minNm3 / (voxelNm[0] * voxelNm[1] * voxelNm[2]);
   const cleanup = minVoxels > 1;
   const [W, H] = classes.shape;
@@ -573,9 +602,9 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   // the segmentation, the slowest stage, spreads over more tasks: about SEGMENT_TASK_PIXELS each.
   const sections = Math.max(1, Math.min(classes.blockShape[2], Math.round(SEGMENT_TASK_PIXELS / (W * H))));
   const raw: WorkVolumeSpec = cleanup ? { ...classes, name: `${classes.name}-pass0-${d}`, blockShape: [classes.blockShape[0], classes.blockShape[1], sections] } : classes;
-  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null }));
+  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null, tta, thresholds: o.thresholds ?? null }));
   const totals = cleanup ? await cleanupOnTasks({ execute: o.execute, work, workUrl, input: raw, output: classes, voxelNm, minFragmentNm3: minNm3, dropInput: true }) : { fragments: 0, voxels: 0 };
-  const record: SegmentRecord = { model: modelPath, min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels };
+  const record: SegmentRecord = { model: modelPath, tta, thresholds: Object.fromEntries(override ?? model.thresholds), min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels };
   await work.put(doneMarker, JSON.stringify(record));
   return record;
 }
