@@ -94,6 +94,13 @@ describe("train command", () => {
     expect(result.last?.event).toBe("done");
     expect(result.model.classNames).toEqual(["background", "er", "mito", "ld", "lyso", "perox", "nucleus"]);
     expect(existsSync(join(out, "model-card.json"))).toBe(true);
+    // mito was annotated alone (learnt against "everything else"): the export swept its threshold on the training
+    // sections of that source and put the winner, if one beat argmax, into the model's metadata.
+    const decision = result.model.card?.decision as { thresholds: Record<string, number>; sweep: Record<string, { sources: string[]; dice: Record<string, number> }> };
+    expect(decision.sweep.mito?.sources).toEqual(["image"]);
+    expect(Object.keys(decision.sweep.mito?.dice ?? {})).toHaveLength(14);
+    expect(Object.fromEntries(result.model.thresholds)).toEqual(decision.thresholds);
+    expect(events.some((e) => e.event === "decision")).toBe(true);
     const seg = await segmentVolume({ data: new Uint8Array(48 * 40).fill(100), shape: [48, 40, 1] }, { model: result.model, runner: { workers: 0, threads: 1 } });
     expect(seg.classes.shape).toEqual([48, 40, 1]);
     // --resume continues from the checkpoint rather than starting afresh.

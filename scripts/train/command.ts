@@ -199,6 +199,7 @@ export function trainPrinter(stream: NodeJS.WriteStream = process.stderr): { onE
       const n = (k: string) => (typeof e[k] === "number" ? (e[k] as number) : 0);
       if (e.event === "packed") say(`packed ${String(e.source)}: ${JSON.stringify(e.shape)} (${n("train")} train / ${n("val")} val sections; ${(e.known as string[] | undefined)?.join(", ") ?? ""})`);
       else if (e.event === "resumed") say(`resumed at iteration ${n("iter")} (best score ${n("best").toFixed(4)})`);
+      else if (e.event === "decision") say(`decision thresholds (chosen on the training sections): ${JSON.stringify(e.thresholds)}`);
       else if (e.event === "iter") {
         const eta = `${Math.floor(n("eta_s") / 60)}m${String(Math.round(n("eta_s") % 60)).padStart(2, "0")}s`;
         if (!tty) {

@@ -285,13 +285,63 @@ def losses(logits: torch.Tensor, y: torch.Tensor, kmask: torch.Tensor, class_w: 
 
 # ---------------------------------------------------------------- evaluation and export
 
-def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+def logits(model: torch.nn.Module, x: np.ndarray) -> torch.Tensor:
     h, w = x.shape
     ph, pw = (-h) % SIZE_MULTIPLE, (-w) % SIZE_MULTIPLE
     dev = next(model.parameters()).device
     t = torch.from_numpy(np.pad(x, ((0, ph), (0, pw)), mode="reflect"))[None, None].to(dev)
     with torch.no_grad():
-        return model(t)[0, :, :h, :w].argmax(0).cpu().numpy().astype(np.uint8)
+        return model(t)[0, :, :h, :w].float()
+
+
+def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    return logits(model, x).argmax(0).cpu().numpy().astype(np.uint8)
+
+
+THRESHOLD_GRID = [round(0.30 + 0.05 * i, 2) for i in range(14)]  # 0.30 .. 0.95
+CALIBRATION_SECTIONS = 16  # per source, spread evenly over its training sections
+
+
+def choose_decision(model: torch.nn.Module, data: Data) -> dict:
+    """Decision thresholds (segment.ts `decide`) for the classes learnt marginally: annotated alone on some source,
+    every other class merged into "not it", with class weights and soft Dice, which push their probability up, so
+    argmax over-calls them. Per such class: the probability threshold with the best mean Dice over those sources'
+    training sections (never the validation ones); none when no threshold beats argmax. Fully annotated sources
+    learnt argmax and are left out."""
+    model.eval()
+    every = set(range(1, len(CLASS_NAMES)))
+    marginal: dict = {}
+    for s in data.sources:
+        if s.get("held_out") or not s["train"] or every <= set(s["known"]):
+            continue
+        for c in s["known"]:
+            if c != 0:
+                marginal.setdefault(c, []).append(s)
+    thresholds, sweep = {}, {}
+    for c, sources in sorted(marginal.items()):
+        dice = []
+        for s in sources:
+            zs = s["train"][:: max(1, len(s["train"]) // CALIBRATION_SECTIONS)][:CALIBRATION_SECTIONS]
+            k = np.zeros((len(THRESHOLD_GRID) + 1, 3))  # tp, fp, fn per threshold, then argmax
+            for zi in zs:
+                lg = logits(model, s["x"][zi])
+                p, arg = torch.softmax(lg, 0)[c].cpu().numpy(), (lg.argmax(0) == c).cpu().numpy()
+                t = s["y"][zi] == c
+                for j, pred in enumerate([p >= g for g in THRESHOLD_GRID] + [arg]):
+                    k[j] += [np.logical_and(pred, t).sum(), np.logical_and(pred, ~t).sum(), np.logical_and(~pred, t).sum()]
+            dice.append(2 * k[:, 0] / np.maximum(2 * k[:, 0] + k[:, 1] + k[:, 2], 1))
+        mean = np.mean(dice, axis=0)
+        best = int(np.argmax(mean[:-1]))
+        if mean[best] > mean[-1]:
+            thresholds[CLASS_NAMES[c]] = THRESHOLD_GRID[best]
+        sweep[CLASS_NAMES[c]] = {"sources": [s["name"] for s in sources], "argmax_dice": round(float(mean[-1]), 4),
+                                 "dice": {str(g): round(float(d), 4) for g, d in zip(THRESHOLD_GRID, mean[:-1])}}
+    model.train()
+    return {"thresholds": thresholds,
+            "rule": "a class with a threshold wins where its probability reaches it; the others by argmax",
+            "how": f"train.py: per marginally annotated class, the best mean Dice over its sources' training sections "
+                   f"(up to {CALIBRATION_SECTIONS} each), thresholds {THRESHOLD_GRID[0]}-{THRESHOLD_GRID[-1]}",
+            "sweep": sweep}
 
 
 def validate(model: torch.nn.Module, data: Data) -> dict:
@@ -334,6 +384,7 @@ def score(val: dict) -> float:
 
 
 def export_onnx(model: torch.nn.Module, out_dir: str, card: dict) -> None:
+    """ONNX + card; the card's `decision` thresholds (choose_decision), if any, go into the metadata too."""
     import onnx
 
     model.eval()
@@ -344,7 +395,8 @@ def export_onnx(model: torch.nn.Module, out_dir: str, card: dict) -> None:
                       dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}})
     m = onnx.load(tmp)
     meta = {"classes": CLASS_NAMES, "normalisation": NORMALISATION, "size_multiple": SIZE_MULTIPLE,
-            "input": "float32 [n,1,h,w]", "output": "float32 logits [n,7,h,w]"}
+            "input": "float32 [n,1,h,w]", "output": "float32 logits [n,7,h,w]",
+            **({"thresholds": card["decision"]["thresholds"]} if card.get("decision", {}).get("thresholds") else {})}
     for k, v in {"vemscope": json.dumps(meta), "model_card": json.dumps(card)}.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
@@ -475,18 +527,27 @@ def fit(args) -> None:
     state["seconds"] = seconds0 + (time.time() - t_start)
     save_checkpoint(ckpt_path, model, opt, state, args)
     card = model_card(args, data, state)
-    write_json(os.path.join(args.out, "model-card.json"), card)
     best = os.path.join(args.out, "best.pt")
+    onnx_path = os.path.join(args.out, "model.onnx")
+    if os.path.exists(best) and os.path.exists(onnx_path):  # thresholds of the best weights, as exported
+        card["decision"] = choose_decision(load_weights(torch.load(best, map_location="cpu", weights_only=False)).to(device), data)
+        emit("decision", thresholds=card["decision"]["thresholds"])
+    write_json(os.path.join(args.out, "model-card.json"), card)
     if os.path.exists(best):  # the final card (hardware, time) goes with the best weights
         ck = torch.load(best, map_location="cpu", weights_only=False)
         save_blob(best, {**ck, "card": card})
-    if os.path.exists(os.path.join(args.out, "model.onnx")):
-        # Re-embed the final card (hardware, time) in the best model without changing its weights.
+    if os.path.exists(onnx_path):
+        # Re-embed the final card (hardware, time, decision) in the best model without changing its weights.
         import onnx
-        m = onnx.load(os.path.join(args.out, "model.onnx"))
+        m = onnx.load(onnx_path)
         for p in m.metadata_props:
             if p.key == "model_card":
                 p.value = json.dumps(card)
+            elif p.key == "vemscope":
+                meta = {k: v for k, v in json.loads(p.value).items() if k != "thresholds"}
+                if card.get("decision", {}).get("thresholds"):
+                    meta["thresholds"] = card["decision"]["thresholds"]
+                p.value = json.dumps(meta)
         tmp = os.path.join(args.out, "model.onnx.tmp")
         onnx.save(m, tmp)
         os.replace(tmp, os.path.join(args.out, "model.onnx"))
@@ -531,9 +592,7 @@ def cross_dataset(log_path: str) -> dict:
 
 def export(args) -> None:
     ck = torch.load(args.weights, map_location="cpu", weights_only=False)
-    a = ck.get("arch", {"widths": [16, 32, 64, 128], "bottleneck": 128})
-    model = UNet(a["widths"], a["bottleneck"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+    model = load_weights(ck)
     os.makedirs(args.out, exist_ok=True)
     card = ck["card"]
     if args.cross_dataset:
@@ -543,8 +602,19 @@ def export(args) -> None:
         val = validate(model, Data(args.data))
         card = {**card, "validation": val, "validation_score": score(val), "validation_note": "recomputed at export in float32 on CPU"}
         emit("revalidated", score=round(score(val), 4), val=val)
+        # Sources the fit held out stay out of the choice too (they score the cross-dataset result).
+        card["decision"] = choose_decision(model, Data(args.data, [d["name"] for d in card.get("data", []) if d.get("held_out")]))
+        emit("decision", thresholds=card["decision"]["thresholds"])
     export_onnx(model, args.out, card)
     emit("exported", out=os.path.join(args.out, "model.onnx"), iteration=ck["card"]["training"].get("best_iteration"))
+
+
+def load_weights(ck: dict) -> torch.nn.Module:
+    """A float32 UNet with a saved blob's weights (best.pt or a checkpoint)."""
+    a = ck.get("arch", {"widths": [16, 32, 64, 128], "bottleneck": 128})
+    model = UNet(a["widths"], a["bottleneck"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+    return model
 
 
 def model_card(args, data: Data, state: dict) -> dict:
