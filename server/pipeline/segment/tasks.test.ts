@@ -16,7 +16,7 @@ import { WorkVolume, type WorkVolumeSpec } from "../blockwise/work-store.js";
 import { removeSmallFragments } from "./cleanup.js";
 import { DEFAULT_MODEL_PATH } from "./model.js";
 import { segmentVolume } from "./segment.js";
-import { cleanupOnTasks, closeSegmentRunners, segmentKinds, segmentOnTasks, type StageExecutor } from "./tasks.js";
+import { cleanupOnTasks, closeSegmentRunners, segmentKinds, segmentOnTasks, type SegmentRecord, type StageExecutor } from "./tasks.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "vemscope-segment-tasks-"));
 let registry: TaskKindRegistry;
@@ -229,7 +229,7 @@ describe.skipIf(!haveModel)("segmentation stage as tasks", () => {
   let image: Uint8Array;
   let raw: Uint8Array;
   let want: Uint8Array;
-  let wantRecord: { model: string; min_fragment_nm3: number; fragments_reassigned: number; voxels_reassigned: number };
+  let wantRecord: SegmentRecord;
 
   beforeAll(async () => {
     image = await emStack(...shape);
@@ -238,7 +238,7 @@ describe.skipIf(!haveModel)("segmentation stage as tasks", () => {
     raw = result.classes.data.slice();
     want = result.classes.data;
     const cleaned = removeSmallFragments(want, shape, vnm, 1e6);
-    wantRecord = { model: result.stats.model, min_fragment_nm3: 1e6, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
+    wantRecord = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_fragment_nm3: 1e6, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
   });
 
   it.each([
