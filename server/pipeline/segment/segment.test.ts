@@ -234,8 +234,10 @@ describe("decide: a pixel's channel from its probabilities", () => {
     expect(decide([0.25, 0.6, 0.15], t)).toBe(0);
     expect(decide([0.15, 0.6, 0.25], t)).toBe(2);
   });
-  it("takes the first thresholded class reached, and argmax of all when every class has a threshold", () => {
+  it("takes the most probable of the thresholded classes reached, and argmax of all when every class has a threshold", () => {
     expect(decide([0.1, 0.45, 0.45], new Float64Array([NaN, 0.4, 0.4]))).toBe(1);
+    expect(decide([0.1, 0.42, 0.48], new Float64Array([NaN, 0.4, 0.4]))).toBe(2);
+    expect(decide([0.1, 0.48, 0.42], new Float64Array([NaN, 0.4, 0.4]))).toBe(1);
     expect(decide([0.2, 0.5, 0.3], new Float64Array([0.9, 0.9, 0.9]))).toBe(1);
   });
 });

@@ -256,19 +256,21 @@ export function thresholdsByChannel(model: ModelInfo, override?: ReadonlyMap<str
 }
 
 /**
- * A pixel's channel from its probabilities: the first channel with a threshold that its probability reaches,
- * else the most probable channel among those without one (all of them when every channel has one). With no
- * thresholds this is argmax (first of equals). Why thresholds: a class learnt with a class-weighted marginal
+ * A pixel's channel from its probabilities: the most probable of the channels with a threshold that their
+ * probability reaches, else the most probable channel among those without one (all of them when every channel
+ * has one); first of equals. With no thresholds this is argmax. Why thresholds: a class learnt with a class-weighted marginal
  * loss (mitochondria on real data, annotated alone) comes out over-confident, so "most probable of seven"
  * calls it where the model gives "not mitochondrion" the larger share.
  */
 export function decide(p: ArrayLike<number>, threshold: Float64Array): number {
   let free = false;
+  let reached = -1;
   for (let k = 0; k < p.length; k++) {
     const t = threshold[k] as number;
     if (Number.isNaN(t)) free = true;
-    else if ((p[k] as number) >= t) return k;
+    else if ((p[k] as number) >= t && (reached < 0 || (p[k] as number) > (p[reached] as number))) reached = k;
   }
+  if (reached >= 0) return reached;
   let best = -1;
   let bestP = -1;
   for (let k = 0; k < p.length; k++) {
