@@ -202,22 +202,8 @@ export function onnxMetadataProps(bytes: Uint8Array): Map<string, string> {
       const start = r.skip(len);
       if (field === 7) sawGraph = true;
       if (field === 14) {
-        const entry = new Reader(bytes, start, start + len);
-        let key = "";
-        let value = "";
-        while (!entry.done()) {
-          const t = entry.varint();
-          if ((t & 7) !== 2) {
-            entry.skipWire(t & 7);
-            continue;
-          }
-          const l = entry.varint();
-          const s = entry.skip(l);
-          const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(s, s + l));
-          if (t >>> 3 === 1) key = text;
-          else if (t >>> 3 === 2) value = text;
-        }
-        out.set(key, value);
+        const key = new Reader(bytes, start, start + len).stringField(1) ?? "";
+        out.set(key, new Reader(bytes, start, start + len).stringField(2) ?? "");
       }
     } else {
       r.skipWire(wire);
@@ -242,8 +228,9 @@ class Reader {
     return this.pos;
   }
 
-  /** The first length-delimited field `field` of this message, as UTF-8 text. */
+  /** String field `field` of the message from here to its end, as UTF-8 text (the last one, as protobuf reads). */
   stringField(field: number): string | undefined {
+    let text: string | undefined;
     while (!this.done()) {
       const t = this.varint();
       if ((t & 7) !== 2) {
@@ -252,9 +239,9 @@ class Reader {
       }
       const l = this.varint();
       const s = this.skip(l);
-      if (t >>> 3 === field) return new TextDecoder("utf-8", { fatal: false }).decode(this.b.subarray(s, s + l));
+      if (t >>> 3 === field) text = new TextDecoder("utf-8", { fatal: false }).decode(this.b.subarray(s, s + l));
     }
-    return undefined;
+    return text;
   }
 
   varint(): number {
