@@ -40,7 +40,7 @@ import { blockKey, removePrefix, WorkVolume, type WorkVolumeSpec } from "../bloc
 import { PipelineError } from "../errors.js";
 import type { Progress } from "../progress.js";
 import { DEFAULT_MIN_FRAGMENT_NM3 } from "./cleanup.js";
-import { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
+import { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, parseThresholds, type ModelInfo } from "./model.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { segmentSections } from "./segment.js";
 import { isTtaMode, type TtaMode } from "./tta.js";
@@ -108,17 +108,15 @@ function ttaParam(task: Task): TtaMode {
   return v;
 }
 
-/** A section task's decision thresholds (null or absent: the model's); class names are checked with the model. */
-function thresholdsParam(task: Task): Map<string, number> | undefined {
+/** A section task's decision thresholds for this model (null or absent: the model's own). */
+function thresholdsParam(task: Task, model: ModelInfo): Map<string, number> | undefined {
   const v = task.params.thresholds;
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "object" || Array.isArray(v)) badTask(task, "params.thresholds must be an object of class -> probability");
-  const out = new Map<string, number>();
-  for (const [k, t] of Object.entries(v)) {
-    if (typeof t !== "number") badTask(task, `params.thresholds.${k} must be a number`);
-    out.set(k, t);
+  try {
+    return parseThresholds(v, model.classNames);
+  } catch (e) {
+    badTask(task, `params.thresholds: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -227,6 +225,8 @@ export const sectionsKind: TaskKind = {
     const path = optStrParam(task, "model") ?? DEFAULT_MODEL_PATH;
     const shared = loadShared(path);
     const { model, runner } = await shared;
+    const tta = ttaParam(task);
+    const thresholds = thresholdsParam(task, model);
     const imageVol = new WorkVolume<Uint8Array | Uint16Array>(store, image);
     const n = W * H;
     const slab = new Uint8Array(n * (z1 - z0));
@@ -236,7 +236,7 @@ export const sectionsKind: TaskKind = {
         (z, plane) => {
           slab.set(plane, z * n);
         },
-        { model, tileRunner: runner, tta: ttaParam(task), thresholds: thresholdsParam(task) },
+        { model, tileRunner: runner, tta, thresholds },
       );
     } catch (e) {
       // A broken pool (a worker that died) must not fail every later task of this process.
