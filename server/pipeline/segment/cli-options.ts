@@ -2,7 +2,7 @@
 import { availableParallelism } from "node:os";
 import { PipelineError } from "../errors.js";
 import { defaultRunnerOptions, type RunnerOptions } from "./pool.js";
-import { isTtaMode, TTA_VIEWS, type TtaMode } from "./tta.js";
+import { checkTta, type TtaMode } from "./tta.js";
 
 type Raw = string | boolean | (string | boolean)[] | undefined;
 
@@ -22,9 +22,7 @@ export function numberOption(raw: Raw, option: string): number | undefined {
 
 /** --tta none|flips|d4. */
 export function ttaOption(raw: Raw): TtaMode | undefined {
-  if (raw === undefined) return undefined;
-  if (typeof raw === "string" && isTtaMode(raw)) return raw;
-  throw new PipelineError("bad_argument", `expected one of ${Object.keys(TTA_VIEWS).join(", ")}, got '${String(raw)}'`, "--tta");
+  return raw === undefined ? undefined : checkTta(raw);
 }
 
 /**

@@ -12,7 +12,7 @@ import { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } fr
 import { normaliseSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
-import { isTtaMode, runAugmented, TTA_VIEWS, type TtaMode } from "./tta.js";
+import { checkTta, runAugmented, TTA_VIEWS, type TtaMode } from "./tta.js";
 
 export { DEFAULT_MODEL_PATH } from "./model.js";
 
@@ -140,8 +140,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     throw new PipelineError("bad_argument", `expected an integer from 0 to below half the tile (${maxTile / 2}), got ${overlap}`, "--overlap");
   }
   checkThresholds(model, options.thresholds);
-  const tta = options.tta ?? "none";
-  if (!isTtaMode(tta)) throw new PipelineError("bad_argument", `expected one of ${Object.keys(TTA_VIEWS).join(", ")}, got '${String(tta)}'`, "--tta");
+  const tta = checkTta(options.tta ?? "none");
   const plan = planTiles(W, H, maxTile, overlap, m);
   const tiles = tilesOf(plan);
   const progress = options.progress ?? silentProgress;
@@ -250,7 +249,7 @@ async function segmentSection(
 }
 
 /** Per output channel the model's threshold (or an override's), NaN for channels decided by argmax. */
-export function thresholdsByChannel(model: ModelInfo, override?: ReadonlyMap<string, number>): Float64Array {
+function thresholdsByChannel(model: ModelInfo, override?: ReadonlyMap<string, number>): Float64Array {
   const t = override ?? model.thresholds;
   return Float64Array.from(model.classNames, (name) => t.get(name) ?? NaN);
 }

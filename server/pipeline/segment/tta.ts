@@ -5,6 +5,7 @@
  * shipped model on Lucchi++ 47-54, mito Dice: none 0.940, flips 0.943, d4 0.944; see README). Costs one
  * inference per view.
  */
+import { PipelineError } from "../errors.js";
 import type { TileRunner } from "./pool.js";
 
 /** Views per mode; a view is a bit set: 1 = mirror x, 2 = mirror y, 4 = transpose (applied first). */
@@ -17,6 +18,12 @@ export const TTA_VIEWS = {
 export type TtaMode = keyof typeof TTA_VIEWS;
 
 export const isTtaMode = (s: string): s is TtaMode => Object.hasOwn(TTA_VIEWS, s);
+
+/** `value` as a mode, or a PipelineError naming --tta (the CLI's option and segmentSections' argument alike). */
+export function checkTta(value: unknown): TtaMode {
+  if (typeof value === "string" && isTtaMode(value)) return value;
+  throw new PipelineError("bad_argument", `expected one of ${Object.keys(TTA_VIEWS).join(", ")}, got '${String(value)}'`, "--tta");
+}
 
 /** Index in the original h x w tile of pixel (x, y) of a view's frame (w' x h' = h x w when transposed). */
 function sourceIndex(view: number, x: number, y: number, h: number, w: number): number {
