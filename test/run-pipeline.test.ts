@@ -170,7 +170,8 @@ describe("ER contacts in the report and the annotation layer", () => {
 describe("CLI contract on bad input", () => {
   const cli = async (...args: string[]) => {
     try {
-      const r = await run("npx", ["tsx", "scripts/vemscope.ts", ...args], { cwd: process.cwd() });
+      // As `npm run vemscope` starts it (package.json): the launcher and the bundled CLI.
+      const r = await run(process.execPath, ["scripts/cli.mjs", ...args], { cwd: process.cwd() });
       return { code: 0, stdout: r.stdout, stderr: r.stderr };
     } catch (e) {
       const err = e as { code: number; stdout: string; stderr: string };
@@ -201,7 +202,7 @@ describe("CLI contract on bad input", () => {
     results.forEach((r, i) => {
       expect(r.code, cases[i][0].join(" ")).not.toBe(0);
       expect(r.stderr, cases[i][0].join(" ")).toMatch(cases[i][1]);
-      expect(r.stderr.split("\n")[0]).not.toMatch(/at .*\.ts:\d+/);
+      expect(r.stderr.split("\n")[0]).not.toMatch(/at .*\.m?[tj]s:\d+/);
     });
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(dir).filter((n) => n.startsWith("bad-out"))).toEqual([]);

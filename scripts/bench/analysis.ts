@@ -12,7 +12,8 @@
  *    skimage marching_cubes(level 0.5, spacing (45,5,5)) + mesh_surface_area on each instance's padded crop.
  *    Skipped, with the reason, when server/pipeline/surface.ts offers no usable measureSurface.
  * 4. `vemscope run --labels` on the phantom written as TIFFs, in a child process: Mvox/s end to end, per
- *    progress stage, and peak RSS (process.resourceUsage via the analysis-rusage.ts preload). With
+ *    progress stage, and peak RSS (process.resourceUsage via the analysis-rusage.mjs preload); the CLI is started as `npm run vemscope` starts it
+ *    (scripts/cli.mjs: the bundled CLI), or through tsx for a baseline tree without that launcher. With
  *    `--baseline DIR` (another checkout of vemscope, e.g. `git archive` of an earlier commit with
  *    node_modules linked) that tree's run goes through the same input too, alternating with ours
  *    `--run-reps` times (default 1), best of each: before/after on the same machine load.
@@ -24,7 +25,7 @@
  * on each side; scipy's EDT (~5 s a call at the default size) gets at most 2 repetitions and no warm-up.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -36,7 +37,14 @@ import { generatePhantom } from "../../server/pipeline/phantom/index.js";
 import { instanceStats } from "../../server/pipeline/stats.js";
 import { writeTiffStack } from "../../server/pipeline/tiff.js";
 import { startReference, type Reference, type ReferenceCommand, type ReferenceReply } from "./analysis-reference.js";
-import type { RusageReport } from "./analysis-rusage.js";
+
+/** What analysis-rusage.mjs writes at the child's exit. */
+interface RusageReport {
+  /** Peak resident set size, kilobytes (getrusage ru_maxrss). */
+  maxRssKb: number;
+  userCpuS: number;
+  systemCpuS: number;
+}
 
 const SPACING: Vec3 = [5, 5, 45];
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -177,9 +185,8 @@ function runCli(dir: string, root = ROOT, outName = "run-out"): RunMeasure {
     // As package.json's `vemscope` script: on 2 cores V8's concurrent TurboFan threads cost ~3-4 s of CPU a run
     // against ~0.7 s for the same optimisations done in place (session 8, per-thread CPU from /proc).
     "--no-concurrent-recompilation",
-    "--import", "tsx",
-    "--import", pathToFileURL(path.join(ROOT, "scripts/bench/analysis-rusage.ts")).href,
-    path.join(root, "scripts/vemscope.ts"),
+    "--import", pathToFileURL(path.join(ROOT, "scripts/bench/analysis-rusage.mjs")).href,
+    ...(existsSync(path.join(root, "scripts/cli.mjs")) ? [path.join(root, "scripts/cli.mjs")] : ["--import", "tsx", path.join(root, "scripts/vemscope.ts")]),
     "run", "--image", path.join(dir, "image.tif"), "--labels", path.join(dir, "labels.tif"), "--voxel", SPACING.join(","), "--out", out,
   ];
   const w0 = performance.now();

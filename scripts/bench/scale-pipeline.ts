@@ -105,7 +105,7 @@ interface WorkerProc {
 }
 
 async function startWorker(url: string, env: NodeJS.ProcessEnv): Promise<WorkerProc> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "scripts/vemscope.ts", "worker", "--queue", url, "--lock-ms", "120000"], { stdio: ["ignore", "pipe", "pipe"], env });
+  const proc = spawn(process.execPath, ["--no-concurrent-recompilation", "scripts/cli.mjs", "worker", "--queue", url, "--lock-ms", "120000"], { stdio: ["ignore", "pipe", "pipe"], env });
   let out = "";
   proc.stdout?.on("data", (b: Buffer) => (out += b.toString()));
   proc.stderr?.on("data", (b: Buffer) => (out += b.toString()));

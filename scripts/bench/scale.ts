@@ -40,7 +40,7 @@ interface WorkerProc {
 }
 
 async function startWorkerProc(url: string, queueName: string): Promise<WorkerProc> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "scripts/vemscope.ts", "worker", "--queue", url, "--queue-name", queueName], {
+  const proc = spawn(process.execPath, ["--no-concurrent-recompilation", "scripts/cli.mjs", "worker", "--queue", url, "--queue-name", queueName], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -29,7 +29,7 @@ export async function main(args: string[]): Promise<void> {
     const ourPort = await freePort();
     const ngxPort = await freePort();
     children.push(
-      spawn(process.execPath, ["--import", "tsx", "scripts/vemscope.ts", "serve", dir, "--port", String(ourPort)], { stdio: "ignore" }),
+      spawn(process.execPath, ["--no-concurrent-recompilation", "scripts/cli.mjs", "serve", dir, "--port", String(ourPort)], { stdio: "ignore" }),
     );
     const conf = path.join(work, "nginx.conf");
     writeFileSync(conf, nginxConf(dir, ngxPort, work));

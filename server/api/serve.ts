@@ -1,10 +1,10 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { buildApp } from "./app.js";
+import { REPO_ROOT } from "../repo-root.js";
 
-export const DEFAULT_VIEWER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/plugin");
+export const DEFAULT_VIEWER_DIR = path.join(REPO_ROOT, "dist", "plugin");
 
 export interface ServeOptions {
   root: string;

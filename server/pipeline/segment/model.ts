@@ -5,12 +5,13 @@
  * with values this code does not implement) is refused rather than run with guessed conventions.
  */
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { classByName } from "../classes.js";
 import { PipelineError } from "../errors.js";
+import { REPO_ROOT } from "../../repo-root.js";
 
 /** Where the shipped model lives (the repository's models/ folder). */
-export const DEFAULT_MODEL_PATH = fileURLToPath(new URL("../../../models/vemscope-unet.onnx", import.meta.url));
+export const DEFAULT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet.onnx");
 
 /** The only input normalisation implemented (see normalise.ts); train.py's NORMALISATION. */
 export const SUPPORTED_NORMALISATION = "section-zscore";

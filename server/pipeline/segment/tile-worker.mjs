@@ -3,4 +3,4 @@
 import { register } from "tsx/esm/api";
 
 register();
-await import("./tile-worker.ts");
+await import(new URL("./tile-worker.ts", import.meta.url).href);
