@@ -8,14 +8,14 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
 import { classByName } from "../../server/pipeline/classes.js";
 import { PipelineError } from "../../server/pipeline/errors.js";
 import { loadModelInfo, type ModelInfo } from "../../server/pipeline/segment/model.js";
 import { tempPathFor } from "../../server/pipeline/tiff.js";
+import { REPO_ROOT } from "../../server/repo-root.js";
 
-export const TRAIN_PY = fileURLToPath(new URL("./train.py", import.meta.url));
+export const TRAIN_PY = path.join(REPO_ROOT, "scripts", "train", "train.py");
 export const DEFAULT_PYTHON = "/usr/bin/python3";
 const INSTALL_HINT = "apt-get install python3-torch python3-onnx python3-tifffile python3-skimage";
 
