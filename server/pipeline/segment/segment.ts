@@ -27,7 +27,7 @@ export const DEFAULT_OVERLAP = 192;
 const SECTIONS_IN_FLIGHT = 2;
 
 export interface SegmentOptions {
-  /** Model file (default: the shipped models/vemscope-unet.onnx) or an already loaded one. */
+  /** Model file (default: the shipped models/vemscope-unet-int8.onnx) or an already loaded one. */
   model?: string | ModelInfo;
   /** Largest tile side in pixels (rounded down to the model's size multiple). */
   tile?: number;

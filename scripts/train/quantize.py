@@ -1,0 +1,138 @@
+"""
+Static int8 quantization of a vemscope U-Net (ONNX), driven by `vemscope quantize` (server/pipeline/segment/quantize.ts).
+
+  quantize.py probe IN.onnx OUT.onnx        copy of IN whose graph also outputs every tensor that gets quantized;
+                                            prints their names as JSON (the calibration runs them in onnxruntime)
+  quantize.py qdq IN.onnx RANGES.json OUT.onnx
+                                            QDQ copy of IN: weights int8 per output channel, activations uint8 per
+                                            tensor with the calibrated [min, max] of RANGES.json
+
+Written here rather than taken from onnxruntime.quantization because that Python package is not installable on
+these machines (PyPI unreachable; Debian ships python3-onnx only). The layout follows onnxruntime's QDQ format so
+that its graph optimiser fuses each DequantizeLinear -> Conv -> (Relu) -> QuantizeLinear into one QLinearConv:
+- every Relu output gets QuantizeLinear -> DequantizeLinear right after it (zero point 0: the Relu then folds into
+  the quantization), and every other Conv input (the image, pooled and concatenated tensors) before its Conv;
+- weights are symmetric int8 per output channel on 7 bits ([-63, 63]): x86 CPUs without VNNI multiply u8 x s8 pairs
+  with 16-bit saturating sums (vpmaddubsw), which 7-bit weights never overflow;
+- biases are int32 at scale (input scale x weight scale), as QLinearConv takes them;
+- the last Conv (the 1x1 head to class logits) stays float: it is cheap and its output is what the softmax reads.
+Model metadata (the "vemscope" entry: classes, normalisation, thresholds, card) is kept as it is.
+"""
+import json
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+WEIGHT_LEVELS = 63
+
+
+def quantized_tensors(graph):
+    """Relu outputs, then the inputs of every Conv but the head that are not Relu outputs, in graph order."""
+    names = [n.output[0] for n in graph.node if n.op_type == "Relu"]
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    for n in convs[:-1]:
+        if n.input[0] not in names:
+            names.append(n.input[0])
+    return names
+
+
+def probe(src, dst):
+    m = onnx.load(src)
+    names = quantized_tensors(m.graph)
+    present = {o.name for o in m.graph.output} | {i.name for i in m.graph.input}
+    for name in names:
+        if name not in present:
+            m.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    onnx.save(m, dst)
+    print(json.dumps(names))
+
+
+def activation_params(lo, hi):
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-6:
+        hi = lo + 1e-6
+    scale = (hi - lo) / 255.0
+    return np.float32(scale), np.uint8(min(255, max(0, round(-lo / scale))))
+
+
+def qdq(src, ranges_path, dst):
+    m = onnx.load(src)
+    g = m.graph
+    ranges = json.load(open(ranges_path))
+    inits = {i.name: i for i in g.initializer}
+    added_inits, added_nodes = [], []
+    dq_of = {}  # tensor -> (its DequantizeLinear output, scale)
+
+    def quantize_activation(name):
+        if name not in dq_of:
+            if name not in ranges:
+                raise SystemExit(f"{ranges_path}: no calibrated range for tensor '{name}'")
+            scale, zp = activation_params(*ranges[name])
+            s = numpy_helper.from_array(np.array(scale, np.float32), f"{name}_scale")
+            z = numpy_helper.from_array(np.array(zp, np.uint8), f"{name}_zero")
+            added_inits.extend([s, z])
+            added_nodes.append(helper.make_node("QuantizeLinear", [name, s.name, z.name], [f"{name}_q"]))
+            added_nodes.append(helper.make_node("DequantizeLinear", [f"{name}_q", s.name, z.name], [f"{name}_dq"]))
+            dq_of[name] = (f"{name}_dq", float(scale))
+        return dq_of[name]
+
+    relus = [n.output[0] for n in g.node if n.op_type == "Relu"]
+    for name in relus:
+        quantize_activation(name)
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    for n in g.node:
+        if n.op_type == "Conv" and n is not convs[-1]:
+            x, w, b = n.input[0], n.input[1], n.input[2]
+            xdq, sx = quantize_activation(x)
+            W = numpy_helper.to_array(inits[w]).astype(np.float32)
+            B = numpy_helper.to_array(inits[b]).astype(np.float32)
+            sw = np.maximum(np.abs(W).reshape(W.shape[0], -1).max(axis=1), 1e-12) / WEIGHT_LEVELS
+            Wq = np.clip(np.round(W / sw.reshape(-1, 1, 1, 1)), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
+            sb = (sx * sw).astype(np.float32)
+            Bq = np.round(B / sb).astype(np.int32)
+            for arr, name in ((Wq, f"{w}_q"), (sw.astype(np.float32), f"{w}_scale"), (np.zeros(len(sw), np.int8), f"{w}_zero"),
+                              (Bq, f"{b}_q"), (sb, f"{b}_scale"), (np.zeros(len(sw), np.int32), f"{b}_zero")):
+                added_inits.append(numpy_helper.from_array(arr, name))
+            added_nodes.append(helper.make_node("DequantizeLinear", [f"{w}_q", f"{w}_scale", f"{w}_zero"], [f"{w}_dq"], axis=0))
+            added_nodes.append(helper.make_node("DequantizeLinear", [f"{b}_q", f"{b}_scale", f"{b}_zero"], [f"{b}_dq"], axis=0))
+            n.input[0], n.input[1], n.input[2] = xdq, f"{w}_dq", f"{b}_dq"
+        else:
+            # Every other reader of a quantized Relu output (pooling, resizing, concatenation) reads its DQ.
+            for k, i in enumerate(n.input):
+                if i in dq_of and i in relus:
+                    n.input[k] = dq_of[i][0]
+
+    # Topological order of the old and new nodes (a Q/DQ pair goes right after its tensor is made).
+    nodes = list(g.node) + added_nodes
+    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {i.name for i in added_inits} | {""}
+    ordered = []
+    while nodes:
+        left = [n for n in nodes if not all(i in ready for i in n.input)]
+        step = [n for n in nodes if all(i in ready for i in n.input)]
+        if not step:
+            raise SystemExit(f"{src}: graph has a cycle after inserting Q/DQ nodes")
+        for n in step:
+            ready.update(n.output)
+        ordered.extend(step)
+        nodes = left
+    used = {i for n in ordered for i in n.input}
+    kept = [i for i in list(g.initializer) + added_inits if i.name in used]
+    del g.node[:]
+    g.node.extend(ordered)
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    onnx.checker.check_model(m)
+    onnx.save(m, dst)
+    print(json.dumps({"quantized_tensors": len(dq_of), "quantized_convs": len(convs) - 1}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "probe":
+        probe(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "qdq":
+        qdq(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.stderr.write(__doc__)
+        sys.exit(2)
