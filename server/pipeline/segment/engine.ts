@@ -9,6 +9,8 @@ export interface EngineOptions {
   threads: number;
   /** Output channels the model metadata promised (checked against what the graph returns). */
   channels: number;
+  /** The graph outputs logits (softmax here) rather than probabilities (model.ts ModelInfo.probabilities). */
+  softmax: boolean;
 }
 
 export class TileEngine {
@@ -17,6 +19,7 @@ export class TileEngine {
     private readonly input: string,
     private readonly output: string,
     private readonly channels: number,
+    private readonly softmax: boolean,
   ) {}
 
   static async create(bytes: Uint8Array, options: EngineOptions): Promise<TileEngine> {
@@ -31,7 +34,7 @@ export class TileEngine {
     if (session.inputNames.length !== 1 || input === undefined || output === undefined) {
       throw new Error(`expected one input and at least one output, found inputs [${session.inputNames.join(", ")}]`);
     }
-    return new TileEngine(session, input, output, options.channels);
+    return new TileEngine(session, input, output, options.channels, options.softmax);
   }
 
   /** Softmax probabilities, channel-major [channels, h, w], for one z-scored h x w tile. */
@@ -43,9 +46,9 @@ export class TileEngine {
     if (dims.length !== 4 || dims[1] !== this.channels || dims[2] !== h || dims[3] !== w) {
       throw new Error(`output shape [${dims.join(", ")}] is not [1, ${this.channels}, ${h}, ${w}] (classes in the metadata vs the graph)`);
     }
-    const logits = t.data as Float32Array;
-    softmaxChannels(logits, this.channels, h * w);
-    return logits;
+    const values = t.data as Float32Array;
+    if (this.softmax) softmaxChannels(values, this.channels, h * w);
+    return values;
   }
 
   async close(): Promise<void> {

@@ -58,7 +58,7 @@ export async function createRunner(model: ModelInfo, options: RunnerOptions): Pr
 async function inProcess(model: ModelInfo, threads: number): Promise<TileRunner> {
   let engine: TileEngine;
   try {
-    engine = await TileEngine.create(model.bytes, { threads, channels: model.codes.length });
+    engine = await TileEngine.create(model.bytes, { threads, channels: model.codes.length, softmax: !model.probabilities });
   } catch (e) {
     throw new PipelineError("bad_input", `onnxruntime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, model.path, { cause: e });
   }
@@ -104,7 +104,7 @@ class WorkerPool implements TileRunner {
   }
 
   static async start(model: ModelInfo, options: RunnerOptions): Promise<WorkerPool> {
-    const init: WorkerInit = { bytes: model.bytes, threads: options.threads, channels: model.codes.length };
+    const init: WorkerInit = { bytes: model.bytes, threads: options.threads, channels: model.codes.length, softmax: !model.probabilities };
     const entry = new URL("./tile-worker.mjs", import.meta.url);
     const workers: Worker[] = [];
     try {

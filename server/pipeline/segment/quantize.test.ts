@@ -31,6 +31,8 @@ const EM = fileURLToPath(new URL("../../../../shared/data/lucchi_train/image/000
 const dir = mkdtempSync(join(tmpdir(), "vemscope-quantize-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+const meta = (bytes: Uint8Array): Record<string, unknown> => JSON.parse(onnxMetadataProps(bytes).get("vemscope") ?? "{}") as Record<string, unknown>;
+
 /** Synthetic EM-like sections (the phantom's renderer) as a calibration stack. */
 async function phantomStack(seed: number): Promise<string> {
   const p = generatePhantom({ seed, size: [256, 256, 4], voxelNm: [5, 5, 45] });
@@ -57,13 +59,16 @@ describe.skipIf(!haveOnnx || !haveModels)("int8 quantization", () => {
     report = await quantizeModel({ model: FLOAT_MODEL_PATH, calibrate: [await phantomStack(11)], out, sections: 2, python: PYTHON });
   });
 
-  it("writes a model a quarter the size that keeps the float model's classes, normalisation and thresholds", async () => {
+  it("writes a model a quarter the size that keeps the float model's classes, normalisation and thresholds, ending in a softmax", async () => {
     const f = await loadModelInfo(FLOAT_MODEL_PATH);
     const q = await loadModelInfo(out);
     expect(q.classNames).toEqual(f.classNames);
     expect(q.codes).toEqual(f.codes);
     expect(q.normalisation).toBe(f.normalisation);
-    expect(onnxMetadataProps(q.bytes).get("vemscope")).toBe(onnxMetadataProps(f.bytes).get("vemscope"));
+    // The same metadata, and the int8 graph ends in its own Softmax.
+    expect(meta(q.bytes)).toEqual({ ...meta(f.bytes), output: "float32 probabilities [n,7,h,w]", probabilities: true });
+    expect(q.probabilities).toBe(true);
+    expect(f.probabilities).toBe(false);
     expect(statSync(out).size).toBeLessThan(statSync(FLOAT_MODEL_PATH).size / 3);
     const quantization = q.card?.quantization as { calibration: { crops: number }; argmax_agreement: number };
     expect(quantization.calibration.crops).toBe(2);
@@ -80,7 +85,7 @@ describe.skipIf(!haveOnnx || !haveModels)("int8 quantization", () => {
     const q = await loadModelInfo(DEFAULT_MODEL_PATH);
     const f = await loadModelInfo(FLOAT_MODEL_PATH);
     expect((q.card?.quantization as { from: string }).from).toBe("vemscope-unet.onnx");
-    expect(onnxMetadataProps(q.bytes).get("vemscope")).toBe(onnxMetadataProps(f.bytes).get("vemscope"));
+    expect(meta(q.bytes)).toEqual({ ...meta(f.bytes), output: "float32 probabilities [n,7,h,w]", probabilities: true });
     if (!existsSync(EM)) return;
     const { data, info } = await sharp(EM).toColourspace("b-w").raw().toBuffer({ resolveWithObject: true });
     const image = { data: new Uint8Array(data), shape: [info.width, info.height, 1] as [number, number, number] };

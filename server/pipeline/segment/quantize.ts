@@ -6,7 +6,8 @@
  * Calibration: up to `sections` sections of each stack, evenly spaced, normalised as the model says, centre
  * crops of at most 512 x 512; every tensor that gets quantized records its min and max over all of them.
  * Check: float and int8 models on those crops, the share of pixels whose most probable class agrees. The model
- * card gains a `quantization` entry (calibration stacks, sections, that agreement). Nothing is written unless
+ * card gains a `quantization` entry (calibration stacks, sections, that agreement); the int8 graph ends in a
+ * Softmax, so its metadata says `probabilities: true`. Nothing is written unless
  * every step succeeded; the output is written atomically.
  */
 import { spawn } from "node:child_process";
@@ -76,7 +77,14 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeReport>
     const bytes = new Uint8Array(await readFile(qPath));
     const props = onnxMetadataProps(bytes);
     const card = JSON.parse(props.get("model_card") ?? "{}") as Record<string, unknown>;
-    const updated = withOnnxMetadata(bytes, new Map([["model_card", JSON.stringify({ ...card, quantization })]]));
+    const meta = JSON.parse(props.get("vemscope") ?? "{}") as Record<string, unknown>;
+    const updated = withOnnxMetadata(
+      bytes,
+      new Map([
+        ["vemscope", JSON.stringify({ ...meta, output: String(meta.output ?? "").replace("logits", "probabilities"), probabilities: true })],
+        ["model_card", JSON.stringify({ ...card, quantization })],
+      ]),
+    );
     parseModelInfo(o.out, updated); // what inference will read
     const tmp = `${o.out}.tmp-${process.pid}`;
     await writeFile(tmp, updated);

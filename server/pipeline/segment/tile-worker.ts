@@ -6,6 +6,7 @@ export interface WorkerInit {
   bytes: Uint8Array;
   threads: number;
   channels: number;
+  softmax: boolean;
 }
 
 export interface TileRequest {
@@ -27,7 +28,7 @@ const init = workerData as WorkerInit;
 const reply = (m: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 try {
-  const engine = await TileEngine.create(init.bytes, { threads: init.threads, channels: init.channels });
+  const engine = await TileEngine.create(init.bytes, { threads: init.threads, channels: init.channels, softmax: init.softmax });
   // Requests arrive one at a time (the pool waits for each answer), so runs never overlap here.
   port.on("message", (req: TileRequest) => {
     engine.run(req.tile, req.h, req.w).then(
