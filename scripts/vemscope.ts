@@ -259,6 +259,7 @@ const COMMANDS: Record<string, Command> = {
         });
         printer.stop();
         process.stdout.write(`model: ${path.resolve(result.model.path)} (spec ${result.spec})\n`);
+        if (result.int8 !== undefined) process.stdout.write(`int8 copy for faster CPU inference: ${path.resolve(result.int8)}\n`);
       } finally {
         printer.stop();
       }

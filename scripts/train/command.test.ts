@@ -5,6 +5,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PipelineError } from "../../server/pipeline/errors.js";
+import { loadModelInfo } from "../../server/pipeline/segment/model.js";
 import { segmentVolume } from "../../server/pipeline/segment/segment.js";
 import { buildSpec, DEFAULT_PYTHON, runTraining, TRAIN_PY, type TrainEvent } from "./command.js";
 
@@ -103,6 +104,12 @@ describe("train command", () => {
     expect(events.some((e) => e.event === "decision")).toBe(true);
     const seg = await segmentVolume({ data: new Uint8Array(48 * 40).fill(100), shape: [48, 40, 1] }, { model: result.model, runner: { workers: 0, threads: 1 } });
     expect(seg.classes.shape).toEqual([48, 40, 1]);
+    // And its int8 copy, calibrated on the training images, with the same classes.
+    expect(result.int8).toBe(join(out, "model-int8.onnx"));
+    const int8 = await loadModelInfo(join(out, "model-int8.onnx"));
+    expect(int8.classNames).toEqual(result.model.classNames);
+    expect((int8.card?.quantization as { calibration: { stacks: string[] } }).calibration.stacks).toEqual([join(dir, "data/image")]);
+    expect(events.some((e) => e.event === "quantized")).toBe(true);
     // --resume continues from the checkpoint rather than starting afresh.
     const resumed: TrainEvent[] = [];
     await runTraining({ out, images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`], iters: 5, crop: 32, batch: 2, valEvery: 5, logEvery: 1, threads: 1, resume: true, onEvent: (e) => resumed.push(e) });

@@ -14,6 +14,7 @@ import { PipelineError } from "../../server/pipeline/errors.js";
 import { loadModelInfo, type ModelInfo } from "../../server/pipeline/segment/model.js";
 import { tempPathFor } from "../../server/pipeline/tiff.js";
 import { REPO_ROOT } from "../../server/repo-root.js";
+import { quantizeModel } from "../../server/pipeline/segment/quantize.js";
 
 export const TRAIN_PY = path.join(REPO_ROOT, "scripts", "train", "train.py");
 export const DEFAULT_PYTHON = "/usr/bin/python3";
@@ -48,6 +49,8 @@ export type TrainEvent = { event: string } & Record<string, unknown>;
 
 export interface TrainResult {
   model: ModelInfo;
+  /** Its int8 copy (model-int8.onnx), calibrated on the training images. */
+  int8?: string;
   spec: string;
   last: TrainEvent | undefined;
 }
@@ -107,7 +110,18 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const last = await runPython(python, fitArgs, o.onEvent);
   const modelPath = path.join(o.out, "model.onnx");
   if (!existsSync(modelPath)) throw new PipelineError("stage_failed", "training ended without exporting a model (no validation ran?)", modelPath);
-  return { model: await loadModelInfo(modelPath), spec, last };
+  // The int8 copy (`vemscope quantize`), calibrated on the training images: 1.4-1.8x faster inference on CPU at
+  // the same Dice for the shipped model (README, "int8 model").
+  const images = ((JSON.parse(await readFile(spec, "utf8")) as { sources: { images?: unknown }[] }).sources ?? [])
+    .map((src) => src.images)
+    .filter((p): p is string => typeof p === "string");
+  let int8: string | undefined;
+  if (images.length > 0) {
+    const q = await quantizeModel({ model: modelPath, calibrate: images, out: path.join(o.out, "model-int8.onnx"), python });
+    o.onEvent?.({ event: "quantized", out: q.out, argmax_agreement: q.agreement });
+    int8 = q.out;
+  }
+  return { model: await loadModelInfo(modelPath), int8, spec, last };
 }
 
 async function checkSpec(spec: string): Promise<void> {
@@ -200,6 +214,7 @@ export function trainPrinter(stream: NodeJS.WriteStream = process.stderr): { onE
       if (e.event === "packed") say(`packed ${String(e.source)}: ${JSON.stringify(e.shape)} (${n("train")} train / ${n("val")} val sections; ${(e.known as string[] | undefined)?.join(", ") ?? ""})`);
       else if (e.event === "resumed") say(`resumed at iteration ${n("iter")} (best score ${n("best").toFixed(4)})`);
       else if (e.event === "decision") say(`decision thresholds (chosen on the training sections): ${JSON.stringify(e.thresholds)}`);
+      else if (e.event === "quantized") say(`int8 copy: most probable class as the float model's on ${(100 * n("argmax_agreement")).toFixed(2)}% of the calibration pixels`);
       else if (e.event === "iter") {
         const eta = `${Math.floor(n("eta_s") / 60)}m${String(Math.round(n("eta_s") % 60)).padStart(2, "0")}s`;
         if (!tty) {
