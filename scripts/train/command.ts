@@ -117,9 +117,14 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     .filter((p): p is string => typeof p === "string");
   let int8: string | undefined;
   if (images.length > 0) {
-    const q = await quantizeModel({ model: modelPath, calibrate: images, out: path.join(o.out, "model-int8.onnx"), python });
-    o.onEvent?.({ event: "quantized", out: q.out, argmax_agreement: q.agreement });
-    int8 = q.out;
+    // Hours of training must not end in an error for want of the copy: a failure is reported, the float model stays.
+    try {
+      const q = await quantizeModel({ model: modelPath, calibrate: images, out: path.join(o.out, "model-int8.onnx"), python });
+      o.onEvent?.({ event: "quantized", out: q.out, argmax_agreement: q.agreement });
+      int8 = q.out;
+    } catch (e) {
+      o.onEvent?.({ event: "quantize_failed", message: e instanceof Error ? e.message : String(e) });
+    }
   }
   return { model: await loadModelInfo(modelPath), int8, spec, last };
 }
@@ -214,6 +219,7 @@ export function trainPrinter(stream: NodeJS.WriteStream = process.stderr): { onE
       if (e.event === "packed") say(`packed ${String(e.source)}: ${JSON.stringify(e.shape)} (${n("train")} train / ${n("val")} val sections; ${(e.known as string[] | undefined)?.join(", ") ?? ""})`);
       else if (e.event === "resumed") say(`resumed at iteration ${n("iter")} (best score ${n("best").toFixed(4)})`);
       else if (e.event === "decision") say(`decision thresholds (chosen on the training sections): ${JSON.stringify(e.thresholds)}`);
+      else if (e.event === "quantize_failed") say(`no int8 copy (vemscope quantize can make one later): ${String(e.message)}`);
       else if (e.event === "quantized") say(`int8 copy: most probable class as the float model's on ${(100 * n("argmax_agreement")).toFixed(2)}% of the calibration pixels`);
       else if (e.event === "iter") {
         const eta = `${Math.floor(n("eta_s") / 60)}m${String(Math.round(n("eta_s") % 60)).padStart(2, "0")}s`;
