@@ -28,6 +28,10 @@ export interface LiveState {
   lastEvent: string;
 }
 
+/** Pointing the organelles layer at a version waits for the layer this long at most (60 x 500 ms). */
+const SOURCE_RETRIES = 60;
+const SOURCE_RETRY_MS = 500;
+
 /** Coalesces the table refetches of a burst of events (a replay after reconnecting, edits + measurement). */
 const TABLE_REFRESH_MS = 150;
 
@@ -46,6 +50,7 @@ export class Live {
   private remeasured = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private tableTimer: ReturnType<typeof setTimeout> | undefined;
+  private sourceRetry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly bridge: ViewerBridge,
@@ -204,11 +209,15 @@ export class Live {
     this.catchUp(known).catch((error: unknown) => console.warn("vemscope: could not load the newest version", error));
   }
 
-  private reloadSource(): void {
-    const url = this.bridge.layerSourceUrl(ORGANELLES_LAYER);
+  private reloadSource(tries = 0): void {
+    clearTimeout(this.sourceRetry);
     const shown = this.state.shown;
-    if (url === undefined || shown === null) return;
-    this.bridge.setLayerSourceUrl(ORGANELLES_LAYER, versionedSourceUrl(url, shown, this.remeasured));
+    if (shown === null) return;
+    const url = this.bridge.layerSourceUrl(ORGANELLES_LAYER);
+    if (url !== undefined && this.bridge.setLayerSourceUrl(ORGANELLES_LAYER, versionedSourceUrl(url, shown, this.remeasured))) return;
+    // The layer or its source is not there yet (the state is still being restored): try again shortly rather than
+    // leave the layer on an older version than `shown` says.
+    if (tries < SOURCE_RETRIES) this.sourceRetry = setTimeout(() => this.reloadSource(tries + 1), SOURCE_RETRY_MS);
   }
 
   private scheduleTable(delayMs = TABLE_REFRESH_MS): void {

@@ -152,7 +152,7 @@ describe.skipIf(!chromiumAvailable())(`proofreading panel in headless Chromium (
     const state = await page.evaluate(() => (window as unknown as PageWindow).vemscope?.viewer.state.toJSON() ?? {});
     const layer = (state.layers as { name: string; source: unknown; segments?: string[] }[]).find((l) => l.name === "organelles");
     const source = typeof layer?.source === "string" ? layer.source : ((layer?.source as { url?: string } | undefined)?.url ?? "");
-    return { source, segments: new Set((layer?.segments ?? []).map((s) => Number(s.replace(/^!/, "")))) };
+    return { found: layer !== undefined, source, segments: new Set((layer?.segments ?? []).map((s) => Number(s.replace(/^!/, "")))) };
   };
   const message = (page: Page) => page.locator("#vemscope-proofreading .vemscope-message").textContent();
   const pick = async (page: Page, id: number) => {
@@ -203,6 +203,8 @@ describe.skipIf(!chromiumAvailable())(`proofreading panel in headless Chromium (
     expect((await organelles(A.page)).segments.has(a)).toBe(true);
     await expect.poll(() => shown(B.page), SLOW).toBe(1);
     await expect.poll(() => segmentCount(B.page), SLOW).toBe(total - 1);
+    // Not vacuous: an absent layer would have no segments either.
+    expect((await organelles(B.page)).found).toBe(true);
     expect((await organelles(B.page)).segments.has(b)).toBe(false);
     // Both viewers read the segmentation (chunks and meshes) of version 1.
     await expect.poll(() => A.requests.some((u) => u.includes("/precomputed/segmentation/") && u.includes("v=1")), SLOW).toBe(true);
