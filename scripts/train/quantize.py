@@ -82,6 +82,15 @@ def qdq(src, ranges_path, dst):
     relus = [n.output[0] for n in g.node if n.op_type == "Relu"]
     for name in relus:
         quantize_activation(name)
+    # Upsampling keeps its input's quantization (onnxruntime then resizes the uint8 tensor itself), so both inputs
+    # of each skip-connection Concat come from a DequantizeLinear and it becomes a QLinearConcat.
+    for n in g.node:
+        if n.op_type == "Resize" and n.input[0] in dq_of:
+            src, out = n.input[0], n.output[0]
+            added_nodes.append(helper.make_node("QuantizeLinear", [out, f"{src}_scale", f"{src}_zero"], [f"{out}_q"]))
+            added_nodes.append(helper.make_node("DequantizeLinear", [f"{out}_q", f"{src}_scale", f"{src}_zero"], [f"{out}_dq"]))
+            dq_of[out] = (f"{out}_dq", dq_of[src][1])
+    passed_on = set(relus) | {n.output[0] for n in g.node if n.op_type == "Resize" and n.output[0] in dq_of}
     convs = [n for n in g.node if n.op_type == "Conv"]
     for n in g.node:
         if n.op_type == "Conv" and n is not convs[-1]:
@@ -102,13 +111,21 @@ def qdq(src, ranges_path, dst):
         else:
             # Every other reader of a quantized Relu output (pooling, resizing, concatenation) reads its DQ.
             for k, i in enumerate(n.input):
-                if i in dq_of and i in relus:
+                if i in passed_on:
                     n.input[k] = dq_of[i][0]
 
-    # The graph ends in a Softmax over the classes: onnxruntime's is vectorised, the JavaScript one it replaces was
-    # a fifth of a tile's CPU time (the caller marks the metadata's "output" as "probabilities").
+    # The graph ends in a softmax over the classes: the JavaScript one it replaces was a fifth of a tile's CPU time
+    # (the caller marks the metadata's "output" as "probabilities").
+    # Written out (max, subtract, exp, sum, divide over the class axis): onnxruntime's Softmax on axis 1 of NCHW runs
+    # row by row over 7 values and cost as much as the JavaScript one; these are vectorised over the pixels.
     logits = g.output[0]
-    added_nodes.append(helper.make_node("Softmax", [logits.name], ["probabilities"], axis=1))
+    axes = numpy_helper.from_array(np.array([1], np.int64), "softmax_axes")
+    added_inits.append(axes)
+    added_nodes.append(helper.make_node("ReduceMax", [logits.name], ["softmax_max"], axes=[1], keepdims=1))
+    added_nodes.append(helper.make_node("Sub", [logits.name, "softmax_max"], ["softmax_shifted"]))
+    added_nodes.append(helper.make_node("Exp", ["softmax_shifted"], ["softmax_exp"]))
+    added_nodes.append(helper.make_node("ReduceSum", ["softmax_exp", axes.name], ["softmax_sum"], keepdims=1))
+    added_nodes.append(helper.make_node("Div", ["softmax_exp", "softmax_sum"], ["probabilities"]))
     probs = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None)
     probs.type.CopyFrom(logits.type)
     g.output.remove(logits)
