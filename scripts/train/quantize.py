@@ -15,8 +15,10 @@ that its graph optimiser fuses each DequantizeLinear -> Conv -> (Relu) -> Quanti
 - weights are symmetric int8 per output channel on 7 bits ([-63, 63]): x86 CPUs without VNNI multiply u8 x s8 pairs
   with 16-bit saturating sums (vpmaddubsw), which 7-bit weights never overflow;
 - biases are int32 at scale (input scale x weight scale), as QLinearConv takes them;
-- the last Conv (the 1x1 head to class logits) stays float, followed by a Softmax over the classes (output
-  'probabilities').
+- upsampling (Resize) keeps its input's scale and zero point, so the skip-connection Concats read two DQ outputs and
+  run on uint8 (QLinearConcat);
+- the last Conv (the 1x1 head to class logits) stays float, followed by a softmax over the classes written out as
+  max / subtract / exp / sum / divide (output 'probabilities').
 Model metadata (the "vemscope" entry: classes, normalisation, thresholds, card) is kept as it is.
 """
 import json

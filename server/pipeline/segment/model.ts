@@ -33,9 +33,9 @@ export interface ModelInfo {
   sizeMultiple: number;
   /** The training run's model card (data, iterations, validation), when present. */
   /**
-   * The graph's output holds probabilities (it ends in a Softmax: onnxruntime's vectorised one, ~a fifth of a
-   * tile's CPU time less than ours in JavaScript), not logits (inference then applies the softmax). Metadata
-   * `probabilities: true`; absent means logits.
+   * The graph's output holds probabilities (it ends in a softmax, as `vemscope quantize` writes it: vectorised by
+   * onnxruntime, where ours in JavaScript took ~a fifth of a tile's CPU time), not logits (inference then applies
+   * the softmax). Metadata `probabilities: true`; absent means logits.
    */
   probabilities: boolean;
   card?: Record<string, unknown>;

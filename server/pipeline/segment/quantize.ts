@@ -7,7 +7,7 @@
  * crops of at most 512 x 512; every tensor that gets quantized records its min and max over all of them.
  * Check: float and int8 models on those crops, the share of pixels whose most probable class agrees. The model
  * card gains a `quantization` entry (calibration stacks, sections, that agreement); the int8 graph ends in a
- * Softmax, so its metadata says `probabilities: true`. Nothing is written unless
+ * softmax, so its metadata says `probabilities: true`. Nothing is written unless
  * every step succeeded; the output is written atomically.
  */
 import { spawn } from "node:child_process";
