@@ -12,8 +12,9 @@
  *    skimage marching_cubes(level 0.5, spacing (45,5,5)) + mesh_surface_area on each instance's padded crop.
  *    Skipped, with the reason, when server/pipeline/surface.ts offers no usable measureSurface.
  * 4. `vemscope run --labels` on the phantom written as TIFFs, in a child process: Mvox/s end to end, per
- *    progress stage, and peak RSS (process.resourceUsage via the analysis-rusage.mjs preload); the CLI is started as `npm run vemscope` starts it
- *    (scripts/cli.mjs: the bundled CLI), or through tsx for a baseline tree without that launcher. With
+ *    progress stage, and peak RSS (process.resourceUsage via the analysis-rusage.mjs preload); the CLI starts
+ *    as `npm run vemscope` starts it (scripts/cli.mjs: the bundled CLI), or through tsx for a baseline tree
+ *    without that launcher. With
  *    `--baseline DIR` (another checkout of vemscope, e.g. `git archive` of an earlier commit with
  *    node_modules linked) that tree's run goes through the same input too, alternating with ours
  *    `--run-reps` times (default 1), best of each: before/after on the same machine load.

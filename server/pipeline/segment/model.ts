@@ -31,13 +31,13 @@ export interface ModelInfo {
   normalisation: string;
   /** Input height and width must be multiples of this (the U-Net's total pooling factor). */
   sizeMultiple: number;
-  /** The training run's model card (data, iterations, validation), when present. */
   /**
    * The graph's output holds probabilities (it ends in a softmax, as `vemscope quantize` writes it: vectorised by
    * onnxruntime, where ours in JavaScript took ~a fifth of a tile's CPU time), not logits (inference then applies
    * the softmax). Metadata `probabilities: true`; absent means logits.
    */
   probabilities: boolean;
+  /** The training run's model card (data, iterations, validation), when present. */
   card?: Record<string, unknown>;
   /**
    * Per class name, the probability a pixel needs to be that class (decision.ts); classes without one compete

@@ -74,22 +74,22 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeReport>
       argmax_agreement: agree / pixels,
       from: path.basename(o.model),
     };
+    // The graph quantize.py wrote carries the float model's metadata; the card (already parsed) gains the entry.
     const bytes = new Uint8Array(await readFile(qPath));
     const props = onnxMetadataProps(bytes);
-    const card = JSON.parse(props.get("model_card") ?? "{}") as Record<string, unknown>;
     const meta = JSON.parse(props.get("vemscope") ?? "{}") as Record<string, unknown>;
     const updated = withOnnxMetadata(
       bytes,
       new Map([
         ["vemscope", JSON.stringify({ ...meta, output: String(meta.output ?? "").replace("logits", "probabilities"), probabilities: true })],
-        ["model_card", JSON.stringify({ ...card, quantization })],
+        ["model_card", JSON.stringify({ ...model.card, quantization })],
       ]),
     );
     parseModelInfo(o.out, updated); // what inference will read
     const tmp = `${o.out}.tmp-${process.pid}`;
     await writeFile(tmp, updated);
     await rename(tmp, o.out);
-    return { out: o.out, crops: crops.length, pixels, agreement: agree / pixels };
+    return { out: o.out, crops: crops.length, pixels, agreement: quantization.argmax_agreement };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
