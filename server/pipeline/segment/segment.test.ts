@@ -10,7 +10,7 @@ import { readLabels, readStack } from "../ingest.js";
 import { segmentCommand } from "./command.js";
 import { loadModelInfo, onnxMetadataProps, parseModelInfo, withOnnxMetadata, type ModelInfo } from "./model.js";
 import { thresholdsOption } from "./cli-options.js";
-import { decide, DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume, type SegmentResult } from "./segment.js";
+import { decide, decideSection, DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume, type SegmentResult } from "./segment.js";
 import { planTiles } from "./tiling.js";
 
 // Real EM from the project's shared training data (1024 x 1024 ssTEM, a validation section).
@@ -239,6 +239,36 @@ describe("decide: a pixel's channel from its probabilities", () => {
     expect(decide([0.1, 0.42, 0.48], new Float64Array([NaN, 0.4, 0.4]))).toBe(2);
     expect(decide([0.1, 0.48, 0.42], new Float64Array([NaN, 0.4, 0.4]))).toBe(1);
     expect(decide([0.2, 0.5, 0.3], new Float64Array([0.9, 0.9, 0.9]))).toBe(1);
+  });
+});
+
+describe("decideSection: decide over a whole section, channel by channel", () => {
+  it("gives decide's answer and probability bytes for every pixel, ties and threshold edges included", () => {
+    const n = 4000;
+    const C = 5;
+    let seed = 7;
+    const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    // Values from a small set, so exact ties between channels and values exactly at a threshold are common.
+    const levels = [0, 0.05, 0.2, 0.4, 0.45, 0.5, 0.85, 0.9, 1];
+    const probs = Float32Array.from({ length: C * n }, () => levels[Math.floor(rnd() * levels.length)] as number);
+    const codes = [0, 1, 2, 3, 6];
+    const cases = [
+      [NaN, NaN, NaN, NaN, NaN],
+      [NaN, 0.85, NaN, NaN, NaN],
+      [NaN, 0.4, 0.45, NaN, 0.9],
+      [0.5, 0.5, 0.5, 0.5, 0.5],
+    ].map((t) => new Float64Array(t));
+    for (const threshold of cases) {
+      const planes = codes.map(() => new Uint8Array(n));
+      const out = decideSection(probs, n, C, codes, threshold, planes);
+      const p = new Float64Array(C);
+      let agree = 0;
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < C; k++) p[k] = probs[k * n + i] as number;
+        if (out[i] === codes[decide(p, threshold)] && planes.every((pl, k) => pl[i] === Math.round((p[k] as number) * 255))) agree++;
+      }
+      expect(agree).toBe(n);
+    }
   });
 });
 

@@ -23,8 +23,14 @@ export { DEFAULT_MODEL_PATH } from "./model.js";
  */
 export const DEFAULT_TILE = 768;
 export const DEFAULT_OVERLAP = 192;
-/** Sections in flight: the next one's tiles keep the workers busy while the current one is blended. */
-const SECTIONS_IN_FLIGHT = 2;
+/**
+ * Sections in flight: enough that the tile limiter (2 per runner slot), not the window, bounds inference, so
+ * workers are fed while the main thread blends and decides; at least 2. With one tile per section a window
+ * of 2 left each of 2 workers idle ~20% of the time (demo phantom, 512 x 512 sections).
+ */
+export function sectionsInFlight(slots: number, tilesPerSection: number): number {
+  return Math.max(2, Math.ceil((2 * slots) / tilesPerSection) + 1);
+}
 
 export interface SegmentOptions {
   /** Model file (default: the shipped models/vemscope-unet-int8.onnx) or an already loaded one. */
@@ -126,7 +132,7 @@ export async function segmentVolume(image: Volume<Uint8Array | Uint16Array>, opt
 
 /**
  * The streaming core: sections are read, normalised and tiled while earlier ones are still being inferred;
- * at most SECTIONS_IN_FLIGHT sections and 2 tiles per runner slot are alive at once.
+ * at most sectionsInFlight sections and 2 tiles per runner slot are alive at once.
  */
 export async function segmentSections(source: SectionSource, sink: SectionSink, options: StreamOptions): Promise<SegmentStats> {
   const [W, H, D] = source.shape;
@@ -149,6 +155,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   const own = options.tileRunner === undefined;
   const runner = options.tileRunner ?? (await createRunner(model, options.runner ?? defaultRunnerOptions(availableParallelism(), tiles.length * D)));
   const limiter = new Limiter(runner.slots * 2);
+  const inFlight = sectionsInFlight(runner.slots, tiles.length);
   // Progress in Mpx (one decimal) so the bar and the CLI's end-of-stage line read as a pixel rate.
   const mpx = (sections: number) => Math.round((sections * W * H) / 1e5) / 10;
   progress.start("segment", mpx(D), "Mpx");
@@ -165,7 +172,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
       const section = await source.read(z);
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
       window.push(segmentSection(section, plan, tiles, runner, limiter, model, options.probabilities === true, options.thresholds, tta));
-      if (window.length >= SECTIONS_IN_FLIGHT) await finish(await (window.shift() as Promise<Done>));
+      if (window.length >= inFlight) await finish(await (window.shift() as Promise<Done>));
     }
     while (window.length > 0) await finish(await (window.shift() as Promise<Done>));
   } catch (e) {
@@ -206,8 +213,10 @@ async function segmentSection(
   const n = W * H;
   const C = model.codes.length;
   const norm = normaliseSection(section);
-  const acc = new Float32Array(C * n);
-  const wsum = new Float32Array(n);
+  // One tile has no neighbour to fade into (its weights are all 1): its section part is the answer as it is.
+  const single = tiles.length === 1;
+  let acc: Float32Array | undefined = single ? undefined : new Float32Array(C * n);
+  const wsum = single ? undefined : new Float32Array(n);
   // Float sums depend on their order where tiles overlap: tiles are blended in plan order, whichever finishes
   // first, so a section gets the same bytes on any runner and in any run (tasks must be idempotent). A tile's
   // limiter slot is held until it is blended, so finished tiles waiting for an earlier one stay bounded too.
@@ -226,26 +235,63 @@ async function segmentSection(
       finished.set(i, probs);
       for (let p = finished.get(next); p !== undefined; p = finished.get(next)) {
         finished.delete(next);
-        accumulate(acc, wsum, p, C, plan, tiles[next] as Tile);
+        if (acc && wsum) accumulate(acc, wsum, p, C, plan, tiles[next] as Tile);
+        else acc = sectionPart(p, C, plan, tiles[next] as Tile);
         next++;
         limiter.release();
       }
     }),
   );
+  const probs = acc as Float32Array;
+  if (wsum) divideByWeights(probs, wsum, C);
   const planes = wantProbs ? model.codes.map(() => new Uint8Array(n)) : undefined;
-  const out = new Uint8Array(n);
-  const codes = model.codes;
-  const threshold = thresholdsByChannel(model, thresholds);
-  const p = new Float64Array(C);
-  for (let i = 0; i < n; i++) {
-    const inv = 1 / (wsum[i] as number);
-    for (let k = 0; k < C; k++) {
-      p[k] = (acc[k * n + i] as number) * inv;
-      if (planes) (planes[k] as Uint8Array)[i] = Math.round(p[k] * 255);
+  return { classes: decideSection(probs, n, C, model.codes, thresholdsByChannel(model, thresholds), planes), planes };
+}
+
+/**
+ * Class codes of a section: `decide` for every pixel of the channel-major float32 probabilities, and each
+ * channel's probability as uint8 into `planes` when given. Loops run channel by channel over whole planes, not
+ * pixel by pixel over channels: the per-pixel form (a Float64 copy and a call per pixel) cost ~140 ns a pixel, a
+ * quarter of the main thread on the demo; this one ~40. `decide` stays the oracle (segment.test.ts).
+ */
+export function decideSection(probs: Float32Array, n: number, C: number, codes: readonly number[], threshold: Float64Array, planes?: Uint8Array[]): Uint8Array {
+  // As in decide: without any unthresholded channel every channel competes in the fallback argmax.
+  const free = threshold.some((t) => Number.isNaN(t));
+  const bestP = new Float32Array(n).fill(-1);
+  const best = new Uint8Array(n);
+  const reachedP = new Float32Array(n).fill(-1);
+  const reached = new Int8Array(n).fill(-1);
+  for (let k = 0; k < C; k++) {
+    const t = threshold[k] as number;
+    const plane = probs.subarray(k * n, (k + 1) * n);
+    const bytes = planes?.[k];
+    if (bytes) for (let i = 0; i < n; i++) bytes[i] = Math.round((plane[i] as number) * 255);
+    if (!free || Number.isNaN(t)) {
+      for (let i = 0; i < n; i++) {
+        const p = plane[i] as number;
+        if (p > (bestP[i] as number)) {
+          bestP[i] = p;
+          best[i] = k;
+        }
+      }
     }
-    out[i] = codes[decide(p, threshold)] as number;
+    if (!Number.isNaN(t)) {
+      // reachedP starts below any probability, so "more probable than the best reached" also means "first reached".
+      for (let i = 0; i < n; i++) {
+        const p = plane[i] as number;
+        if (p >= t && p > (reachedP[i] as number)) {
+          reachedP[i] = p;
+          reached[i] = k;
+        }
+      }
+    }
   }
-  return { classes: out, planes };
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = reached[i] as number;
+    out[i] = codes[r >= 0 ? r : (best[i] as number)] as number;
+  }
+  return out;
 }
 
 /** Per output channel the model's threshold (or an override's), NaN for channels decided by argmax. */
@@ -280,6 +326,35 @@ export function decide(p: ArrayLike<number>, threshold: Float64Array): number {
     }
   }
   return best < 0 ? 0 : best;
+}
+
+/** The section's part of a tile's channel-major probabilities: the tile itself when it is the section's size. */
+function sectionPart(probs: Float32Array, C: number, plan: TilePlan, t: Tile): Float32Array {
+  const { width: W, height: H } = plan;
+  if (t.w === W && t.h === H) return probs;
+  const vw = Math.min(t.w, W - t.x0);
+  const vh = Math.min(t.h, H - t.y0);
+  const n = W * H;
+  const tn = t.w * t.h;
+  const out = new Float32Array(C * n);
+  for (let k = 0; k < C; k++) {
+    for (let ty = 0; ty < vh; ty++) {
+      const to = k * tn + ty * t.w;
+      out.set(probs.subarray(to, to + vw), k * n + (t.y0 + ty) * W + t.x0);
+    }
+  }
+  return out;
+}
+
+/** Blended sums over their weights, in place: probabilities again. */
+function divideByWeights(acc: Float32Array, wsum: Float32Array, C: number): void {
+  const n = wsum.length;
+  const inv = new Float64Array(n);
+  for (let i = 0; i < n; i++) inv[i] = 1 / (wsum[i] as number);
+  for (let k = 0; k < C; k++) {
+    const o = k * n;
+    for (let i = 0; i < n; i++) acc[o + i] = (acc[o + i] as number) * (inv[i] as number);
+  }
 }
 
 function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {
