@@ -5,8 +5,8 @@
  * /v/<n>/), and separately to its re-measurement (rows + meshes, the `measured` event). `--big N` adds a
  * synthetic folder with two slabs of N/2 Mvoxel each: merged into one N Mvoxel object, then split again
  * (measuring off there: surfaces and meshes of 10^8 voxels take minutes and run after the edit anyway),
- * with the server's CPU time per phase of each edit (plan, apply, pyramid, rows, chunks, tables, commit);
- * `--big-only` skips the run folder.
+ * with the server's CPU time per phase of each edit (plan, apply, pyramid, rows, chunks, tables, commit),
+ * `--repeat N` rounds of it (default 3); `--big-only` skips the run folder.
  */
 import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -92,11 +92,11 @@ async function open(root: string, measure: boolean): Promise<Session> {
 }
 
 /** POST, then fetch the scale-0 chunk holding `at` from the new version: the edit is then visible to a viewer. */
-async function timedEdit(s: Session, route: string, body: object, at: Vec3): Promise<{ ms: number; cpuMs: number; version: number; t0: number }> {
+async function timedEdit(s: Session, route: string, body: object, at: Vec3): Promise<{ ms: number; cpuMs: number; version: number; operation: number; t0: number }> {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const res = await fetch(`${s.url}${route}`, { method: "POST", headers: { Authorization: `Bearer ${s.token}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  const out = (await res.json()) as { version: number; error?: { message: string } };
+  const out = (await res.json()) as { version: number; operation_id: number; error?: { message: string } };
   if (res.status !== 200) throw new Error(`${route} ${JSON.stringify(body).slice(0, 200)}: ${res.status} ${out.error?.message}`);
   const scale = s.info.scales[0];
   const c = scale.chunk_sizes[0];
@@ -106,7 +106,7 @@ async function timedEdit(s: Session, route: string, body: object, at: Vec3): Pro
   await chunk.arrayBuffer();
   if (chunk.status !== 200) throw new Error(`chunk of version ${out.version}: ${chunk.status}`);
   const used = process.cpuUsage(c0);
-  return { ms: performance.now() - t0, cpuMs: (used.user + used.system) / 1000, version: out.version, t0 };
+  return { ms: performance.now() - t0, cpuMs: (used.user + used.system) / 1000, version: out.version, operation: out.operation_id, t0 };
 }
 
 async function waitMeasured(s: Session, version: number, t0: number): Promise<number | undefined> {
@@ -203,7 +203,11 @@ async function benchFolder(dir: string, opts: { merges: number; splits: number; 
 }
 
 /** Merge the two slabs into one object, split that object again, undo both; one timing each. */
-async function benchBig(dir: string): Promise<void> {
+/**
+ * Merge the two slabs, split them again, undo both: `repeat` times over (each round ends where it began), so the
+ * latencies come with their spread (one round on a shared VM says little: the same edit took 0.7-1.5 s).
+ */
+async function benchBig(dir: string, repeat: number): Promise<void> {
   const s = await open(dir, false);
   phaseLog.length = 0;
   const [a, b] = s.rows;
@@ -213,15 +217,25 @@ async function benchBig(dir: string): Promise<void> {
   };
   const vox = s.info.scales[0].resolution;
   const nm = (v: Vec3) => v.map((c, d) => (c + 0.5) * vox[d]) as Vec3;
-  const m = await timedEdit(s, "/api/edits/merge", { base: 0, segments: [a.id, b.id] }, at(a));
-  const sp = await timedEdit(s, "/api/edits/split", { base: m.version, segment: Math.min(a.id, b.id), seeds: [{ point: nm(at(a)), group: 1 }, { point: nm(at(b)), group: 2 }] }, at(b));
-  const u1 = await timedEdit(s, "/api/edits/undo", { base: sp.version, operation_id: 2 }, at(a));
-  const u2 = await timedEdit(s, "/api/edits/undo", { base: u1.version, operation_id: 1 }, at(a));
+  const times: Record<"merge" | "split" | "undo split" | "undo merge", { ms: number; cpuMs: number }[]> = { merge: [], split: [], "undo split": [], "undo merge": [] };
+  let version = 0;
+  for (let round = 0; round < repeat; round++) {
+    const m = await timedEdit(s, "/api/edits/merge", { base: version, segments: [a.id, b.id] }, at(a));
+    const sp = await timedEdit(s, "/api/edits/split", { base: m.version, segment: Math.min(a.id, b.id), seeds: [{ point: nm(at(a)), group: 1 }, { point: nm(at(b)), group: 2 }] }, at(b));
+    const u1 = await timedEdit(s, "/api/edits/undo", { base: sp.version, operation_id: sp.operation }, at(a));
+    const u2 = await timedEdit(s, "/api/edits/undo", { base: u1.version, operation_id: m.operation }, at(a));
+    version = u2.version;
+    times.merge.push(m);
+    times.split.push(sp);
+    times["undo split"].push(u1);
+    times["undo merge"].push(u2);
+  }
   await s.close();
   const mv = ((a.voxels + b.voxels) / 1e6).toFixed(1);
+  const line = (xs: { ms: number; cpuMs: number }[]) => `${xs.map((x) => x.ms.toFixed(0)).join(" / ")} ms (CPU ${xs.map((x) => x.cpuMs.toFixed(0)).join(" / ")})`;
   process.stdout.write(
-    `  merge -> ${mv} Mvoxel object: ${m.ms.toFixed(0)} ms (CPU ${m.cpuMs.toFixed(0)} ms); split of it: ${sp.ms.toFixed(0)} ms (CPU ${sp.cpuMs.toFixed(0)} ms); ` +
-      `undo split ${u1.ms.toFixed(0)} ms (CPU ${u1.cpuMs.toFixed(0)}), undo merge ${u2.ms.toFixed(0)} ms (CPU ${u2.cpuMs.toFixed(0)})\n` +
+    `  ${mv} Mvoxel object, ${repeat} round${repeat > 1 ? "s" : ""}, visible after:\n` +
+      Object.entries(times).map(([k, xs]) => `    ${k.padEnd(10)} ${line(xs)}; median ${pct(xs.map((x) => x.ms), 50).toFixed(0)} ms\n`).join("") +
       phaseLog.map((l) => `    ${l}\n`).join(""),
   );
 }
@@ -252,14 +266,17 @@ async function bigFolder(mvox: number): Promise<string> {
 export async function main(args: string[]): Promise<void> {
   const bigAt = args.indexOf("--big");
   const big = bigAt >= 0 ? Number(args[bigAt + 1] ?? 100) : undefined;
-  const positional = args.filter((a, i) => !a.startsWith("--") && (bigAt < 0 || i !== bigAt + 1));
+  const repeatAt = args.indexOf("--repeat");
+  const repeat = repeatAt >= 0 ? Number(args[repeatAt + 1]) : 3;
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat: expected a positive integer, got ${args[repeatAt + 1]}`);
+  const positional = args.filter((a, i) => !a.startsWith("--") && (bigAt < 0 || i !== bigAt + 1) && (repeatAt < 0 || i !== repeatAt + 1));
   const src = path.resolve(positional[0] ?? "data/demo/run");
   if (big !== undefined && args.includes("--big-only")) {
     // The synthetic object alone (the demo folder's 20 edits with re-measurement take a minute or more).
     process.stdout.write(`synthetic ${big} Mvoxel object (two slabs merged, then split), measuring off:\n`);
     const dir = await bigFolder(big);
     try {
-      await benchBig(dir);
+      await benchBig(dir, repeat);
     } finally {
       rmSync(path.dirname(dir), { recursive: true, force: true });
     }
@@ -276,7 +293,7 @@ export async function main(args: string[]): Promise<void> {
     if (big !== undefined) {
       process.stdout.write(`synthetic ${big} Mvoxel object (two slabs merged, then split), measuring off:\n`);
       const dir = await bigFolder(big);
-      await benchBig(dir);
+      await benchBig(dir, repeat);
       rmSync(path.dirname(dir), { recursive: true, force: true });
     }
   } finally {
