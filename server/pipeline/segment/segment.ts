@@ -156,6 +156,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   const runner = options.tileRunner ?? (await createRunner(model, options.runner ?? defaultRunnerOptions(availableParallelism(), tiles.length * D)));
   const limiter = new Limiter(runner.slots * 2);
   const inFlight = sectionsInFlight(runner.slots, tiles.length);
+  const sums = new SumBuffers(model.codes.length * W * H, W * H);
   // Progress in Mpx (one decimal) so the bar and the CLI's end-of-stage line read as a pixel rate.
   const mpx = (sections: number) => Math.round((sections * W * H) / 1e5) / 10;
   progress.start("segment", mpx(D), "Mpx");
@@ -171,7 +172,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     for (let z = 0; z < D; z++) {
       const section = await source.read(z);
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
-      window.push(segmentSection(section, plan, tiles, runner, limiter, model, options.probabilities === true, options.thresholds, tta));
+      window.push(segmentSection(section, plan, tiles, runner, limiter, sums, model, options.probabilities === true, options.thresholds, tta));
       if (window.length >= inFlight) await finish(await (window.shift() as Promise<Done>));
     }
     while (window.length > 0) await finish(await (window.shift() as Promise<Done>));
@@ -204,6 +205,7 @@ async function segmentSection(
   tiles: Tile[],
   runner: TileRunner,
   limiter: Limiter,
+  sums: SumBuffers,
   model: ModelInfo,
   wantProbs: boolean,
   thresholds: ReadonlyMap<string, number> | undefined,
@@ -215,8 +217,9 @@ async function segmentSection(
   const norm = normaliseSection(section);
   // One tile has no neighbour to fade into (its weights are all 1): its section part is the answer as it is.
   const single = tiles.length === 1;
-  let acc: Float32Array | undefined = single ? undefined : new Float32Array(C * n);
-  const wsum = single ? undefined : new Float32Array(n);
+  const blended = single ? undefined : sums.take();
+  let acc: Float32Array | undefined = blended?.acc;
+  const wsum = blended?.wsum;
   // Float sums depend on their order where tiles overlap: tiles are blended in plan order, whichever finishes
   // first, so a section gets the same bytes on any runner and in any run (tasks must be idempotent). A tile's
   // limiter slot is held until it is blended, so finished tiles waiting for an earlier one stay bounded too.
@@ -245,7 +248,9 @@ async function segmentSection(
   const probs = acc as Float32Array;
   if (wsum) divideByWeights(probs, wsum, C);
   const planes = wantProbs ? model.codes.map(() => new Uint8Array(n)) : undefined;
-  return { classes: decideSection(probs, n, C, model.codes, thresholdsByChannel(model, thresholds), planes), planes };
+  const classes = decideSection(probs, n, C, model.codes, thresholdsByChannel(model, thresholds), planes);
+  if (blended) sums.give(blended);
+  return { classes, planes };
 }
 
 /**
@@ -352,12 +357,13 @@ function divideByWeights(acc: Float32Array, wsum: Float32Array, C: number): void
   const inv = new Float64Array(n);
   for (let i = 0; i < n; i++) inv[i] = 1 / (wsum[i] as number);
   for (let k = 0; k < C; k++) {
-    const o = k * n;
-    for (let i = 0; i < n; i++) acc[o + i] = (acc[o + i] as number) * (inv[i] as number);
+    const plane = acc.subarray(k * n, (k + 1) * n);
+    for (let i = 0; i < n; i++) plane[i] = (plane[i] as number) * (inv[i] as number);
   }
 }
 
-function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {
+/** Adds a tile's weighted probabilities into the section's sums, a row of each channel at a time. */
+export function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {
   const { width: W, height: H } = plan;
   const nx = plan.x.starts.length;
   const wx = plan.wx[t.index % nx] as Float32Array;
@@ -372,12 +378,39 @@ function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, 
     for (let tx = 0; tx < vw; tx++) rowW[tx] = wyv * (wx[tx] as number);
     const row = (t.y0 + ty) * W + t.x0;
     const trow = ty * t.w;
-    for (let tx = 0; tx < vw; tx++) wsum[row + tx] = (wsum[row + tx] as number) + (rowW[tx] as number);
+    const ws = wsum.subarray(row, row + vw);
+    for (let tx = 0; tx < vw; tx++) ws[tx] = (ws[tx] as number) + (rowW[tx] as number);
     for (let k = 0; k < C; k++) {
-      const o = k * n + row;
-      const to = k * tn + trow;
-      for (let tx = 0; tx < vw; tx++) acc[o + tx] = (acc[o + tx] as number) + (rowW[tx] as number) * (probs[to + tx] as number);
+      const a = acc.subarray(k * n + row, k * n + row + vw);
+      const p = probs.subarray(k * tn + trow, k * tn + trow + vw);
+      for (let tx = 0; tx < vw; tx++) a[tx] = (a[tx] as number) + (rowW[tx] as number) * (p[tx] as number);
     }
+  }
+}
+
+/**
+ * A section's blending sums, reused from one section to the next (zeroed) rather than allocated fresh: on this VM
+ * blending two 608 x 768 tiles into fresh 22-MB arrays took 70-108 ms vs 34-42 ms into reused ones, and
+ * `vemscope segment` on 16 Lucchi sections ran 10.7-11.6 s vs 11.3-11.9 s (3 alternating pairs, system CPU 1.1 vs
+ * 1.4-1.6 s: fewer page faults).
+ */
+class SumBuffers {
+  private readonly free: { acc: Float32Array; wsum: Float32Array }[] = [];
+  constructor(
+    private readonly accLength: number,
+    private readonly wsumLength: number,
+  ) {}
+
+  take(): { acc: Float32Array; wsum: Float32Array } {
+    const b = this.free.pop();
+    if (!b) return { acc: new Float32Array(this.accLength), wsum: new Float32Array(this.wsumLength) };
+    b.acc.fill(0);
+    b.wsum.fill(0);
+    return b;
+  }
+
+  give(b: { acc: Float32Array; wsum: Float32Array }): void {
+    this.free.push(b);
   }
 }
 
