@@ -363,7 +363,7 @@ function divideByWeights(acc: Float32Array, wsum: Float32Array, C: number): void
 }
 
 /** Adds a tile's weighted probabilities into the section's sums, a row of each channel at a time. */
-export function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {
+function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {
   const { width: W, height: H } = plan;
   const nx = plan.x.starts.length;
   const wx = plan.wx[t.index % nx] as Float32Array;
