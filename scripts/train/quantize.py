@@ -16,7 +16,7 @@ that its graph optimiser fuses each DequantizeLinear -> Conv -> (Relu) -> Quanti
   with 16-bit saturating sums (vpmaddubsw), which 7-bit weights never overflow;
 - biases are int32 at scale (input scale x weight scale), as QLinearConv takes them;
 - upsampling (Resize) keeps its input's scale and zero point, so the skip-connection Concats read two DQ outputs and
-  run on uint8 (QLinearConcat);
+  run on uint8 (QLinearConcat); its run-time output size becomes a constant scale of 2 (constant_upsampling);
 - the last Conv (the 1x1 head to class logits) stays float, followed by a softmax over the classes written out as
   max / subtract / exp / sum / divide (output 'probabilities').
 Model metadata (the "vemscope" entry: classes, normalisation, thresholds, card) is kept as it is.
@@ -60,6 +60,22 @@ def activation_params(lo, hi):
     return np.float32(scale), np.uint8(min(255, max(0, round(-lo / scale))))
 
 
+def constant_upsampling(g, added_inits):
+    """unet.py upsamples to the skip tensor's size, which the export computes at run time (Shape, Gather, Concat...).
+    The engine feeds only sizes that are multiples of the model's size multiple, so every upsampling doubles: a
+    constant scale of 2 gives the same coordinates and bytes. With it onnxruntime keeps the whole graph in its NHWC
+    layout (session 10: the dynamic form left 12 layout transposes and 3 extra dequantizations of the largest
+    tensors); the size chains become dead and are dropped with the other unused nodes."""
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "upsample_scales_2x")
+    resizes = [n for n in g.node if n.op_type == "Resize" and len(n.input) == 4 and n.input[3]]
+    if resizes:
+        added_inits.append(scales)
+    for n in resizes:
+        x = n.input[0]
+        del n.input[:]
+        n.input.extend([x, "", scales.name])
+
+
 def qdq(src, ranges_path, dst):
     m = onnx.load(src)
     g = m.graph
@@ -81,6 +97,7 @@ def qdq(src, ranges_path, dst):
             dq_of[name] = (f"{name}_dq", float(scale))
         return dq_of[name]
 
+    constant_upsampling(g, added_inits)
     relus = [n.output[0] for n in g.node if n.op_type == "Relu"]
     for name in relus:
         quantize_activation(name)
@@ -146,6 +163,13 @@ def qdq(src, ranges_path, dst):
             ready.update(n.output)
         ordered.extend(step)
         nodes = left
+    # Nodes nothing reads any more (the upsampling's size chains), last first.
+    while True:
+        read = {i for n in ordered for i in n.input} | {o.name for o in g.output}
+        live = [n for n in ordered if any(o in read for o in n.output)]
+        if len(live) == len(ordered):
+            break
+        ordered = live
     used = {i for n in ordered for i in n.input}
     kept = [i for i in list(g.initializer) + added_inits if i.name in used]
     del g.node[:]
