@@ -202,7 +202,6 @@ async function benchFolder(dir: string, opts: { merges: number; splits: number; 
   );
 }
 
-/** Merge the two slabs into one object, split that object again, undo both; one timing each. */
 /**
  * Merge the two slabs, split them again, undo both: `repeat` times over (each round ends where it began), so the
  * latencies come with their spread (one round on a shared VM says little: the same edit took 0.7-1.5 s).

@@ -163,7 +163,7 @@ def qdq(src, ranges_path, dst):
             ready.update(n.output)
         ordered.extend(step)
         nodes = left
-    # Nodes nothing reads any more (the upsampling's size chains), last first.
+    # Nodes nothing reads any more (the upsampling's size chains), peeled off until none is left.
     while True:
         read = {i for n in ordered for i in n.input} | {o.name for o in g.output}
         live = [n for n in ordered if any(o in read for o in n.output)]
