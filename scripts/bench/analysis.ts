@@ -40,7 +40,7 @@ import { writeTiffStack } from "../../server/pipeline/tiff.js";
 import { startReference, type Reference, type ReferenceCommand, type ReferenceReply } from "./analysis-reference.js";
 
 /** What analysis-rusage.mjs writes at the child's exit. */
-interface RusageReport {
+export interface RusageReport {
   /** Peak resident set size, kilobytes (getrusage ru_maxrss). */
   maxRssKb: number;
   userCpuS: number;

@@ -12,12 +12,13 @@ import { createRequire } from "node:module";
 import { availableParallelism, tmpdir } from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import * as ort from "onnxruntime-node";
 import type { Volume } from "../../precomputed/array.js";
 import { readStack } from "../../server/pipeline/ingest.js";
 import { loadModelInfo } from "../../server/pipeline/segment/model.js";
 import { writeTiffStack } from "../../server/pipeline/tiff.js";
+import type { RusageReport } from "./analysis.js";
 import { normaliseSection } from "../../server/pipeline/segment/normalise.js";
 import { DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume } from "../../server/pipeline/segment/segment.js";
 import { extractTile, planTiles, tilesOf } from "../../server/pipeline/segment/tiling.js";
@@ -38,8 +39,7 @@ interface Measured {
   megapixels: number;
   wallS: number;
   cpuS: number;
-  /** null where it cannot be read (the CLI's own process). */
-  peakRssMiB: number | null;
+  peakRssMiB: number;
 }
 
 function opt(args: string[], name: string, fallback: string): string {
@@ -96,16 +96,10 @@ async function measure(config: Config, args: string[]): Promise<Measured> {
   return { name: config.name, tiles, megapixels: r.stats.megapixels, wallS: (performance.now() - t0) / 1000, cpuS: (c.user + c.system) / 1e6, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
 }
 
-/** Children's CPU seconds so far (user + system of waited-for children, /proc/self/stat fields 16 and 17). */
-function childrenCpuS(): number {
-  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]?.split(" ") ?? [];
-  // After the ") " the state is field 3, so cutime (16) and cstime (17) are at 13 and 14; clock ticks of 1/100 s.
-  return (Number(fields[13]) + Number(fields[14])) / 100;
-}
-
 /**
  * The product as users run it: the sections written to a TIFF (not timed), then `node scripts/cli.mjs segment`
- * (the bundled CLI, with package.json's node flags) timed from spawn to exit, TIFF in and out included.
+ * (the bundled CLI, with package.json's node flags) timed from spawn to exit, TIFF in and out included; its CPU and
+ * peak RSS from the analysis bench's rusage preload.
  */
 async function measureCli(config: Config, image: Volume<Uint8Array | Uint16Array>, tile: number, overlap: number, modelPath: string): Promise<Measured> {
   const dir = mkdtempSync(path.join(tmpdir(), "vemscope-bench-segment-"));
@@ -113,18 +107,20 @@ async function measureCli(config: Config, image: Volume<Uint8Array | Uint16Array
     const input = path.join(dir, "image.tif");
     await writeTiffStack(input, image);
     const cli = fileURLToPath(new URL("../cli.mjs", import.meta.url));
-    const args = ["--no-concurrent-recompilation", cli, "segment", "--image", input, "--voxel", "5,5,5", "--out", path.join(dir, "classes.tif"), "--model", modelPath, "--tile", String(tile), "--overlap", String(overlap), "--workers", String(config.workers), "--threads", String(config.threads)];
+    const rusagePath = path.join(dir, "rusage.json");
+    const preload = pathToFileURL(fileURLToPath(new URL("./analysis-rusage.mjs", import.meta.url))).href;
+    const args = ["--no-concurrent-recompilation", "--import", preload, cli, "segment", "--image", input, "--voxel", "5,5,5", "--out", path.join(dir, "classes.tif"), "--model", modelPath, "--tile", String(tile), "--overlap", String(overlap), "--workers", String(config.workers), "--threads", String(config.threads)];
     // The bundle is built (or found fresh) once before timing, as a user's earlier command would have.
     const help = spawnSync(process.execPath, [cli, "--help"], { encoding: "utf8" });
     if (help.status !== 0) throw new Error(`vemscope --help failed: ${help.stderr}`);
-    const c0 = childrenCpuS();
     const t0 = performance.now();
-    const run = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24 });
+    const run = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24, env: { ...process.env, VEMSCOPE_BENCH_RUSAGE: rusagePath } });
     const wallS = (performance.now() - t0) / 1000;
     if (run.status !== 0) throw new Error(`vemscope segment failed: ${run.stderr}`);
     const tiles = Number(/(\d+) tiles of/.exec(run.stdout + run.stderr)?.[1] ?? NaN);
     const [W, H, D] = image.shape;
-    return { name: config.name, tiles, megapixels: (W * H * D) / 1e6, wallS, cpuS: childrenCpuS() - c0, peakRssMiB: null };
+    const r = JSON.parse(readFileSync(rusagePath, "utf8")) as RusageReport;
+    return { name: config.name, tiles, megapixels: (W * H * D) / 1e6, wallS, cpuS: r.userCpuS + r.systemCpuS, peakRssMiB: r.maxRssKb / 1024 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -190,7 +186,7 @@ export async function main(args: string[]): Promise<void> {
     results.push(m);
     process.stdout.write(
       `${m.name.padEnd(36)} ${m.tiles} tiles  ${(m.tiles / m.wallS).toFixed(2)} tiles/s  ${(m.megapixels / m.wallS).toFixed(3)} Mpx/s  ` +
-        `cpu ${m.cpuS.toFixed(1)} s (${(m.megapixels / m.cpuS).toFixed(3)} Mpx/cpu-s)  peak RSS ${m.peakRssMiB === null ? "n/a" : `${m.peakRssMiB.toFixed(0)} MiB`}\n`,
+        `cpu ${m.cpuS.toFixed(1)} s (${(m.megapixels / m.cpuS).toFixed(3)} Mpx/cpu-s)  peak RSS ${m.peakRssMiB.toFixed(0)} MiB\n`,
     );
   }
   const bare = results.filter((r) => r.name.startsWith("bare")).reduce((a, b) => (b.wallS < a.wallS ? b : a));
