@@ -27,7 +27,7 @@ function required(values: Values, name: string): string {
 
 const COMMANDS: Record<string, Command> = {
   run: {
-    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--min-fragment-nm3 1000000] [--tta none|flips|d4] [--thresholds mito=0.85|none] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
+    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--min-fragment-nm3 1000000] [--tta none|flips|d4] [--thresholds mito=0.85|none] [--min-area mito=10000|none] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
     summary: "whole pipeline into DIR",
     options: {
       image: { type: "string" },
@@ -37,6 +37,7 @@ const COMMANDS: Record<string, Command> = {
       model: { type: "string" },
       "min-fragment-nm3": { type: "string" },
       thresholds: { type: "string" },
+      "min-area": { type: "string" },
       tta: { type: "string" },
       "no-align": { type: "boolean" },
       "export-tiff": { type: "boolean" },
@@ -57,8 +58,9 @@ const COMMANDS: Record<string, Command> = {
       }
       const out = required(v, "out");
       // Loaded only when given: cli-options pulls in onnxruntime, which `run --labels` never needs.
-      const seg = v.tta !== undefined || v.thresholds !== undefined ? await import("../server/pipeline/segment/cli-options.js") : undefined;
+      const seg = v.tta !== undefined || v.thresholds !== undefined || v["min-area"] !== undefined ? await import("../server/pipeline/segment/cli-options.js") : undefined;
       const thresholds = seg?.thresholdsOption(v.thresholds);
+      const minAreas = seg?.minAreaOption(v["min-area"]);
       const result = await runPipeline({
         image: required(v, "image"),
         labels: typeof v.labels === "string" ? v.labels : undefined,
@@ -66,6 +68,7 @@ const COMMANDS: Record<string, Command> = {
         minFragmentNm3,
         tta: seg?.ttaOption(v.tta),
         thresholds: thresholds && Object.fromEntries(thresholds),
+        minAreaNm2: minAreas && Object.fromEntries(minAreas),
         voxelNm: parseVoxel(required(v, "voxel")),
         out,
         align: v["no-align"] !== true,
@@ -143,7 +146,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   segment: {
-    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--tta none|flips|d4] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
+    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--min-area mito=10000|none] [--tta none|flips|d4] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
     summary: "class volume (uint8, codes 0-6) from the 2D U-Net; optional per-class probabilities (uint8)",
     options: {
       image: { type: "string" },
@@ -152,6 +155,7 @@ const COMMANDS: Record<string, Command> = {
       model: { type: "string" },
       probabilities: { type: "string" },
       thresholds: { type: "string" },
+      "min-area": { type: "string" },
       tta: { type: "string" },
       tile: { type: "string" },
       overlap: { type: "string" },
@@ -160,7 +164,7 @@ const COMMANDS: Record<string, Command> = {
     },
     async run(v) {
       const { segmentCommand } = await import("../server/pipeline/segment/command.js");
-      const { intOption, runnerOption, thresholdsOption, ttaOption } = await import("../server/pipeline/segment/cli-options.js");
+      const { intOption, minAreaOption, runnerOption, thresholdsOption, ttaOption } = await import("../server/pipeline/segment/cli-options.js");
       const out = required(v, "out");
       const stats = await segmentCommand({
         image: required(v, "image"),
@@ -169,6 +173,7 @@ const COMMANDS: Record<string, Command> = {
         model: typeof v.model === "string" ? v.model : undefined,
         probabilities: typeof v.probabilities === "string" ? v.probabilities : undefined,
         thresholds: thresholdsOption(v.thresholds),
+        minAreaNm2: minAreaOption(v["min-area"]),
         tta: ttaOption(v.tta),
         tile: intOption(v.tile, "--tile", 16),
         overlap: intOption(v.overlap, "--overlap", 0),

@@ -1,6 +1,7 @@
 /**
- * Sets a model's decision thresholds (segment.ts `decide`) in its ONNX metadata and model card:
- *   tsx scripts/train/set-thresholds.ts MODEL.onnx mito=0.85 [--how "chosen on ..."]
+ * Sets a model's decision thresholds (segment.ts `decide`) and, with --min-area, its minimum fragment areas per
+ * section (cleanup.ts `removeSmallAreas`) in its ONNX metadata and model card:
+ *   tsx scripts/train/set-thresholds.ts MODEL.onnx mito=0.85 [--min-area mito=10000|none] [--how "chosen on ..."]
  *   tsx scripts/train/set-thresholds.ts MODEL.onnx none
  * The graph is untouched (model.ts `withOnnxMetadata` replaces only metadata entries); a `model-card.json`
  * beside the model gets the same `decision` entry. Writes are atomic (temp + rename).
@@ -9,8 +10,8 @@ import { existsSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { thresholdsOption } from "../../server/pipeline/segment/cli-options.js";
-import { onnxMetadataProps, parseModelInfo, parseThresholds, withOnnxMetadata } from "../../server/pipeline/segment/model.js";
+import { minAreaOption, thresholdsOption } from "../../server/pipeline/segment/cli-options.js";
+import { onnxMetadataProps, parseMinAreas, parseModelInfo, parseThresholds, withOnnxMetadata } from "../../server/pipeline/segment/model.js";
 
 async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -18,22 +19,32 @@ async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<vo
   await rename(tmp, file);
 }
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { how: { type: "string" } } });
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { how: { type: "string" }, "min-area": { type: "string" } } });
 const [modelPath, spec] = positionals;
 if (modelPath === undefined || spec === undefined) {
-  process.stderr.write("usage: tsx scripts/train/set-thresholds.ts MODEL.onnx mito=0.85[,er=0.5] | none [--how TEXT]\n");
+  process.stderr.write("usage: tsx scripts/train/set-thresholds.ts MODEL.onnx mito=0.85[,er=0.5] | none [--min-area mito=10000|none] [--how TEXT]\n");
   process.exit(2);
 }
 const bytes = new Uint8Array(await readFile(modelPath));
 const model = parseModelInfo(modelPath, bytes);
 const thresholds = Object.fromEntries(thresholdsOption(spec) ?? new Map<string, number>());
 parseThresholds(thresholds, model.classNames); // class names of this model
+const areaSpec = values["min-area"];
+const minAreas = areaSpec === undefined ? Object.fromEntries(model.minAreaNm2) : Object.fromEntries(minAreaOption(areaSpec) ?? new Map<string, number>());
+parseMinAreas(minAreas, model.classNames);
 
 const props = onnxMetadataProps(bytes);
 const meta = JSON.parse(props.get("vemscope") ?? "{}") as Record<string, unknown>;
 delete meta.thresholds;
 if (Object.keys(thresholds).length > 0) meta.thresholds = thresholds;
-const decision = { thresholds, rule: "a class with a threshold wins where its probability reaches it; the others by argmax", ...(values.how ? { how: values.how } : {}) };
+delete meta.min_area_nm2;
+if (Object.keys(minAreas).length > 0) meta.min_area_nm2 = minAreas;
+const decision = {
+  thresholds,
+  rule: "a class with a threshold wins where its probability reaches it; the others by argmax",
+  ...(Object.keys(minAreas).length > 0 ? { min_area_nm2: minAreas, min_area_rule: "per section, 8-connected fragments of the class smaller than this (nm^2) take the class they border most" } : {}),
+  ...(values.how ? { how: values.how } : {}),
+};
 const card = model.card ? { ...model.card, decision } : undefined;
 const entries = new Map([["vemscope", JSON.stringify(meta)], ...(card ? [["model_card", JSON.stringify(card)] as [string, string]] : [])]);
 const updated = withOnnxMetadata(bytes, entries);
@@ -45,4 +56,4 @@ if (existsSync(cardFile)) {
   const onDisk = JSON.parse(await readFile(cardFile, "utf8")) as Record<string, unknown>;
   await writeAtomic(cardFile, `${JSON.stringify({ ...onDisk, decision }, null, 1)}\n`);
 }
-process.stdout.write(`${modelPath}: thresholds ${JSON.stringify(thresholds)}\n`);
+process.stdout.write(`${modelPath}: thresholds ${JSON.stringify(thresholds)}, minimum areas ${JSON.stringify(minAreas)}\n`);

@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Segmentation's test-time augmentation and decision thresholds (default: none, the model's). */
   tta?: TtaMode;
   thresholds?: Record<string, number>;
+  /** Least 2D fragment areas per class (nm^2) instead of the model's ({}: none). */
+  minAreaNm2?: Record<string, number>;
   voxelNm: Vec3;
   out: string;
   align?: boolean;
@@ -128,14 +130,21 @@ const STAGES: Stage[] = [
     async run(ctx) {
       // Loaded lazily: onnxruntime is only needed when no --labels are given.
       const { segmentVolume } = await import("./segment/index.js");
-      const { tta, thresholds } = ctx.options;
-      const result = await segmentVolume(need(ctx.image, "image"), { model: ctx.options.model, progress: ctx.progress, tta, thresholds: thresholds && new Map(Object.entries(thresholds)) });
+      const { tta, thresholds, minAreaNm2, voxelNm } = ctx.options;
+      const result = await segmentVolume(need(ctx.image, "image"), {
+        model: ctx.options.model,
+        progress: ctx.progress,
+        tta,
+        thresholds: thresholds && new Map(Object.entries(thresholds)),
+        minAreaNm2: minAreaNm2 && new Map(Object.entries(minAreaNm2)),
+        pixelNm: [voxelNm[0], voxelNm[1]],
+      });
       const { removeSmallFragments, DEFAULT_MIN_FRAGMENT_NM3 } = await import("./segment/cleanup.js");
       const minNm3 = ctx.options.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
       ctx.progress?.start("small fragments", 1, "volume");
       const cleaned = removeSmallFragments(result.classes.data, result.classes.shape, ctx.options.voxelNm, minNm3);
       ctx.progress?.end();
-      const record = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_fragment_nm3: minNm3, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
+      const record = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_area_nm2: result.stats.minAreaNm2, min_fragment_nm3: minNm3, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
       await ctx.storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
       ctx.classes = result.classes;
     },
@@ -264,10 +273,12 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
   const budget = options.blockBudget ?? DEFAULT_BLOCK_BUDGET;
   if (!(Number.isSafeInteger(budget) && budget > 0)) throw new PipelineError("bad_argument", `expected a positive number of voxels, got ${budget}`, "--block-budget");
   if (options.queue !== undefined && !/^rediss?:\/\//.test(options.queue)) throw new PipelineError("bad_argument", `expected redis://HOST:PORT, got '${options.queue}'`, "--queue");
-  if (options.labels === undefined && options.thresholds !== undefined) {
+  if (options.labels === undefined && (options.thresholds !== undefined || options.minAreaNm2 !== undefined)) {
     // Checked against the model before any alignment work; segmentation checks again with what it loads.
-    const { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo } = await import("./segment/model.js");
-    checkThresholds(await loadModelInfo(options.model ?? DEFAULT_MODEL_PATH), new Map(Object.entries(options.thresholds)));
+    const { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo } = await import("./segment/model.js");
+    const model = await loadModelInfo(options.model ?? DEFAULT_MODEL_PATH);
+    checkThresholds(model, options.thresholds && new Map(Object.entries(options.thresholds)));
+    checkMinAreas(model, options.minAreaNm2 && new Map(Object.entries(options.minAreaNm2)));
   }
   const blockwise = await outOfCore(options, budget);
   const contactNm = options.contactNm ?? DEFAULT_CONTACT_NM;
@@ -295,6 +306,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
         minFragmentNm3: options.minFragmentNm3,
         tta: options.tta,
         thresholds: options.thresholds,
+        minAreaNm2: options.minAreaNm2,
         voxelNm: options.voxelNm,
         contactNm,
         storage: ctx.storage,

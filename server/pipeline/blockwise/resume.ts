@@ -27,6 +27,7 @@ export interface ResumeInputs {
   minFragmentNm3?: number;
   tta?: string;
   thresholds?: Record<string, number>;
+  minAreaNm2?: Record<string, number>;
   voxelNm: Vec3;
   contactNm: number;
   budget: number;
@@ -66,6 +67,7 @@ export async function resumeKey(o: ResumeInputs): Promise<string> {
     // Keys absent unless set, so the folders of earlier runs without them keep their names.
     ...(o.labels === undefined && o.tta !== undefined && o.tta !== "none" ? { tta: o.tta } : {}),
     ...(o.labels === undefined && o.thresholds !== undefined ? { thresholds: o.thresholds } : {}),
+    ...(o.labels === undefined && o.minAreaNm2 !== undefined ? { minAreaNm2: o.minAreaNm2 } : {}),
     voxelNm: o.voxelNm,
     contactNm: o.contactNm,
     budget: o.budget,

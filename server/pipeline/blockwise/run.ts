@@ -71,6 +71,7 @@ export interface BlockwiseOptions {
   minFragmentNm3?: number;
   tta?: TtaMode;
   thresholds?: Record<string, number>;
+  minAreaNm2?: Record<string, number>;
   voxelNm: Vec3;
   contactNm: number;
   /** The output. */
@@ -245,9 +246,9 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     if (!inputs) {
       const record = await onceStep(work, "segment", async () => {
         const { segmentOnTasks } = await import("../segment/tasks.js");
-        const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, tta: o.tta, thresholds: o.thresholds, progress });
+        const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, tta: o.tta, thresholds: o.thresholds, minAreaNm2: o.minAreaNm2, progress });
         // The in-memory run's key order, so report/segmentation.json is the same bytes.
-        return { model: r.model, tta: r.tta, thresholds: r.thresholds, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned };
+        return { model: r.model, tta: r.tta, thresholds: r.thresholds, min_area_nm2: r.min_area_nm2, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned };
       });
       await storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
     }

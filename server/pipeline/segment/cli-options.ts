@@ -44,6 +44,24 @@ export function thresholdsOption(raw: Raw): Map<string, number> | undefined {
 }
 
 /**
+ * --min-area mito=10000,er=2000 (class name = least fragment area in nm^2 per section), or "none"; absent: the
+ * model's own. Class names are checked against the model once it is loaded.
+ */
+export function minAreaOption(raw: Raw): Map<string, number> | undefined {
+  if (raw === undefined) return undefined;
+  const text = typeof raw === "string" ? raw.trim() : "";
+  if (text === "none") return new Map();
+  const out = new Map<string, number>();
+  for (const part of text.split(",")) {
+    const m = /^([a-z]+)=([0-9.e+]+)$/.exec(part.trim());
+    const a = m ? Number(m[2]) : NaN;
+    if (!m || !(Number.isFinite(a) && a > 0)) throw new PipelineError("bad_argument", `expected CLASS=NM2[,CLASS=NM2...] with areas > 0 in nm^2, or 'none'; got '${String(raw)}'`, "--min-area");
+    out.set(m[1] as string, a);
+  }
+  return out;
+}
+
+/**
  * --workers 0 = one in-process session (then --threads defaults to every core); without either option
  * segmentation picks by job size (defaultRunnerOptions).
  */

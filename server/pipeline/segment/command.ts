@@ -7,7 +7,7 @@ import { openStack, readLabels } from "../ingest.js";
 import type { Progress } from "../progress.js";
 import { tempPathFor } from "../tiff.js";
 import { evaluate, formatReport, parseClasses, parseSlices, type EvalReport } from "./eval.js";
-import { checkThresholds, loadModelInfo } from "./model.js";
+import { checkMinAreas, checkThresholds, loadModelInfo } from "./model.js";
 import type { RunnerOptions } from "./pool.js";
 import { DEFAULT_MODEL_PATH, segmentSections, type SegmentStats } from "./segment.js";
 import { TiffPageWriter } from "./tiff-stream.js";
@@ -22,6 +22,8 @@ export interface SegmentCommandOptions {
   probabilities?: string;
   /** Decision thresholds instead of the model's (segment.ts `decide`); empty: plain argmax. */
   thresholds?: ReadonlyMap<string, number>;
+  /** Least fragment areas per class (nm^2) instead of the model's; empty: none. */
+  minAreaNm2?: ReadonlyMap<string, number>;
   tta?: TtaMode;
   tile?: number;
   overlap?: number;
@@ -40,6 +42,7 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
   // The model and every section header are checked before any pixel is decoded or file created.
   const model = await loadModelInfo(o.model ?? DEFAULT_MODEL_PATH);
   checkThresholds(model, o.thresholds);
+  checkMinAreas(model, o.minAreaNm2);
   const reader = await openStack(o.image, "image");
   const [W, H, D] = reader.shape;
   const C = model.codes.length;
@@ -77,7 +80,7 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
         await classes.write(plane);
         if (planes) await probs(planes);
       },
-      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined, thresholds: o.thresholds, tta: o.tta },
+      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined, thresholds: o.thresholds, minAreaNm2: o.minAreaNm2, pixelNm, tta: o.tta },
     );
     for (const w of writers) await w.close();
     return stats;

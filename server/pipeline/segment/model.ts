@@ -44,6 +44,11 @@ export interface ModelInfo {
    * by argmax. From the metadata's `thresholds`; empty when it has none.
    */
   thresholds: ReadonlyMap<string, number>;
+  /**
+   * Per class name, the least area (nm^2) a connected fragment of that class may have in a section; smaller ones
+   * join the class they border most (segment.ts). From the metadata's `min_area_nm2`; empty when it has none.
+   */
+  minAreaNm2: ReadonlyMap<string, number>;
 }
 
 function bad(file: string, message: string, cause?: unknown): PipelineError {
@@ -110,35 +115,57 @@ export function parseModelInfo(path: string, bytes: Uint8Array): ModelInfo {
       card = undefined; // the card documents the model; a broken one must not stop inference
     }
   }
-  let thresholds: Map<string, number>;
-  try {
-    thresholds = parseThresholds(m.thresholds ?? {}, classes);
-  } catch (e) {
-    throw bad(path, `model metadata 'thresholds': ${e instanceof Error ? e.message : String(e)}`, e);
-  }
-  return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, probabilities, card, thresholds };
+  const perClass = <T>(key: string, parse: (raw: unknown, names: readonly string[]) => T): T => {
+    try {
+      return parse(m[key] ?? {}, classes);
+    } catch (e) {
+      throw bad(path, `model metadata '${key}': ${e instanceof Error ? e.message : String(e)}`, e);
+    }
+  };
+  const thresholds = perClass("thresholds", parseThresholds);
+  const minAreaNm2 = perClass("min_area_nm2", parseMinAreas);
+  return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, probabilities, card, thresholds, minAreaNm2 };
 }
 
 /** An override of the model's thresholds, checked against its classes (PipelineError naming --thresholds). */
 export function checkThresholds(model: ModelInfo, thresholds: ReadonlyMap<string, number> | undefined): void {
-  if (thresholds === undefined) return;
+  checkOverride(model, thresholds, parseThresholds, "--thresholds");
+}
+
+/** An override of the model's minimum areas, checked against its classes (PipelineError naming --min-area). */
+export function checkMinAreas(model: ModelInfo, areas: ReadonlyMap<string, number> | undefined): void {
+  checkOverride(model, areas, parseMinAreas, "--min-area");
+}
+
+function checkOverride(model: ModelInfo, values: ReadonlyMap<string, number> | undefined, parse: (raw: unknown, names: readonly string[]) => unknown, option: string): void {
+  if (values === undefined) return;
   try {
-    parseThresholds(Object.fromEntries(thresholds), model.classNames);
+    parse(Object.fromEntries(values), model.classNames);
   } catch (e) {
-    throw new PipelineError("bad_argument", e instanceof Error ? e.message : String(e), "--thresholds");
+    throw new PipelineError("bad_argument", e instanceof Error ? e.message : String(e), option);
   }
+}
+
+/** `{ class name: value }` for classes of the model other than background, each value checked by `valid`. */
+function parseClassValues(raw: unknown, classNames: readonly string[], what: string, valid: (v: number) => boolean): Map<string, number> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error(`expected an object of class name -> ${what}`);
+  const out = new Map<string, number>();
+  for (const [name, v] of Object.entries(raw)) {
+    if (name === "background" || !classNames.includes(name)) throw new Error(`'${name}' is not a class of the model (${classNames.filter((c) => c !== "background").join(", ")})`);
+    if (typeof v !== "number" || !valid(v)) throw new Error(`${what} of '${name}' must be ${what === "threshold" ? "a number between 0 and 1" : "a positive number"}, got ${JSON.stringify(v)}`);
+    out.set(name, v);
+  }
+  return out;
 }
 
 /** `{ class name: probability in (0, 1) }` for classes of the model other than background. */
 export function parseThresholds(raw: unknown, classNames: readonly string[]): Map<string, number> {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error("expected an object of class name -> probability");
-  const out = new Map<string, number>();
-  for (const [name, t] of Object.entries(raw)) {
-    if (name === "background" || !classNames.includes(name)) throw new Error(`'${name}' is not a class of the model (${classNames.filter((c) => c !== "background").join(", ")})`);
-    if (typeof t !== "number" || !(t > 0 && t < 1)) throw new Error(`threshold of '${name}' must be a number between 0 and 1, got ${JSON.stringify(t)}`);
-    out.set(name, t);
-  }
-  return out;
+  return parseClassValues(raw, classNames, "threshold", (t) => t > 0 && t < 1);
+}
+
+/** `{ class name: least fragment area in nm^2 }` for classes of the model other than background. */
+export function parseMinAreas(raw: unknown, classNames: readonly string[]): Map<string, number> {
+  return parseClassValues(raw, classNames, "minimum area", (a) => Number.isFinite(a) && a > 0);
 }
 
 /**

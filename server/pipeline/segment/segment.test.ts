@@ -9,7 +9,8 @@ import { PipelineError } from "../errors.js";
 import { readLabels, readStack } from "../ingest.js";
 import { segmentCommand } from "./command.js";
 import { loadModelInfo, onnxMetadataProps, parseModelInfo, withOnnxMetadata, type ModelInfo } from "./model.js";
-import { thresholdsOption } from "./cli-options.js";
+import { minAreaOption, thresholdsOption } from "./cli-options.js";
+import { removeSmallAreas } from "./cleanup.js";
 import { decide, decideSection, DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume, type SegmentResult } from "./segment.js";
 import { planTiles } from "./tiling.js";
 
@@ -183,6 +184,43 @@ describe.skipIf(!haveModel)("decision thresholds (the shipped model's, an overri
     // Without an override the model's own thresholds decide.
     const own = await segmentVolume(img, { model, ...opts });
     expect(own.classes.data).toEqual((await segmentVolume(img, { model, ...opts, thresholds: model.thresholds })).classes.data);
+  });
+
+  it("the model's minimum mito area, applied with a pixel size, is removeSmallAreas on the plain decision; 'none' and no pixel size keep every fragment", async () => {
+    expect(model.minAreaNm2).toEqual(new Map([["mito", 10000]]));
+    const img = await emCrop(512, 512);
+    const opts = { runner: { workers: 0, threads: 2 } } as const;
+    const kept = await segmentVolume(img, { model, ...opts, pixelNm: [4.6, 4.6], minAreaNm2: new Map() });
+    const noPixel = await segmentVolume(img, { model, ...opts });
+    const own = await segmentVolume(img, { model, ...opts, pixelNm: [4.6, 4.6] });
+    expect(noPixel.classes.data).toEqual(kept.classes.data);
+    expect(noPixel.stats.minAreaNm2).toEqual({});
+    expect(own.stats.minAreaNm2).toEqual({ mito: 10000 });
+    const want = kept.classes.data.slice();
+    const MITO = model.codes[model.classNames.indexOf("mito")] as number;
+    const r = removeSmallAreas(want, 512, 512, [4.6, 4.6], new Map([[MITO, 10000]]));
+    expect(own.classes.data).toEqual(want);
+    if (haveEm) expect(r.fragments).toBeGreaterThan(0); // real EM leaves small mito specks
+    // An override in the same units: 2x the pixel size is 4x the area per pixel.
+    const coarse = await segmentVolume(img, { model, ...opts, pixelNm: [9.2, 9.2], minAreaNm2: new Map([["mito", 40000]]) });
+    expect(coarse.classes.data).toEqual(own.classes.data);
+  });
+
+  it("refuses minimum areas for classes the model lacks, or not positive, naming --min-area or the model file", async () => {
+    const img = join(dir, "area.tif");
+    const { writeTiffStack } = await import("../tiff.js");
+    await writeTiffStack(img, { data: (await emCrop(64, 64)).data, shape: [64, 64, 1] });
+    const out = join(dir, "area-out.tif");
+    const e = await rejection(segmentCommand({ image: img, voxelNm: [5, 5, 45], out, minAreaNm2: new Map([["golgi", 500]]) }));
+    expect(e.message).toMatch(/^--min-area: 'golgi' is not a class of the model/);
+    expect(existsSync(out)).toBe(false);
+    expect(() => minAreaOption("mito=-5")).toThrow(/--min-area: expected CLASS=NM2/);
+    expect(() => minAreaOption("mito=abc")).toThrow(/--min-area/);
+    expect(minAreaOption("none")).toEqual(new Map());
+    expect(minAreaOption("mito=1e4,er=500")).toEqual(new Map([["mito", 10000], ["er", 500]]));
+    const good = JSON.parse(onnxMetadataProps(model.bytes).get("vemscope") as string) as Record<string, unknown>;
+    expect(() => parseModelInfo("m.onnx", withMetadata(model.bytes, { vemscope: JSON.stringify({ ...good, min_area_nm2: { mito: 0 } }) }))).toThrow(/m\.onnx: model metadata 'min_area_nm2': minimum area of 'mito' must be a positive number, got 0/);
+    expect(() => parseModelInfo("m.onnx", withMetadata(model.bytes, { vemscope: JSON.stringify({ ...good, min_area_nm2: { background: 10 } }) }))).toThrow(/'background' is not a class of the model/);
   });
 
   it("refuses thresholds for classes the model lacks, or outside (0, 1), naming --thresholds", async () => {

@@ -1,14 +1,16 @@
 /**
  * 2D segmentation of a stack, section by section: z-score the whole section (as in training), cut it into
  * overlapping tiles, infer them on the runner (worker pool or in-process), blend the tiles' softmax
- * probabilities with the tiling weights, take the argmax and write class codes. Only a few sections'
- * float buffers and a bounded number of tiles are alive at once, so memory does not grow with the stack.
+ * probabilities with the tiling weights, decide each pixel's class (thresholds, argmax), give fragments below
+ * their class's minimum area to their surroundings and write class codes. Only a few sections' float buffers and
+ * a bounded number of tiles are alive at once, so memory does not grow with the stack.
  */
 import { availableParallelism } from "node:os";
 import type { Volume } from "../../../precomputed/array.js";
 import { PipelineError } from "../errors.js";
 import { silentProgress, type Progress } from "../progress.js";
-import { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
+import { removeSmallAreas } from "./cleanup.js";
+import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo } from "./model.js";
 import { normaliseSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
@@ -46,6 +48,13 @@ export interface SegmentOptions {
   thresholds?: ReadonlyMap<string, number>;
   /** Test-time augmentation (tta.ts): "none" (default), "flips" (4 views), "d4" (8 views). */
   tta?: TtaMode;
+  /**
+   * Section pixel size (x, y) in nm. The minimum areas (`minAreaNm2`, or the model's) are in nm^2, so they apply
+   * only when it is given; the CLI, `run` and the task kinds always give it.
+   */
+  pixelNm?: readonly [number, number];
+  /** Least fragment area per class name (nm^2) instead of the model's (cleanup.ts `removeSmallAreas`); an empty map: none. */
+  minAreaNm2?: ReadonlyMap<string, number>;
   /** Called for each section in z order with its per-class probabilities (uint8), for streaming writers. */
   onProbabilities?: (z: number, planes: Uint8Array[]) => void | Promise<void>;
   progress?: Progress;
@@ -71,6 +80,8 @@ export interface SegmentStats {
   tta: TtaMode;
   /** The decision thresholds used (the override's or the model's). */
   thresholds: Record<string, number>;
+  /** The minimum areas applied (nm^2; empty when none or when no pixel size was given). */
+  minAreaNm2: Record<string, number>;
 }
 
 export interface SegmentResult {
@@ -146,7 +157,12 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     throw new PipelineError("bad_argument", `expected an integer from 0 to below half the tile (${maxTile / 2}), got ${overlap}`, "--overlap");
   }
   checkThresholds(model, options.thresholds);
+  checkMinAreas(model, options.minAreaNm2);
   const tta = checkTta(options.tta ?? "none");
+  const minAreas = options.pixelNm === undefined ? new Map<string, number>() : (options.minAreaNm2 ?? model.minAreaNm2);
+  const pixelNm = options.pixelNm;
+  if (pixelNm !== undefined && !pixelNm.every((v) => Number.isFinite(v) && v > 0)) throw new PipelineError("bad_argument", `expected positive pixel sizes, got ${pixelNm.join(",")}`, "--voxel");
+  const minAreaByCode = new Map([...minAreas].map(([name, nm2]) => [model.codes[model.classNames.indexOf(name)] as number, nm2]));
   const plan = planTiles(W, H, maxTile, overlap, m);
   const tiles = tilesOf(plan);
   const progress = options.progress ?? silentProgress;
@@ -166,6 +182,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     // Sections finish in z order: the window is awaited oldest first, so `done` is the next z.
     let done = 0;
     const finish = async (r: Done) => {
+      if (pixelNm !== undefined && minAreaByCode.size > 0) removeSmallAreas(r.classes, W, H, pixelNm, minAreaByCode);
       await sink(done, r.classes, r.planes);
       progress.update(mpx(++done));
     };
@@ -195,6 +212,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     tileSize: [plan.x.size, plan.y.size],
     tta,
     thresholds: Object.fromEntries(options.thresholds ?? model.thresholds),
+    minAreaNm2: Object.fromEntries(minAreas),
   };
 }
 

@@ -234,11 +234,11 @@ describe.skipIf(!haveModel)("segmentation stage as tasks", () => {
   beforeAll(async () => {
     image = await emStack(...shape);
     // What run.ts's in-memory "segment" stage does.
-    const result = await segmentVolume({ data: image, shape }, {});
+    const result = await segmentVolume({ data: image, shape }, { pixelNm: [vnm[0], vnm[1]] });
     raw = result.classes.data.slice();
     want = result.classes.data;
     const cleaned = removeSmallFragments(want, shape, vnm, 1e6);
-    wantRecord = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_fragment_nm3: 1e6, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
+    wantRecord = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_area_nm2: result.stats.minAreaNm2, min_fragment_nm3: 1e6, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
   });
 
   it.each([
@@ -246,6 +246,7 @@ describe.skipIf(!haveModel)("segmentation stage as tasks", () => {
     [[176, 144, 1], [64, 96, 3]],
   ] as [Vec3, Vec3][])("image blocks %j, class blocks %j: segmentVolume + removeSmallFragments, byte for byte", async (imageBlocks, classBlocks) => {
     expect(wantRecord.fragments_reassigned).toBeGreaterThan(0);
+    expect(wantRecord.min_area_nm2).toEqual({ mito: 10000 }); // the tasks get the pixel size too
     const { work, workUrl } = store();
     const imageSpec: WorkVolumeSpec = { name: "image", shape, blockShape: imageBlocks, type: "uint8" };
     const classes: WorkVolumeSpec = { name: "classes", shape, blockShape: classBlocks, type: "uint8" };

@@ -40,7 +40,7 @@ import { blockKey, removePrefix, WorkVolume, type WorkVolumeSpec } from "../bloc
 import { PipelineError } from "../errors.js";
 import type { Progress } from "../progress.js";
 import { DEFAULT_MIN_FRAGMENT_NM3 } from "./cleanup.js";
-import { checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, parseThresholds, type ModelInfo } from "./model.js";
+import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, parseMinAreas, parseThresholds, type ModelInfo } from "./model.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { segmentSections } from "./segment.js";
 import { isTtaMode, type TtaMode } from "./tta.js";
@@ -69,6 +69,8 @@ export interface SegmentOnTasksOptions {
   /** Test-time augmentation and decision thresholds, as segmentSections takes them (default: none, the model's). */
   tta?: TtaMode;
   thresholds?: Record<string, number>;
+  /** Least 2D fragment areas per class (nm^2) instead of the model's ({}: none). */
+  minAreaNm2?: Record<string, number>;
   /** Unused by the coordinator itself: the executor reports each stage's tasks. */
   progress?: Progress;
 }
@@ -77,6 +79,7 @@ export interface SegmentRecord {
   model: string;
   tta: TtaMode;
   thresholds: Record<string, number>;
+  min_area_nm2: Record<string, number>;
   min_fragment_nm3: number;
   fragments_reassigned: number;
   voxels_reassigned: number;
@@ -108,15 +111,23 @@ function ttaParam(task: Task): TtaMode {
   return v;
 }
 
-/** A section task's decision thresholds for this model (null or absent: the model's own). */
-function thresholdsParam(task: Task, model: ModelInfo): Map<string, number> | undefined {
-  const v = task.params.thresholds;
+/** A section task's per-class values for this model (`thresholds`, `min_area`; null or absent: the model's own). */
+function perClassParam(task: Task, key: string, model: ModelInfo, parse: (raw: unknown, names: readonly string[]) => Map<string, number>): Map<string, number> | undefined {
+  const v = task.params[key];
   if (v === undefined || v === null) return undefined;
   try {
-    return parseThresholds(v, model.classNames);
+    return parse(v, model.classNames);
   } catch (e) {
-    badTask(task, `params.thresholds: ${e instanceof Error ? e.message : String(e)}`);
+    badTask(task, `params.${key}: ${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+/** A section task's pixel size (x, y) in nm, which the minimum areas need (absent in tasks of older coordinators). */
+function pixelParam(task: Task): [number, number] | undefined {
+  const v = task.params.pixel_nm;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((x): x is number => typeof x === "number" && Number.isFinite(x) && x > 0)) badTask(task, "params.pixel_nm must be two positive numbers");
+  return [v[0] as number, v[1] as number];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -226,7 +237,8 @@ export const sectionsKind: TaskKind = {
     const shared = loadShared(path);
     const { model, runner } = await shared;
     const tta = ttaParam(task);
-    const thresholds = thresholdsParam(task, model);
+    const thresholds = perClassParam(task, "thresholds", model, parseThresholds);
+    const minAreaNm2 = perClassParam(task, "min_area", model, parseMinAreas);
     const imageVol = new WorkVolume<Uint8Array | Uint16Array>(store, image);
     const n = W * H;
     const slab = new Uint8Array(n * (z1 - z0));
@@ -236,7 +248,7 @@ export const sectionsKind: TaskKind = {
         (z, plane) => {
           slab.set(plane, z * n);
         },
-        { model, tileRunner: runner, tta, thresholds },
+        { model, tileRunner: runner, tta, thresholds, minAreaNm2, pixelNm: pixelParam(task) },
       );
     } catch (e) {
       // A broken pool (a worker that died) must not fail every later task of this process.
@@ -587,7 +599,7 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   const minNm3 = o.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
   const modelPath = o.model ?? DEFAULT_MODEL_PATH;
   const tta = o.tta ?? "none";
-  const d = digest({ v: 2, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3, tta, thresholds: o.thresholds ?? null });
+  const d = digest({ v: 2, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3, tta, thresholds: o.thresholds ?? null, ...(o.minAreaNm2 ? { minAreaNm2: o.minAreaNm2 } : {}) });
   const doneMarker = stepKey(`segment-${d}`);
   const finished = await work.get(doneMarker);
   if (finished) return JSON.parse(new TextDecoder().decode(finished)) as SegmentRecord;
@@ -595,6 +607,8 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   const model = await loadModelInfo(modelPath);
   const override = o.thresholds && new Map(Object.entries(o.thresholds));
   checkThresholds(model, override);
+  const areas = o.minAreaNm2 && new Map(Object.entries(o.minAreaNm2));
+  checkMinAreas(model, areas);
   const minVoxels = minNm3 / (voxelNm[0] * voxelNm[1] * voxelNm[2]);
   const cleanup = minVoxels > 1;
   const [W, H] = classes.shape;
@@ -602,9 +616,9 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   // the segmentation, the slowest stage, spreads over more tasks: about SEGMENT_TASK_PIXELS each.
   const sections = Math.max(1, Math.min(classes.blockShape[2], Math.round(SEGMENT_TASK_PIXELS / (W * H))));
   const raw: WorkVolumeSpec = cleanup ? { ...classes, name: `${classes.name}-pass0-${d}`, blockShape: [classes.blockShape[0], classes.blockShape[1], sections] } : classes;
-  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null, tta, thresholds: o.thresholds ?? null }));
+  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null, tta, thresholds: o.thresholds ?? null, min_area: o.minAreaNm2 ?? null, pixel_nm: [voxelNm[0], voxelNm[1]] }));
   const totals = cleanup ? await cleanupOnTasks({ execute: o.execute, work, workUrl, input: raw, output: classes, voxelNm, minFragmentNm3: minNm3, dropInput: true }) : { fragments: 0, voxels: 0 };
-  const record: SegmentRecord = { model: modelPath, tta, thresholds: Object.fromEntries(override ?? model.thresholds), min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels };
+  const record: SegmentRecord = { model: modelPath, tta, thresholds: Object.fromEntries(override ?? model.thresholds), min_area_nm2: Object.fromEntries(areas ?? model.minAreaNm2), min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels };
   await work.put(doneMarker, JSON.stringify(record));
   return record;
 }
