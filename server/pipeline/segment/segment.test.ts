@@ -125,8 +125,8 @@ describe.skipIf(!haveModel)(`segmentation with the shipped model${haveModel ? ""
     await writeTiffStack(img, { data: new Uint8Array([...small.data, ...small.data]), shape: [200, 120, 2] });
     const out = join(dir, "classes.tif");
     const probs = join(dir, "probs");
-    // Plain argmax here (the shipped model's mito threshold is tested below).
-    const stats = await segmentCommand({ image: img, voxelNm: [5, 5, 45], out, probabilities: probs, thresholds: new Map(), runner: { workers: 1, threads: 1 } });
+    // Plain argmax, no minimum area here (the shipped model's mito threshold and minimum area are tested below).
+    const stats = await segmentCommand({ image: img, voxelNm: [5, 5, 45], out, probabilities: probs, thresholds: new Map(), minAreaNm2: new Map(), runner: { workers: 1, threads: 1 } });
     expect(stats.sections).toBe(2);
     const classes = await readLabels(out);
     expect(classes.shape).toEqual([200, 120, 2]);
