@@ -146,7 +146,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   segment: {
-    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--min-area mito=10000|none] [--tta none|flips|d4] [--tile 768] [--overlap 192] [--workers N] [--threads N]",
+    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--min-area mito=10000|none] [--tta none|flips|d4] [--tile 1024] [--overlap 192] [--workers N] [--threads N]",
     summary: "class volume (uint8, codes 0-6) from the 2D U-Net; optional per-class probabilities (uint8)",
     options: {
       image: { type: "string" },

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- segment [--image DIR|TIF] [--slices 6] [--tile 768] [--overlap 192] [--model M.onnx]`
+ * `npm run bench -- segment [--image DIR|TIF] [--slices 6] [--tile 1024] [--overlap 192] [--model M.onnx]`
  *
  * Tiled inference (normalise, tile, infer, blend, argmax) against a bare onnxruntime session that only runs
  * the same tiles, on real EM (default: the shared lucchi_train images). Each configuration runs in its own
