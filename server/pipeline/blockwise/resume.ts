@@ -14,6 +14,7 @@ import type { Vec3 } from "../../../precomputed/array.js";
 import type { Storage } from "../../../precomputed/storage.js";
 import type { TaskKind } from "../../jobs/kinds.js";
 import type { Task } from "../../jobs/tasks.js";
+import { DEFAULT_MODEL_PATH } from "../segment/model.js";
 
 const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
 
@@ -62,7 +63,8 @@ export async function resumeKey(o: ResumeInputs): Promise<string> {
     labels: o.labels === undefined ? null : await fingerprint(o.labels),
     // Only what changes an image-only run's classes; with labels, alignment and model are not used.
     align: o.labels === undefined ? o.align !== false : null,
-    model: o.labels === undefined && o.model !== undefined ? await fingerprint(o.model) : null,
+    // The default model too: its file (and so its metadata's thresholds and minimum areas) changes with vemscope.
+    model: o.labels === undefined ? await fingerprint(o.model ?? DEFAULT_MODEL_PATH) : null,
     minFragmentNm3: o.labels === undefined ? (o.minFragmentNm3 ?? null) : null,
     // Keys absent unless set, so the folders of earlier runs without them keep their names.
     ...(o.labels === undefined && o.tta !== undefined && o.tta !== "none" ? { tta: o.tta } : {}),
