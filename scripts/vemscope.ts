@@ -223,7 +223,7 @@ const COMMANDS: Record<string, Command> = {
   },
   train: {
     usage:
-      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N]",
+      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--pixel-nm X[,Y]] [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N]",
     summary: "train the 2D U-Net with scripts/train/train.py (needs python3-torch, python3-onnx); exports DIR/model.onnx",
     options: {
       data: { type: "string" },
@@ -231,6 +231,7 @@ const COMMANDS: Record<string, Command> = {
       masks: { type: "string", multiple: true },
       labels: { type: "string" },
       out: { type: "string" },
+      "pixel-nm": { type: "string" },
       iters: { type: "string" },
       minutes: { type: "string" },
       seed: { type: "string" },
@@ -242,7 +243,7 @@ const COMMANDS: Record<string, Command> = {
     },
     async run(v) {
       const { runTraining, trainPrinter } = await import("./train/command.js");
-      const { intOption, numberOption } = await import("../server/pipeline/segment/cli-options.js");
+      const { intOption, numberOption, pixelOption } = await import("../server/pipeline/segment/cli-options.js");
       const printer = trainPrinter();
       const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
       try {
@@ -252,6 +253,7 @@ const COMMANDS: Record<string, Command> = {
           images: str("images"),
           masks: Array.isArray(v.masks) ? v.masks.filter((m): m is string => typeof m === "string") : undefined,
           labels: str("labels"),
+          pixelNm: pixelOption(v["pixel-nm"]),
           iters: intOption(v.iters, "--iters", 1),
           minutes: numberOption(v.minutes, "--minutes"),
           seed: intOption(v.seed, "--seed", 0),

@@ -1,10 +1,11 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PipelineError } from "../../server/pipeline/errors.js";
+import { pixelOption } from "../../server/pipeline/segment/cli-options.js";
 import { loadModelInfo } from "../../server/pipeline/segment/model.js";
 import { segmentVolume } from "../../server/pipeline/segment/segment.js";
 import { buildSpec, DEFAULT_PYTHON, runTraining, TRAIN_PY, type TrainEvent } from "./command.js";
@@ -52,6 +53,9 @@ describe("train command", () => {
     expect(() => buildSpec({ images: join(dir, "data/image"), masks: ["golgi=/x"] })).toThrow(/--masks: expected CLASS=DIR/);
     expect(() => buildSpec({ images: join(dir, "data/image") })).toThrow(/either --masks/);
     expect(() => buildSpec({ images: join(dir, "nope"), labels: "x.tif" })).toThrow(/--images .*nope: no such file/);
+    expect(buildSpec({ images: join(dir, "data/image"), labels: join(dir, "data/mito"), pixelNm: pixelOption("4.6") }).sources[0]?.pixel_nm).toEqual([4.6, 4.6]);
+    expect(pixelOption("5,6")).toEqual([5, 6]);
+    for (const bad of ["0", "5,-1", "a", "1,2,3"]) expect(() => pixelOption(bad)).toThrow(/--pixel-nm: expected X or X,Y/);
   });
 
   it("says what to install when Python lacks torch", async () => {
@@ -78,6 +82,7 @@ describe("train command", () => {
       out,
       images: join(dir, "data/image"),
       masks: [`mito=${join(dir, "data/mito")}`],
+      pixelNm: [5, 5],
       iters: 4,
       crop: 32,
       batch: 2,
@@ -102,12 +107,19 @@ describe("train command", () => {
     expect(Object.keys(decision.sweep.mito?.dice ?? {})).toHaveLength(14);
     expect(Object.fromEntries(result.model.thresholds)).toEqual(decision.thresholds);
     expect(events.some((e) => e.event === "decision")).toBe(true);
+    // With the pixel size given, the minimum area was swept on the same sections, and the winner (if any) went into
+    // the metadata too.
+    const areas = result.model.card?.decision as { min_area_nm2: Record<string, number>; min_area_sweep: Record<string, Record<string, number>> };
+    expect(new Set(Object.keys(areas.min_area_sweep.mito ?? {}))).toEqual(new Set(["none", "2500", "5000", "7500", "10000", "12500", "15000", "20000"]));
+    expect(Object.fromEntries(result.model.minAreaNm2)).toEqual(areas.min_area_nm2);
+    expect((result.model.card?.data as { pixel_nm?: number[] }[])[0]?.pixel_nm).toEqual([5, 5]);
     const seg = await segmentVolume({ data: new Uint8Array(48 * 40).fill(100), shape: [48, 40, 1] }, { model: result.model, runner: { workers: 0, threads: 1 } });
     expect(seg.classes.shape).toEqual([48, 40, 1]);
     // And its int8 copy, calibrated on the training images, with the same classes.
     expect(result.int8).toBe(join(out, "model-int8.onnx"));
     const int8 = await loadModelInfo(join(out, "model-int8.onnx"));
     expect(int8.classNames).toEqual(result.model.classNames);
+    expect(int8.minAreaNm2).toEqual(result.model.minAreaNm2);
     expect((int8.card?.quantization as { calibration: { stacks: string[] } }).calibration.stacks).toEqual([join(dir, "data/image")]);
     expect(events.some((e) => e.event === "quantized")).toBe(true);
     // --resume continues from the checkpoint rather than starting afresh.
@@ -116,6 +128,31 @@ describe("train command", () => {
     expect(resumed.find((e) => e.event === "resumed")?.iter).toBe(4);
     expect(resumed.filter((e) => e.event === "iter").map((e) => e.iter)).toEqual([5]);
   }, 180_000);
+
+  it.skipIf(!haveTorch)(`choose_min_area keeps the smallest area that drops false specks and no true object${skipReason}`, () => {
+    // A true disc of 1257 px (31,400 nm^2 at 5 nm) predicted with three false 3 x 3 specks (225 nm^2 each).
+    const code = [
+      "import sys, json, numpy as np",
+      `sys.path.insert(0, ${JSON.stringify(dirname(TRAIN_PY))})`,
+      "import train",
+      "yy, xx = np.mgrid[:96, :96]",
+      "t = (yy - 48) ** 2 + (xx - 48) ** 2 <= 400",
+      "p = t.copy()",
+      "for y, x in [(2, 2), (2, 90), (90, 2)]: p[y:y + 3, x:x + 3] = True",
+      "area, table = train.choose_min_area([[(p, t)]], [[5.0, 5.0]])",
+      "print(json.dumps({'area': area, 'table': table}))",
+    ].join("\n");
+    const r = spawnSync(DEFAULT_PYTHON, ["-c", code], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const { area, table } = JSON.parse(r.stdout) as { area: number; table: Record<string, number> };
+    expect(area).toBe(2500);
+    expect(table.none).toBeLessThan(1);
+    for (const a of ["2500", "5000", "20000"]) expect(table[a]).toBe(1);
+    // Larger than the disc itself: everything goes, Dice 0.
+    const r2 = spawnSync(DEFAULT_PYTHON, ["-c", code.replace("[[5.0, 5.0]]", "[[1.0, 1.0]]")], { encoding: "utf8" });
+    const t2 = (JSON.parse(r2.stdout) as { table: Record<string, number> }).table;
+    expect(t2["2500"]).toBe(0);
+  });
 
   it.skipIf(!haveTorch)(`compact packs round-trip; a held-out source is validated but never trained on; export rebuilds the ONNX${skipReason}`, () => {
     const py = (args: string[]) => {

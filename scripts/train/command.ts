@@ -29,6 +29,8 @@ export interface TrainOptions {
   masks?: string[];
   /** A class volume (codes 0-6) annotating every class. */
   labels?: string;
+  /** Pixel size (x, y) in nm of the simple form's images: lets the fit choose minimum fragment areas (train.py). */
+  pixelNm?: [number, number];
   iters?: number;
   minutes?: number;
   seed?: number;
@@ -56,7 +58,7 @@ export interface TrainResult {
 }
 
 /** The spec for the simple form: one source from --images with --masks or --labels. */
-export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels">): { sources: Record<string, unknown>[] } {
+export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels" | "pixelNm">): { sources: Record<string, unknown>[] } {
   if (!o.images) throw new PipelineError("bad_argument", "give --data SPEC.json, or --images with --masks CLASS=DIR or --labels VOL", "--images");
   const hasMasks = (o.masks?.length ?? 0) > 0;
   if (hasMasks === (o.labels !== undefined)) throw new PipelineError("bad_argument", "give either --masks CLASS=DIR (one or more) or --labels VOL with --images", hasMasks ? "--labels" : "--masks");
@@ -77,6 +79,7 @@ export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels">):
     }
     source.masks = masks;
   }
+  if (o.pixelNm !== undefined) source.pixel_nm = o.pixelNm;
   return { sources: [source] };
 }
 
@@ -218,7 +221,7 @@ export function trainPrinter(stream: NodeJS.WriteStream = process.stderr): { onE
       const n = (k: string) => (typeof e[k] === "number" ? (e[k] as number) : 0);
       if (e.event === "packed") say(`packed ${String(e.source)}: ${JSON.stringify(e.shape)} (${n("train")} train / ${n("val")} val sections; ${(e.known as string[] | undefined)?.join(", ") ?? ""})`);
       else if (e.event === "resumed") say(`resumed at iteration ${n("iter")} (best score ${n("best").toFixed(4)})`);
-      else if (e.event === "decision") say(`decision thresholds (chosen on the training sections): ${JSON.stringify(e.thresholds)}`);
+      else if (e.event === "decision") say(`decision (chosen on the training sections): thresholds ${JSON.stringify(e.thresholds)}, minimum areas (nm^2) ${JSON.stringify(e.min_area_nm2 ?? {})}`);
       else if (e.event === "quantize_failed") say(`no int8 copy (vemscope quantize can make one later): ${String(e.message)}`);
       else if (e.event === "quantized") say(`int8 copy: most probable class as the float model's on ${(100 * n("argmax_agreement")).toFixed(2)}% of the calibration pixels`);
       else if (e.event === "iter") {

@@ -111,8 +111,13 @@ def load_source(src: dict) -> dict:
     if any(i < 0 or i >= z for i in val):
         fail(f"source {name}: validation slice outside 0..{z - 1}")
     train = [i for i in range(z) if i not in set(val)]
+    px = src.get("pixel_nm")
+    if px is not None:
+        px = [px, px] if isinstance(px, (int, float)) else px
+        if not (isinstance(px, list) and len(px) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in px)):
+            fail(f"source {name}: pixel_nm must be a positive number or [x, y] in nm, got {src.get('pixel_nm')!r}")
     return {"name": name, "images": images, "labels": labels, "known": sorted(known), "train": train, "val": val,
-            "weight": float(src.get("weight", 1.0))}
+            "weight": float(src.get("weight", 1.0)), **({"pixel_nm": [float(v) for v in px]} if px else {})}
 
 
 def pack(args) -> None:
@@ -123,7 +128,7 @@ def pack(args) -> None:
         s = load_source(src)
         arrays[f"images_{k}"] = s["images"]
         arrays[f"labels_{k}"] = s["labels"]
-        meta.append({key: s[key] for key in ("name", "known", "train", "val", "weight")} | {"shape": list(s["images"].shape)})
+        meta.append({key: s[key] for key in ("name", "known", "train", "val", "weight", "pixel_nm") if key in s} | {"shape": list(s["images"].shape)})
         emit("packed", source=s["name"], shape=list(s["images"].shape), known=[CLASS_NAMES[c] for c in s["known"]],
              train=len(s["train"]), val=len(s["val"]))
     tmp = args.out + ".tmp.npz"
@@ -299,6 +304,7 @@ def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 THRESHOLD_GRID = [round(0.30 + 0.05 * i, 2) for i in range(14)]  # 0.30 .. 0.95
+AREA_GRID = [2500, 5000, 7500, 10000, 12500, 15000, 20000]  # nm^2: least fragment area per section (cleanup.ts removeSmallAreas)
 CALIBRATION_SECTIONS = 16  # per source, spread evenly over its training sections
 
 
@@ -317,31 +323,73 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
         for c in s["known"]:
             if c != 0:
                 marginal.setdefault(c, []).append(s)
-    thresholds, sweep = {}, {}
+    thresholds, sweep, min_areas, area_sweep = {}, {}, {}, {}
     for c, sources in sorted(marginal.items()):
-        dice = []
+        dice, kept = [], []
         for s in sources:
             zs = s["train"][:: max(1, len(s["train"]) // CALIBRATION_SECTIONS)][:CALIBRATION_SECTIONS]
             k = np.zeros((len(THRESHOLD_GRID) + 1, 3))  # tp, fp, fn per threshold, then argmax
+            sections = []
             for zi in zs:
                 lg = logits(model, s["x"][zi])
                 p, arg = torch.softmax(lg, 0)[c].cpu().numpy(), (lg.argmax(0) == c).cpu().numpy()
                 t = s["y"][zi] == c
                 for j, pred in enumerate([p >= g for g in THRESHOLD_GRID] + [arg]):
                     k[j] += [np.logical_and(pred, t).sum(), np.logical_and(pred, ~t).sum(), np.logical_and(~pred, t).sum()]
+                sections.append((p, arg, t))
             dice.append(2 * k[:, 0] / np.maximum(2 * k[:, 0] + k[:, 1] + k[:, 2], 1))
+            kept.append(sections)
         mean = np.mean(dice, axis=0)
         best = int(np.argmax(mean[:-1]))
         if mean[best] > mean[-1]:
             thresholds[CLASS_NAMES[c]] = THRESHOLD_GRID[best]
         sweep[CLASS_NAMES[c]] = {"sources": [s["name"] for s in sources], "argmax_dice": round(float(mean[-1]), 4),
                                  "dice": {str(g): round(float(d), 4) for g, d in zip(THRESHOLD_GRID, mean[:-1])}}
+        if all("pixel_nm" in s for s in sources):
+            t_c = thresholds.get(CLASS_NAMES[c])
+            masks = [[(p >= t_c if t_c is not None else arg, t) for p, arg, t in sec] for sec in kept]
+            area, table = choose_min_area(masks, [s["pixel_nm"] for s in sources])
+            if area is not None:
+                min_areas[CLASS_NAMES[c]] = area
+            area_sweep[CLASS_NAMES[c]] = table
     model.train()
-    return {"thresholds": thresholds,
-            "rule": "a class with a threshold wins where its probability reaches it; the others by argmax",
-            "how": f"train.py: per marginally annotated class, the best mean Dice over its sources' training sections "
-                   f"(up to {CALIBRATION_SECTIONS} each), thresholds {THRESHOLD_GRID[0]}-{THRESHOLD_GRID[-1]}",
-            "sweep": sweep}
+    out = {"thresholds": thresholds,
+           "rule": "a class with a threshold wins where its probability reaches it; the others by argmax",
+           "how": f"train.py: per marginally annotated class, the best mean Dice over its sources' training sections "
+                  f"(up to {CALIBRATION_SECTIONS} each), thresholds {THRESHOLD_GRID[0]}-{THRESHOLD_GRID[-1]}",
+           "sweep": sweep}
+    if area_sweep:
+        out |= {"min_area_nm2": min_areas,
+                "min_area_rule": "per section, 8-connected fragments of the class smaller than this (nm^2) take the class they border most",
+                "min_area_how": f"train.py: with the chosen threshold, the best mean Dice over the same sections of the areas "
+                                f"{AREA_GRID[0]}-{AREA_GRID[-1]} nm^2 (none where no area beats keeping every fragment; only classes "
+                                "whose sources all give pixel_nm)",
+                "min_area_sweep": area_sweep}
+    return out
+
+
+def choose_min_area(masks: list, pixel_nm: list) -> tuple:
+    """masks[source] = [(predicted, truth) per section]: the AREA_GRID entry with the best mean Dice after removing
+    8-connected predicted fragments below it (cleanup.ts removeSmallAreas; for the class's Dice only removal matters),
+    or None when none beats keeping them all. Also the sweep, for the card."""
+    from scipy import ndimage
+
+    dice = np.zeros((len(masks), len(AREA_GRID) + 1))
+    for i, (sections, (px, py)) in enumerate(zip(masks, pixel_nm)):
+        k = np.zeros((len(AREA_GRID) + 1, 3))
+        for pred, t in sections:
+            lab, n = ndimage.label(pred, structure=np.ones((3, 3), bool))
+            size = np.bincount(lab.ravel(), minlength=n + 1)
+            for j, a in enumerate([0] + AREA_GRID):
+                keep = size >= a / (px * py)
+                keep[0] = False
+                q = keep[lab]
+                k[j] += [np.logical_and(q, t).sum(), np.logical_and(q, ~t).sum(), np.logical_and(~q, t).sum()]
+        dice[i] = 2 * k[:, 0] / np.maximum(2 * k[:, 0] + k[:, 1] + k[:, 2], 1)
+    mean = dice.mean(axis=0)
+    best = int(np.argmax(mean[1:])) + 1
+    table = {"none": round(float(mean[0]), 4), **{str(a): round(float(d), 4) for a, d in zip(AREA_GRID, mean[1:])}}
+    return (AREA_GRID[best - 1] if mean[best] > mean[0] else None), table
 
 
 def validate(model: torch.nn.Module, data: Data) -> dict:
@@ -383,6 +431,12 @@ def score(val: dict) -> float:
     return float(np.mean(vals)) if vals else 0.0
 
 
+def decision_metadata(card: dict) -> dict:
+    """The card's decision as the model metadata carries it (model.ts: `thresholds`, `min_area_nm2`)."""
+    d = card.get("decision", {})
+    return {k: d[k] for k in ("thresholds", "min_area_nm2") if d.get(k)}
+
+
 def export_onnx(model: torch.nn.Module, out_dir: str, card: dict) -> None:
     """ONNX + card; the card's `decision` thresholds (choose_decision), if any, go into the metadata too."""
     import onnx
@@ -396,7 +450,7 @@ def export_onnx(model: torch.nn.Module, out_dir: str, card: dict) -> None:
     m = onnx.load(tmp)
     meta = {"classes": CLASS_NAMES, "normalisation": NORMALISATION, "size_multiple": SIZE_MULTIPLE,
             "input": "float32 [n,1,h,w]", "output": "float32 logits [n,7,h,w]",
-            **({"thresholds": card["decision"]["thresholds"]} if card.get("decision", {}).get("thresholds") else {})}
+            **decision_metadata(card)}
     for k, v in {"vemscope": json.dumps(meta), "model_card": json.dumps(card)}.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
@@ -531,7 +585,7 @@ def fit(args) -> None:
     onnx_path = os.path.join(args.out, "model.onnx")
     if os.path.exists(best) and os.path.exists(onnx_path):  # thresholds of the best weights, as exported
         card["decision"] = choose_decision(load_weights(torch.load(best, map_location="cpu", weights_only=False)).to(device), data)
-        emit("decision", thresholds=card["decision"]["thresholds"])
+        emit("decision", thresholds=card["decision"]["thresholds"], min_area_nm2=card["decision"].get("min_area_nm2", {}))
     write_json(os.path.join(args.out, "model-card.json"), card)
     if os.path.exists(best):  # the final card (hardware, time) goes with the best weights
         ck = torch.load(best, map_location="cpu", weights_only=False)
@@ -544,10 +598,8 @@ def fit(args) -> None:
             if p.key == "model_card":
                 p.value = json.dumps(card)
             elif p.key == "vemscope":
-                meta = {k: v for k, v in json.loads(p.value).items() if k != "thresholds"}
-                if card.get("decision", {}).get("thresholds"):
-                    meta["thresholds"] = card["decision"]["thresholds"]
-                p.value = json.dumps(meta)
+                meta = {k: v for k, v in json.loads(p.value).items() if k not in ("thresholds", "min_area_nm2")}
+                p.value = json.dumps(meta | decision_metadata(card))
         tmp = os.path.join(args.out, "model.onnx.tmp")
         onnx.save(m, tmp)
         os.replace(tmp, os.path.join(args.out, "model.onnx"))
@@ -604,7 +656,7 @@ def export(args) -> None:
         emit("revalidated", score=round(score(val), 4), val=val)
         # Sources the fit held out stay out of the choice too (they score the cross-dataset result).
         card["decision"] = choose_decision(model, Data(args.data, [d["name"] for d in card.get("data", []) if d.get("held_out")]))
-        emit("decision", thresholds=card["decision"]["thresholds"])
+        emit("decision", thresholds=card["decision"]["thresholds"], min_area_nm2=card["decision"].get("min_area_nm2", {}))
     export_onnx(model, args.out, card)
     emit("exported", out=os.path.join(args.out, "model.onnx"), iteration=ck["card"]["training"].get("best_iteration"))
 
@@ -625,6 +677,7 @@ def model_card(args, data: Data, state: dict) -> dict:
         "classes": CLASS_NAMES, "normalisation": NORMALISATION,
         "data": [{"name": s["name"], "shape_zyx": s["shape"], "annotated": [CLASS_NAMES[c] for c in s["known"]],
                   "train_slices": [] if s["held_out"] else s["train"], "val_slices": s["val"], "weight": s["weight"],
+                  **({"pixel_nm": s["pixel_nm"]} if "pixel_nm" in s else {}),
                   **({"held_out": True} if s["held_out"] else {})} for s in data.sources],
         "training": {"iterations": state["iter"], "best_iteration": state.get("best_iter"), "batch": args.batch,
                      **({"initialised_from": state["init"]} if "init" in state else {}),

@@ -61,6 +61,16 @@ export function minAreaOption(raw: Raw): Map<string, number> | undefined {
   return out;
 }
 
+/** --pixel-nm X or X,Y (nm, positive). */
+export function pixelOption(raw: Raw): [number, number] | undefined {
+  if (raw === undefined) return undefined;
+  const parts = typeof raw === "string" ? raw.split(",").map((p) => Number(p.trim())) : [];
+  if (!(parts.length === 1 || parts.length === 2) || !parts.every((v) => Number.isFinite(v) && v > 0)) {
+    throw new PipelineError("bad_argument", `expected X or X,Y in nm (positive), got '${String(raw)}'`, "--pixel-nm");
+  }
+  return [parts[0] as number, (parts[1] ?? parts[0]) as number];
+}
+
 /**
  * --workers 0 = one in-process session (then --threads defaults to every core); without either option
  * segmentation picks by job size (defaultRunnerOptions).
