@@ -30,17 +30,7 @@ export function ttaOption(raw: Raw): TtaMode | undefined {
  * model's own. Class names are checked against the model once it is loaded.
  */
 export function thresholdsOption(raw: Raw): Map<string, number> | undefined {
-  if (raw === undefined) return undefined;
-  const text = typeof raw === "string" ? raw.trim() : "";
-  if (text === "none") return new Map();
-  const out = new Map<string, number>();
-  for (const part of text.split(",")) {
-    const m = /^([a-z]+)=([0-9.]+)$/.exec(part.trim());
-    const t = m ? Number(m[2]) : NaN;
-    if (!m || !(t > 0 && t < 1)) throw new PipelineError("bad_argument", `expected CLASS=P[,CLASS=P...] with 0 < P < 1, or 'none'; got '${String(raw)}'`, "--thresholds");
-    out.set(m[1] as string, t);
-  }
-  return out;
+  return classValuesOption(raw, "--thresholds", /^[0-9.]+$/, (t) => t > 0 && t < 1, "CLASS=P[,CLASS=P...] with 0 < P < 1");
 }
 
 /**
@@ -48,15 +38,20 @@ export function thresholdsOption(raw: Raw): Map<string, number> | undefined {
  * model's own. Class names are checked against the model once it is loaded.
  */
 export function minAreaOption(raw: Raw): Map<string, number> | undefined {
+  return classValuesOption(raw, "--min-area", /^[0-9.e+]+$/, (a) => Number.isFinite(a) && a > 0, "CLASS=NM2[,CLASS=NM2...] with areas > 0 in nm^2");
+}
+
+/** CLASS=V[,CLASS=V...] or "none" (an empty map). */
+function classValuesOption(raw: Raw, option: string, number: RegExp, valid: (v: number) => boolean, expected: string): Map<string, number> | undefined {
   if (raw === undefined) return undefined;
   const text = typeof raw === "string" ? raw.trim() : "";
   if (text === "none") return new Map();
   const out = new Map<string, number>();
   for (const part of text.split(",")) {
-    const m = /^([a-z]+)=([0-9.e+]+)$/.exec(part.trim());
-    const a = m ? Number(m[2]) : NaN;
-    if (!m || !(Number.isFinite(a) && a > 0)) throw new PipelineError("bad_argument", `expected CLASS=NM2[,CLASS=NM2...] with areas > 0 in nm^2, or 'none'; got '${String(raw)}'`, "--min-area");
-    out.set(m[1] as string, a);
+    const m = /^([a-z]+)=(.+)$/.exec(part.trim());
+    const v = m && number.test(m[2] as string) ? Number(m[2]) : NaN;
+    if (!m || !valid(v)) throw new PipelineError("bad_argument", `expected ${expected}, or 'none'; got '${String(raw)}'`, option);
+    out.set(m[1] as string, v);
   }
   return out;
 }
