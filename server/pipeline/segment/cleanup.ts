@@ -40,8 +40,7 @@ export function removeSmallFragments(
  * the main thread while the workers infer): the same answer (cleanup.test.ts compares them) in a few ms.
  */
 export function removeSmallAreas(section: Uint8Array, width: number, height: number, pixelNm: readonly [number, number], minNm2ByCode: ReadonlyMap<number, number>): CleanupResult {
-  const minPixels = new Float64Array(CLASSES);
-  for (const [code, nm2] of minNm2ByCode) if (code !== 0) minPixels[code] = nm2 / (pixelNm[0] * pixelNm[1]);
+  const minPixels = minPixelsOf(pixelNm, minNm2ByCode);
   const total = { fragments: 0, voxels: 0 };
   if (!minPixels.some((v) => v > 1)) return total;
   for (let p = 0; p < 3; p++) {
@@ -56,9 +55,14 @@ export function removeSmallAreas(section: Uint8Array, width: number, height: num
 
 /** The oracle of removeSmallAreas: the 3D rule on a one-section volume. */
 export function removeSmallAreasByComponents(section: Uint8Array, width: number, height: number, pixelNm: readonly [number, number], minNm2ByCode: ReadonlyMap<number, number>): CleanupResult {
+  return reassignSmall(section, [width, height, 1], minPixelsOf(pixelNm, minNm2ByCode), 3);
+}
+
+/** Least fragment size in pixels per class code (0: none; background never). */
+function minPixelsOf(pixelNm: readonly [number, number], minNm2ByCode: ReadonlyMap<number, number>): Float64Array {
   const minPixels = new Float64Array(CLASSES);
   for (const [code, nm2] of minNm2ByCode) if (code !== 0) minPixels[code] = nm2 / (pixelNm[0] * pixelNm[1]);
-  return reassignSmall(section, [width, height, 1], minPixels, 3);
+  return minPixels;
 }
 
 /** One pass on a snapshot: runs of the classes with a minimum, joined 8-connected by union-find, then votes. */

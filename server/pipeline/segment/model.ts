@@ -147,12 +147,12 @@ function checkOverride(model: ModelInfo, values: ReadonlyMap<string, number> | u
 }
 
 /** `{ class name: value }` for classes of the model other than background, each value checked by `valid`. */
-function parseClassValues(raw: unknown, classNames: readonly string[], what: string, valid: (v: number) => boolean): Map<string, number> {
+function parseClassValues(raw: unknown, classNames: readonly string[], what: string, mustBe: string, valid: (v: number) => boolean): Map<string, number> {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error(`expected an object of class name -> ${what}`);
   const out = new Map<string, number>();
   for (const [name, v] of Object.entries(raw)) {
     if (name === "background" || !classNames.includes(name)) throw new Error(`'${name}' is not a class of the model (${classNames.filter((c) => c !== "background").join(", ")})`);
-    if (typeof v !== "number" || !valid(v)) throw new Error(`${what} of '${name}' must be ${what === "threshold" ? "a number between 0 and 1" : "a positive number"}, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !valid(v)) throw new Error(`${what} of '${name}' must be ${mustBe}, got ${JSON.stringify(v)}`);
     out.set(name, v);
   }
   return out;
@@ -160,12 +160,12 @@ function parseClassValues(raw: unknown, classNames: readonly string[], what: str
 
 /** `{ class name: probability in (0, 1) }` for classes of the model other than background. */
 export function parseThresholds(raw: unknown, classNames: readonly string[]): Map<string, number> {
-  return parseClassValues(raw, classNames, "threshold", (t) => t > 0 && t < 1);
+  return parseClassValues(raw, classNames, "threshold", "a number between 0 and 1", (t) => t > 0 && t < 1);
 }
 
 /** `{ class name: least fragment area in nm^2 }` for classes of the model other than background. */
 export function parseMinAreas(raw: unknown, classNames: readonly string[]): Map<string, number> {
-  return parseClassValues(raw, classNames, "minimum area", (a) => Number.isFinite(a) && a > 0);
+  return parseClassValues(raw, classNames, "minimum area", "a positive number", (a) => Number.isFinite(a) && a > 0);
 }
 
 /**
