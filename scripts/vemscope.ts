@@ -163,7 +163,7 @@ const COMMANDS: Record<string, Command> = {
       threads: { type: "string" },
     },
     async run(v) {
-      const { segmentCommand } = await import("../server/pipeline/segment/command.js");
+      const { minAreaSummary, segmentCommand } = await import("../server/pipeline/segment/command.js");
       const { intOption, minAreaOption, runnerOption, thresholdsOption, ttaOption } = await import("../server/pipeline/segment/cli-options.js");
       const out = required(v, "out");
       const stats = await segmentCommand({
@@ -184,6 +184,8 @@ const COMMANDS: Record<string, Command> = {
       process.stdout.write(
         `${stats.sections} sections (${stats.megapixels.toFixed(1)} Mpx, ${stats.tiles} tiles of ${stats.tileSize.join("x")}${stats.tta === "none" ? "" : `, tta ${stats.tta}`}, ${stats.runner}) segmented in ${stats.seconds.toFixed(1)} s = ${rate.toFixed(2)} Mpx/s -> ${path.resolve(out)}\n`,
       );
+      const areas = minAreaSummary(stats);
+      if (areas !== undefined) process.stdout.write(`${areas}\n`);
     },
   },
   quantize: {

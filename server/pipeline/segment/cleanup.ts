@@ -39,12 +39,13 @@ export function removeSmallFragments(
  * Written on runs rather than through connectedComponents (which labels every class, ~40-80 ms a megapixel on
  * the main thread while the workers infer): the same answer (cleanup.test.ts compares them) in a few ms.
  */
-export function removeSmallAreas(section: Uint8Array, width: number, height: number, pixelNm: readonly [number, number], minNm2ByCode: ReadonlyMap<number, number>): CleanupResult {
+export function removeSmallAreas(section: Uint8Array, width: number, height: number, pixelNm: readonly [number, number], minNm2ByCode: ReadonlyMap<number, number>): CleanupResult & { ruledPixels: number } {
   const minPixels = minPixelsOf(pixelNm, minNm2ByCode);
-  const total = { fragments: 0, voxels: 0 };
+  const total = { fragments: 0, voxels: 0, ruledPixels: 0 };
   if (!minPixels.some((v) => v > 1)) return total;
   for (let p = 0; p < 3; p++) {
     const r = areaPass(section, width, height, minPixels);
+    if (p === 0) total.ruledPixels = r.ruledPixels;
     total.fragments += r.fragments;
     total.voxels += r.voxels;
     // Fragments that went to classes without a minimum leave no new small fragment: a further pass finds none.
@@ -66,7 +67,7 @@ function minPixelsOf(pixelNm: readonly [number, number], minNm2ByCode: ReadonlyM
 }
 
 /** One pass on a snapshot: runs of the classes with a minimum, joined 8-connected by union-find, then votes. */
-function areaPass(cls: Uint8Array, W: number, H: number, minPixels: Float64Array): CleanupResult & { intoRuled: boolean } {
+function areaPass(cls: Uint8Array, W: number, H: number, minPixels: Float64Array): CleanupResult & { intoRuled: boolean; ruledPixels: number } {
   let cap = 1024;
   let x0s = new Int32Array(cap);
   let x1s = new Int32Array(cap);
@@ -123,13 +124,17 @@ function areaPass(cls: Uint8Array, W: number, H: number, minPixels: Float64Array
   }
   rowFirst[H] = n;
   const area = new Float64Array(n);
-  for (let r = 0; r < n; r++) area[find(r)] += (x1s[r] as number) - (x0s[r] as number);
+  let ruledPixels = 0;
+  for (let r = 0; r < n; r++) {
+    area[find(r)] += (x1s[r] as number) - (x0s[r] as number);
+    ruledPixels += (x1s[r] as number) - (x0s[r] as number);
+  }
   const slot = new Int32Array(n).fill(-1);
   let small = 0;
   for (let r = 0; r < n; r++) {
     if (parent[r] === r && (area[r] as number) < (minPixels[codeOf[r] as number] as number)) slot[r] = small++;
   }
-  if (small === 0) return { fragments: 0, voxels: 0, intoRuled: false };
+  if (small === 0) return { fragments: 0, voxels: 0, intoRuled: false, ruledPixels };
   // A 4-neighbour of a fragment's pixel is of another class (one of its class would be in the fragment).
   const votes = new Uint32Array(small * CLASSES);
   let moved = 0;
@@ -165,7 +170,7 @@ function areaPass(cls: Uint8Array, W: number, H: number, minPixels: Float64Array
       if (s >= 0) cls.fill(target[s] as number, y * W + (x0s[r] as number), y * W + (x1s[r] as number));
     }
   }
-  return { fragments: small, voxels: moved, intoRuled };
+  return { fragments: small, voxels: moved, intoRuled, ruledPixels };
 }
 
 const CLASSES = 256;

@@ -90,6 +90,22 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
   }
 }
 
+/** Above this share of their classes' pixels, the minimum areas' summary says to check the pixel size. */
+export const MIN_AREA_WARN_SHARE = 0.2;
+
+/**
+ * What the minimum areas removed, as one line (undefined when none applied). A pixel size given in the wrong unit
+ * makes the areas huge in pixels and removes real organelles: a large share is said loudly.
+ */
+export function minAreaSummary(stats: SegmentStats): string | undefined {
+  const rules = Object.entries(stats.minAreaNm2);
+  if (rules.length === 0) return undefined;
+  const { fragments, pixels, ofPixels } = stats.minAreaRemoved;
+  const share = ofPixels > 0 ? pixels / ofPixels : 0;
+  const warn = share > MIN_AREA_WARN_SHARE ? `; more than ${100 * MIN_AREA_WARN_SHARE}%: is --voxel the pixel size in nm? (--min-area none keeps every fragment)` : "";
+  return `minimum areas (${rules.map(([c, a]) => `${c} ${a} nm^2`).join(", ")}): ${fragments} fragments removed, ${(100 * share).toFixed(1)}% of those classes' pixels${warn}`;
+}
+
 export interface EvalCommandOptions {
   pred: string;
   truth: string;

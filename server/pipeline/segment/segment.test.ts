@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Volume } from "../../../precomputed/array.js";
 import { PipelineError } from "../errors.js";
 import { readLabels, readStack } from "../ingest.js";
-import { segmentCommand } from "./command.js";
+import { minAreaSummary, segmentCommand } from "./command.js";
 import { loadModelInfo, onnxMetadataProps, parseModelInfo, withOnnxMetadata, type ModelInfo } from "./model.js";
 import { minAreaOption, thresholdsOption } from "./cli-options.js";
 import { removeSmallAreas } from "./cleanup.js";
@@ -205,6 +205,13 @@ describe.skipIf(!haveModel)("decision thresholds (the shipped model's, an overri
     const MITO = model.codes[model.classNames.indexOf("mito")] as number;
     const r = removeSmallAreas(want, 512, 512, [4.6, 4.6], new Map([[MITO, 10000]]));
     expect(own.classes.data).toEqual(want);
+    const mitoPixels = kept.classes.data.reduce((n, v) => n + (v === MITO ? 1 : 0), 0);
+    expect(own.stats.minAreaRemoved).toEqual({ fragments: r.fragments, pixels: r.voxels, ofPixels: mitoPixels });
+    expect(minAreaSummary(own.stats)).toMatch(/^minimum areas \(mito 10000 nm\^2\): \d+ fragments removed, \d+\.\d% of those classes' pixels$/);
+    expect(minAreaSummary(noPixel.stats)).toBeUndefined();
+    // A pixel size in the wrong unit (um for nm, say) makes the area huge in pixels: the summary says so.
+    const wrong = await segmentVolume(img, { model, ...opts, pixelNm: [0.3, 0.3] });
+    if (haveEm) expect(minAreaSummary(wrong.stats)).toMatch(/is --voxel the pixel size in nm\?/);
     if (haveEm) expect(r.fragments).toBeGreaterThan(0); // real EM leaves small mito specks
     // An override in the same units: 2x the pixel size is 4x the area per pixel.
     const coarse = await segmentVolume(img, { model, ...opts, pixelNm: [9.2, 9.2], minAreaNm2: new Map([["mito", 40000]]) });

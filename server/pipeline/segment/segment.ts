@@ -84,6 +84,8 @@ export interface SegmentStats {
   thresholds: Record<string, number>;
   /** The minimum areas applied (nm^2; empty when none or when no pixel size was given). */
   minAreaNm2: Record<string, number>;
+  /** What they removed: fragments, their pixels, and all pixels the decision gave those classes. */
+  minAreaRemoved: { fragments: number; pixels: number; ofPixels: number };
 }
 
 export interface SegmentResult {
@@ -179,12 +181,18 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   const mpx = (sections: number) => Math.round((sections * W * H) / 1e5) / 10;
   progress.start("segment", mpx(D), "Mpx");
   type Done = { classes: Uint8Array; planes: Uint8Array[] | undefined };
+  const removed = { fragments: 0, pixels: 0, ofPixels: 0 };
   const window: Promise<Done>[] = [];
   try {
     // Sections finish in z order: the window is awaited oldest first, so `done` is the next z.
     let done = 0;
     const finish = async (r: Done) => {
-      if (pixelNm !== undefined && minAreaByCode.size > 0) removeSmallAreas(r.classes, W, H, pixelNm, minAreaByCode);
+      if (pixelNm !== undefined && minAreaByCode.size > 0) {
+        const c = removeSmallAreas(r.classes, W, H, pixelNm, minAreaByCode);
+        removed.fragments += c.fragments;
+        removed.pixels += c.voxels;
+        removed.ofPixels += c.ruledPixels;
+      }
       await sink(done, r.classes, r.planes);
       progress.update(mpx(++done));
     };
@@ -215,6 +223,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     tta,
     thresholds: Object.fromEntries(options.thresholds ?? model.thresholds),
     minAreaNm2: Object.fromEntries(minAreas),
+    minAreaRemoved: removed,
   };
 }
 
