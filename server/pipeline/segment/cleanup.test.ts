@@ -54,17 +54,17 @@ describe("removeSmallAreas (per section, per class, in nm^2)", () => {
     const big = count(s, 2) - 29;
     const a = s.slice();
     // 5 nm pixels: 29 px = 725 nm^2 < 1000 nm^2 <= 317 px = 7925 nm^2.
-    expect(removeSmallAreas(a, W, H, [5, 5], new Map([[2, 1000]]))).toEqual({ fragments: 1, voxels: 29 });
+    expect(removeSmallAreas(a, W, H, [5, 5], new Map([[2, 1000]]))).toEqual({ fragments: 1, voxels: 29, ruledPixels: big + 29 });
     expect(count(a, 2)).toBe(big);
     expect(a[45 + W * 30]).toBe(1);
     expect(count(a, 4)).toBe(13);
     // Twice the pixel size: the big disc (317 px = 31700 nm^2) falls below 40000 nm^2, and goes too.
     const b = s.slice();
-    expect(removeSmallAreas(b, W, H, [10, 10], new Map([[2, 40000]]))).toEqual({ fragments: 2, voxels: big + 29 });
+    expect(removeSmallAreas(b, W, H, [10, 10], new Map([[2, 40000]]))).toEqual({ fragments: 2, voxels: big + 29, ruledPixels: big + 29 });
     expect(count(b, 2)).toBe(0);
     // A fragment at exactly the minimum stays.
     const c = s.slice();
-    expect(removeSmallAreas(c, W, H, [1, 1], new Map([[2, 29]]))).toEqual({ fragments: 0, voxels: 0 });
+    expect(removeSmallAreas(c, W, H, [1, 1], new Map([[2, 29]]))).toEqual({ fragments: 0, voxels: 0, ruledPixels: big + 29 });
     expect(c).toEqual(s);
   });
 
@@ -76,7 +76,7 @@ describe("removeSmallAreas (per section, per class, in nm^2)", () => {
     for (let x = 12; x < 14; x++) s[x + W * 14] = 3; // and a lipid droplet below: 2 more
     s[14 + W * 12] = 6; // one more nucleus pixel on the right: nucleus 3, lipid droplet 2
     const r = removeSmallAreas(s, W, H, [1, 1], new Map([[2, 9]]));
-    expect(r).toEqual({ fragments: 1, voxels: 8 });
+    expect(r).toEqual({ fragments: 1, voxels: 8, ruledPixels: 8 });
     expect(s[10 + W * 10]).toBe(6);
     expect(s[13 + W * 13]).toBe(6);
   });
@@ -92,7 +92,8 @@ describe("removeSmallAreas (per section, per class, in nm^2)", () => {
       const rules = new Map([[2, 1 + rand() * 150], ...(trial % 2 ? [[5, 1 + rand() * 60] as [number, number]] : [])]);
       const a = s.slice();
       const b = s.slice();
-      expect(removeSmallAreas(a, W, H, [1, 1], rules)).toEqual(removeSmallAreasByComponents(b, W, H, [1, 1], rules));
+      const { fragments, voxels } = removeSmallAreas(a, W, H, [1, 1], rules);
+      expect({ fragments, voxels }).toEqual(removeSmallAreasByComponents(b, W, H, [1, 1], rules));
       expect(a).toEqual(b);
     }
   });
