@@ -326,6 +326,8 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
     thresholds, sweep, min_areas, area_sweep = {}, {}, {}, {}
     for c, sources in sorted(marginal.items()):
         dice, kept = [], []
+        # The area sweep reuses the sections' maps; kept only when it will run (they are whole sections).
+        sweep_areas = all("pixel_nm" in s for s in sources)
         for s in sources:
             zs = s["train"][:: max(1, len(s["train"]) // CALIBRATION_SECTIONS)][:CALIBRATION_SECTIONS]
             k = np.zeros((len(THRESHOLD_GRID) + 1, 3))  # tp, fp, fn per threshold, then argmax
@@ -336,7 +338,8 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
                 t = s["y"][zi] == c
                 for j, pred in enumerate([p >= g for g in THRESHOLD_GRID] + [arg]):
                     k[j] += [np.logical_and(pred, t).sum(), np.logical_and(pred, ~t).sum(), np.logical_and(~pred, t).sum()]
-                sections.append((p, arg, t))
+                if sweep_areas:
+                    sections.append((p, arg, t))
             dice.append(2 * k[:, 0] / np.maximum(2 * k[:, 0] + k[:, 1] + k[:, 2], 1))
             kept.append(sections)
         mean = np.mean(dice, axis=0)
@@ -345,7 +348,7 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
             thresholds[CLASS_NAMES[c]] = THRESHOLD_GRID[best]
         sweep[CLASS_NAMES[c]] = {"sources": [s["name"] for s in sources], "argmax_dice": round(float(mean[-1]), 4),
                                  "dice": {str(g): round(float(d), 4) for g, d in zip(THRESHOLD_GRID, mean[:-1])}}
-        if all("pixel_nm" in s for s in sources):
+        if sweep_areas:
             t_c = thresholds.get(CLASS_NAMES[c])
             masks = [[(p >= t_c if t_c is not None else arg, t) for p, arg, t in sec] for sec in kept]
             area, table = choose_min_area(masks, [s["pixel_nm"] for s in sources])
