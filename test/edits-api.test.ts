@@ -14,7 +14,8 @@ import { buildApp } from "../server/api/app.js";
 import { EditDb } from "../server/edits/db.js";
 import { parseBox } from "../server/edits/ops.js";
 import { replayLog } from "../server/edits/replay.js";
-import { rowsFromCsv } from "../server/edits/table.js";
+import { rowsFromCsv, sortedRows } from "../server/edits/table.js";
+import { figureIndexHtml, renderFigureJob } from "../server/pipeline/figures-job.js";
 import { cachedSynthRun, copyRun } from "../server/edits/test-fixture.js";
 import { httpStorage, readSegmentation } from "../server/edits/test-http.js";
 import { createToken } from "../server/edits/tokens.js";
@@ -232,6 +233,32 @@ describe("edits: merge, split, undo, redo as versions", () => {
     const cls = String(merged?.class);
     expect(summary.classes[cls]?.count).toBe([...rows.values()].filter((r) => r.class === cls).length);
     expect(summary.classes[cls]?.count).toBe([...start.values()].filter((r) => r.class === cls).length - 1);
+  });
+
+  it("renders the report's figures from the edited version's rows; version 0 keeps the run's", async () => {
+    await waitMeasured();
+    const v = (await version()).version;
+    const text = (r: request.Response) => (Buffer.isBuffer(r.body) ? r.body.toString("utf8") : r.text);
+    const get = (route: string) => request(app).get(route).buffer(true).parse((res, done) => {
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("end", () => done(null, Buffer.concat(parts)));
+    });
+    const rows = sortedRows(rowsFromCsv(text(await get(`/v/${v}/report/morphometrics.csv`))));
+    const expected = await renderFigureJob({ rows, contactNm: 30 });
+    expect(expected.length).toBeGreaterThan(0);
+    const index = await get("/precomputed/report/figures/index.html");
+    expect(index.status).toBe(200);
+    expect(index.headers["content-type"]).toMatch(/^text\/html/);
+    expect(text(index)).toBe(figureIndexHtml(expected));
+    const svg = await get(`/v/${v}/report/figures/${expected[0].name}.svg`);
+    expect(svg.headers["content-type"]).toMatch(/^image\/svg\+xml/);
+    expect(text(svg)).toBe(expected[0].svg);
+    // The merge took one segment away: the figures of the run are not those of the edited table.
+    const original = await get("/v/0/report/figures/index.html");
+    expect(text(original)).toBe(readFileSync(path.join(root, "report/figures/index.html"), "utf8"));
+    expect(text(original)).not.toBe(text(index));
+    expect((await get(`/v/${v}/report/figures/nope.svg`)).status).toBe(404);
   });
 
   it("tells a token's user and role to the viewer, 401 otherwise", async () => {

@@ -5,6 +5,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { z } from "zod";
 import { EDITS_DB, EDITS_DIR, EditDb, type OpRecord } from "../edits/db.js";
 import { Editor, type EditorOptions } from "../edits/editor.js";
+import { FIGURES_PREFIX, VersionFigures } from "../edits/figures.js";
 import type { EditRequest } from "../edits/plan.js";
 import { openSession, readGate, requireRole, sessionCookie, whoAmI } from "./auth.js";
 import { ApiError } from "./errors.js";
@@ -193,8 +194,23 @@ export function editsRouter(options: EditsRouterOptions): Router {
     }
     return s;
   };
+  const figures = new WeakMap<Editor, VersionFigures>();
+  /** report/figures/<name> of an edited version, rendered from its rows (edits/figures.ts); false where they are the run's. */
+  const serveFigure = async (res: Response, e: Editor, version: number, name: string): Promise<boolean> => {
+    let f = figures.get(e);
+    if (!f) figures.set(e, (f = new VersionFigures(e.index)));
+    const files = f.of(e.storageAt(version), version);
+    if (files === undefined) return false;
+    const text = (await files).get(name);
+    if (text === undefined) throw new ApiError(404, "not_found", `no such file in version ${version}: ${FIGURES_PREFIX}${name}`);
+    res.setHeader("Content-Type", name.endsWith(".svg") ? "image/svg+xml" : "text/html; charset=utf-8");
+    res.setHeader("Cache-Control", "no-cache");
+    res.send(text);
+    return true;
+  };
   /** Serves `key` as it was in `version`; `fallback` (undefined) when the version holds no copy of its own. */
   const serveVersioned = async (req: Request, res: Response, e: Editor, version: number, key: string): Promise<boolean> => {
+    if (key.startsWith(FIGURES_PREFIX) && !key.slice(FIGURES_PREFIX.length).includes("/")) return serveFigure(res, e, version, key.slice(FIGURES_PREFIX.length));
     const resolved = e.index.resolve(version, key);
     if (resolved === undefined) return false;
     if ("deleted" in resolved) throw new ApiError(404, "not_found", `no such file in version ${version}: ${key}`);
