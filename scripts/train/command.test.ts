@@ -154,6 +154,41 @@ describe("train command", () => {
     expect(t2["2500"]).toBe(0);
   });
 
+  it.skipIf(!haveTorch)(`choose_decision gives fully annotated classes minimum areas after argmax, and no thresholds${skipReason}`, () => {
+    // A "network" whose most probable class is the input value rounded: a lipid droplet disc (code 3) predicted with
+    // three false 3 x 3 specks of it, on a source annotating every class at 5 nm; a second source, without pixel_nm,
+    // annotates lysosomes (code 4) alone: learnt marginally, they take the threshold path and get no minimum area.
+    const code = [
+      "import sys, json, types, numpy as np, torch",
+      `sys.path.insert(0, ${JSON.stringify(dirname(TRAIN_PY))})`,
+      "import train",
+      "class Nearest(torch.nn.Module):",
+      "    def __init__(self):",
+      "        super().__init__(); self.dummy = torch.nn.Parameter(torch.zeros(1))",
+      "    def forward(self, x):",
+      "        codes = torch.arange(7, dtype=torch.float32).view(1, 7, 1, 1)",
+      "        return -(x - codes) ** 2",
+      "yy, xx = np.mgrid[:96, :96]",
+      "t = np.where((yy - 48) ** 2 + (xx - 48) ** 2 <= 400, 3, 0).astype(np.uint8)",
+      "x = t.astype(np.float32)",
+      "for y0, x0 in [(2, 2), (2, 90), (90, 2)]: x[y0:y0 + 3, x0:x0 + 3] = 3",
+      "lyso = np.where((yy - 48) ** 2 + (xx - 48) ** 2 <= 100, 4, 0).astype(np.uint8)",
+      "full = {'name': 'full', 'known': [1, 2, 3, 4, 5, 6], 'train': [0], 'x': x[None], 'y': t[None], 'pixel_nm': [5.0, 5.0]}",
+      "other = {'name': 'other', 'known': [4], 'train': [0], 'x': lyso[None].astype(np.float32), 'y': lyso[None]}",
+      "d = train.choose_decision(Nearest(), types.SimpleNamespace(sources=[full, other]))",
+      "print(json.dumps(d))",
+    ].join("\n");
+    const r = spawnSync(DEFAULT_PYTHON, ["-c", code], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout) as { thresholds: Record<string, number>; min_area_nm2: Record<string, number>; min_area_sweep: Record<string, Record<string, number>> };
+    expect(d.thresholds).toEqual({});
+    expect(d.min_area_nm2).toEqual({ ld: 2500 });
+    expect(d.min_area_sweep.ld?.none).toBeLessThan(1);
+    expect(d.min_area_sweep.ld?.["2500"]).toBe(1);
+    // Swept where only the source with the pixel size annotates the class, with nothing to remove: none chosen.
+    expect(Object.keys(d.min_area_sweep).sort()).toEqual(["er", "ld", "mito", "nucleus", "perox"]);
+  });
+
   it.skipIf(!haveTorch)(`compact packs round-trip; a held-out source is validated but never trained on; export rebuilds the ONNX${skipReason}`, () => {
     const py = (args: string[]) => {
       const r = spawnSync(DEFAULT_PYTHON, [TRAIN_PY, ...args], { encoding: "utf8" });

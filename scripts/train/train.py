@@ -313,7 +313,7 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
     every other class merged into "not it", with class weights and soft Dice, which push their probability up, so
     argmax over-calls them. Per such class: the probability threshold with the best mean Dice over those sources'
     training sections (never the validation ones); none when no threshold beats argmax. Fully annotated sources
-    learnt argmax and are left out."""
+    learnt argmax and get no thresholds; with the pixel size, every class gets a minimum area (choose_min_area)."""
     model.eval()
     every = set(range(1, len(CLASS_NAMES)))
     marginal: dict = {}
@@ -355,6 +355,25 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
             if area is not None:
                 min_areas[CLASS_NAMES[c]] = area
             area_sweep[CLASS_NAMES[c]] = table
+    # Sources annotating every class learnt argmax, but a 2D network's specks are specks there too: each class only
+    # such sources annotate gets a minimum area swept after argmax, where they all give the pixel size.
+    full: dict = {}
+    for s in data.sources:
+        if s.get("held_out") or not s["train"] or not every <= set(s["known"]) or "pixel_nm" not in s:
+            continue
+        zs = s["train"][:: max(1, len(s["train"]) // CALIBRATION_SECTIONS)][:CALIBRATION_SECTIONS]
+        s_arg = [(predict(model, s["x"][zi]), s["y"][zi]) for zi in zs]
+        for c in s["known"]:
+            if c != 0 and c not in marginal:
+                full.setdefault(c, []).append((s, s_arg))
+    for c, found in sorted(full.items()):
+        if len(found) < sum(1 for s in data.sources if not s.get("held_out") and s["train"] and c in s["known"]):
+            continue  # a source annotating it gives no pixel size
+        masks = [[(arg == c, y == c) for arg, y in s_arg] for _, s_arg in found]
+        area, table = choose_min_area(masks, [s["pixel_nm"] for s, _ in found])
+        if area is not None:
+            min_areas[CLASS_NAMES[c]] = area
+        area_sweep[CLASS_NAMES[c]] = table
     model.train()
     out = {"thresholds": thresholds,
            "rule": "a class with a threshold wins where its probability reaches it; the others by argmax",
@@ -364,9 +383,9 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
     if area_sweep:
         out |= {"min_area_nm2": min_areas,
                 "min_area_rule": "per section, 8-connected fragments of the class smaller than this (nm^2) take the class they border most",
-                "min_area_how": f"train.py: with the chosen threshold, the best mean Dice over the same sections of the areas "
-                                f"{AREA_GRID[0]}-{AREA_GRID[-1]} nm^2 (none where no area beats keeping every fragment; only classes "
-                                "whose sources all give pixel_nm)",
+                "min_area_how": f"train.py: with the chosen threshold (argmax for classes annotated only with all the others), "
+                                f"the best mean Dice over the same sections of the areas {AREA_GRID[0]}-{AREA_GRID[-1]} nm^2 "
+                                "(none where no area beats keeping every fragment; only classes whose sources all give pixel_nm)",
                 "min_area_sweep": area_sweep}
     return out
 
