@@ -16,21 +16,13 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import * as ort from "onnxruntime-node";
 import type { Volume } from "../../precomputed/array.js";
 import { readStack } from "../../server/pipeline/ingest.js";
+import { sessionOptions } from "../../server/pipeline/segment/engine.js";
 import { loadModelInfo } from "../../server/pipeline/segment/model.js";
 import { writeTiffStack } from "../../server/pipeline/tiff.js";
 import type { RusageReport } from "./analysis.js";
 import { normaliseSection } from "../../server/pipeline/segment/normalise.js";
 import { DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume } from "../../server/pipeline/segment/segment.js";
 import { extractTile, planTiles, tilesOf } from "../../server/pipeline/segment/tiling.js";
-
-/** The bare sessions' options: onnxruntime's as the engine sets them (engine.ts), so the rows compare like with like. */
-const BARE_OPTIONS = (threads: number): ort.InferenceSession.SessionOptions => ({
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  executionMode: "sequential",
-  graphOptimizationLevel: "all",
-  enableMemPattern: false,
-});
 
 const DEFAULT_IMAGE = fileURLToPath(new URL("../../../shared/data/lucchi_train/image", import.meta.url));
 
@@ -90,7 +82,7 @@ async function measure(config: Config, args: string[]): Promise<Measured> {
       const m = await bareWorkers(model.bytes, inputs, config.workers);
       return { name: config.name, tiles: inputs.length, megapixels: (W * H * D) / 1e6, wallS: m.wallS, cpuS: m.cpuS, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
     }
-    const session = await ort.InferenceSession.create(model.bytes, BARE_OPTIONS(config.threads));
+    const session = await ort.InferenceSession.create(model.bytes, sessionOptions(config.threads));
     const name = session.inputNames[0] as string;
     const s0 = performance.now();
     const c0 = process.cpuUsage();
@@ -145,7 +137,7 @@ async function bareWorkers(bytes: Uint8Array, inputs: { data: Float32Array; h: n
     const { parentPort, workerData } = require("node:worker_threads");
     const ort = require(workerData.ortPath);
     (async () => {
-      const s = await ort.InferenceSession.create(workerData.bytes, BARE_OPTIONS(1));
+      const s = await ort.InferenceSession.create(workerData.bytes, sessionOptions(1));
       parentPort.postMessage("ready");
       parentPort.once("message", async () => {
         for (const t of workerData.tiles) await s.run({ [s.inputNames[0]]: new ort.Tensor("float32", t.data, [1, 1, t.h, t.w]) });

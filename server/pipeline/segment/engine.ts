@@ -13,6 +13,19 @@ export interface EngineOptions {
   softmax: boolean;
 }
 
+/** onnxruntime's options for one tile session (also the segment bench's bare sessions, to compare like with like). */
+export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    // A memory pattern (one block planned per input shape) held ~170 MB more per worker at 1024^2 tiles
+    // (cdeep3m, 2 workers: peak 1.36 vs 0.95 GB) for the same time and bytes (session 11).
+    enableMemPattern: false,
+  };
+}
+
 export class TileEngine {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -23,15 +36,7 @@ export class TileEngine {
   ) {}
 
   static async create(bytes: Uint8Array, options: EngineOptions): Promise<TileEngine> {
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: options.threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-      // A memory pattern (one block planned per input shape) held ~170 MB more per worker at 1024^2 tiles
-      // (cdeep3m, 2 workers: peak 1.36 vs 0.95 GB) for the same time and bytes (session 11).
-      enableMemPattern: false,
-    });
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(options.threads));
     const input = session.inputNames[0];
     const output = session.outputNames[0];
     if (session.inputNames.length !== 1 || input === undefined || output === undefined) {
