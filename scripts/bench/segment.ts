@@ -137,14 +137,14 @@ async function bareWorkers(bytes: Uint8Array, inputs: { data: Float32Array; h: n
     const { parentPort, workerData } = require("node:worker_threads");
     const ort = require(workerData.ortPath);
     (async () => {
-      const s = await ort.InferenceSession.create(workerData.bytes, sessionOptions(1));
+      const s = await ort.InferenceSession.create(workerData.bytes, workerData.options);
       parentPort.postMessage("ready");
       parentPort.once("message", async () => {
         for (const t of workerData.tiles) await s.run({ [s.inputNames[0]]: new ort.Tensor("float32", t.data, [1, 1, t.h, t.w]) });
         parentPort.postMessage("done");
       });
     })();`;
-  const workers = Array.from({ length: n }, (_, k) => new Worker(code, { eval: true, workerData: { ortPath, bytes, tiles: inputs.filter((_, i) => i % n === k) } }));
+  const workers = Array.from({ length: n }, (_, k) => new Worker(code, { eval: true, workerData: { ortPath, bytes, options: sessionOptions(1), tiles: inputs.filter((_, i) => i % n === k) } }));
   const next = (w: Worker) => new Promise<void>((resolve, reject) => { w.once("message", () => resolve()); w.once("error", reject); });
   await Promise.all(workers.map(next));
   const c0 = process.cpuUsage();
