@@ -308,6 +308,11 @@ AREA_GRID = [2500, 5000, 7500, 10000, 12500, 15000, 20000]  # nm^2: least fragme
 CALIBRATION_SECTIONS = 16  # per source, spread evenly over its training sections
 
 
+def calibration_sections(s: dict) -> list:
+    """Up to CALIBRATION_SECTIONS of a source's training sections, spread evenly (where decisions are chosen)."""
+    return s["train"][:: max(1, len(s["train"]) // CALIBRATION_SECTIONS)][:CALIBRATION_SECTIONS]
+
+
 def choose_decision(model: torch.nn.Module, data: Data) -> dict:
     """Decision thresholds (segment.ts `decide`) for the classes learnt marginally: annotated alone on some source,
     every other class merged into "not it", with class weights and soft Dice, which push their probability up, so
@@ -329,7 +334,7 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
         # The area sweep reuses the sections' maps; kept only when it will run (they are whole sections).
         sweep_areas = all("pixel_nm" in s for s in sources)
         for s in sources:
-            zs = s["train"][:: max(1, len(s["train"]) // CALIBRATION_SECTIONS)][:CALIBRATION_SECTIONS]
+            zs = calibration_sections(s)
             k = np.zeros((len(THRESHOLD_GRID) + 1, 3))  # tp, fp, fn per threshold, then argmax
             sections = []
             for zi in zs:
@@ -361,7 +366,7 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
     for s in data.sources:
         if s.get("held_out") or not s["train"] or not every <= set(s["known"]) or "pixel_nm" not in s:
             continue
-        zs = s["train"][:: max(1, len(s["train"]) // CALIBRATION_SECTIONS)][:CALIBRATION_SECTIONS]
+        zs = calibration_sections(s)
         s_arg = [(predict(model, s["x"][zi]), s["y"][zi]) for zi in zs]
         for c in s["known"]:
             if c != 0 and c not in marginal:

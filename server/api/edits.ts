@@ -10,7 +10,7 @@ import type { EditRequest } from "../edits/plan.js";
 import { openSession, readGate, requireRole, sessionCookie, whoAmI } from "./auth.js";
 import { ApiError } from "./errors.js";
 import { eventStream, pendingEventStream, type EditorOpened } from "./events.js";
-import { fileServer } from "./files.js";
+import { contentType, fileServer } from "./files.js";
 import { reviewRoutes, segmentsTable } from "./edits-review.js";
 
 /** Edit bodies are a few ids and seed points; 64 KiB leaves room for ~1000 seeds. */
@@ -203,7 +203,7 @@ export function editsRouter(options: EditsRouterOptions): Router {
     if (files === undefined) return false;
     const text = (await files).get(name);
     if (text === undefined) throw new ApiError(404, "not_found", `no such file in version ${version}: ${FIGURES_PREFIX}${name}`);
-    res.setHeader("Content-Type", name.endsWith(".svg") ? "image/svg+xml" : "text/html; charset=utf-8");
+    res.setHeader("Content-Type", contentType(name));
     res.setHeader("Cache-Control", "no-cache");
     res.send(text);
     return true;

@@ -169,7 +169,7 @@ const BY_EXTENSION: Record<string, string> = {
   ".csv": "text/csv; charset=utf-8",
 };
 
-function contentType(name: string): string {
+export function contentType(name: string): string {
   if (JSON_NAME.test(name)) return "application/json";
   return BY_EXTENSION[path.extname(name)] ?? "application/octet-stream";
 }

@@ -18,12 +18,11 @@ import { CHUNK_WORKER_MIN_VOXELS, ChunkEncoder } from "./chunk-encoder.js";
 import { warmUp } from "./warm-up.js";
 import type { EncodedChunks } from "./chunk-job.js";
 import { buildPyramid, knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, writeChangedChunks, type Pyramid } from "./pyramid.js";
-import { CSV_KEY, MESH_PREFIX, rowsFromCsv, writeSummary, writeTables } from "./table.js";
+import { CSV_KEY, DEFAULT_CONTACT_NM, MESH_PREFIX, rowsFromCsv, writeSummary, writeTables } from "./table.js";
 import { RecordingStorage, removeUncommitted, VersionIndex, VersionStorage, versionDir } from "./versions.js";
 
 export const SEG_PREFIX = "segmentation";
 const DIFF_FILE = "diff.bin.gz";
-const DEFAULT_CONTACT_NM = 30;
 const MEASURE_QUIET_MS = 250;
 /** How long opening waits for the chunk worker to come up (it is used from the first edit after that). */
 const WORKER_WAIT_MS = 5000;

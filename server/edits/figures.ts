@@ -1,10 +1,9 @@
 import { figureIndexHtml, renderFigureJob, type FigureJob, type RenderedFigure } from "../pipeline/figures-job.js";
 import { processPool, requestedWorkers } from "../pipeline/workers/pool.js";
-import { CSV_KEY, rowsFromCsv, sortedRows, SUMMARY_KEY } from "./table.js";
+import { CSV_KEY, DEFAULT_CONTACT_NM, rowsFromCsv, sortedRows, SUMMARY_KEY } from "./table.js";
 import type { VersionIndex, VersionStorage } from "./versions.js";
 
 export const FIGURES_PREFIX = "report/figures/";
-const DEFAULT_CONTACT_NM = 30;
 /** Tables whose figures are kept rendered (the latest measured one and a few a reviewer steps back to). */
 const KEEP = 4;
 

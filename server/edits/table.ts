@@ -6,6 +6,8 @@ import { summarise, toCsv, type InstanceRow } from "../pipeline/report.js";
 import { parseCsv } from "../api/segment-table.js";
 
 export const CSV_KEY = "report/morphometrics.csv";
+/** The ER contact threshold (nm) edited versions are measured and summarised with. */
+export const DEFAULT_CONTACT_NM = 30;
 export const SUMMARY_KEY = "report/summary.json";
 export const PROPERTIES_PREFIX = "segmentation/segment_properties";
 export const MESH_PREFIX = "segmentation/mesh";
