@@ -361,21 +361,18 @@ def choose_decision(model: torch.nn.Module, data: Data) -> dict:
                 min_areas[CLASS_NAMES[c]] = area
             area_sweep[CLASS_NAMES[c]] = table
     # Sources annotating every class learnt argmax, but a 2D network's specks are specks there too: each class only
-    # such sources annotate gets a minimum area swept after argmax, where they all give the pixel size.
-    full: dict = {}
-    for s in data.sources:
-        if s.get("held_out") or not s["train"] or not every <= set(s["known"]) or "pixel_nm" not in s:
+    # such sources annotate (every other class is in `marginal`) gets a minimum area swept after argmax, where they
+    # all give the pixel size. A source's argmax maps are made once, for all its classes.
+    maps: dict = {}
+    for c in sorted(every - marginal.keys()):
+        sources = [s for s in data.sources if not s.get("held_out") and s["train"] and c in s["known"]]
+        if not sources or not all("pixel_nm" in s for s in sources):
             continue
-        zs = calibration_sections(s)
-        s_arg = [(predict(model, s["x"][zi]), s["y"][zi]) for zi in zs]
-        for c in s["known"]:
-            if c != 0 and c not in marginal:
-                full.setdefault(c, []).append((s, s_arg))
-    for c, found in sorted(full.items()):
-        if len(found) < sum(1 for s in data.sources if not s.get("held_out") and s["train"] and c in s["known"]):
-            continue  # a source annotating it gives no pixel size
-        masks = [[(arg == c, y == c) for arg, y in s_arg] for _, s_arg in found]
-        area, table = choose_min_area(masks, [s["pixel_nm"] for s, _ in found])
+        for s in sources:
+            if id(s) not in maps:
+                maps[id(s)] = [(predict(model, s["x"][zi]), s["y"][zi]) for zi in calibration_sections(s)]
+        masks = [[(arg == c, y == c) for arg, y in maps[id(s)]] for s in sources]
+        area, table = choose_min_area(masks, [s["pixel_nm"] for s in sources])
         if area is not None:
             min_areas[CLASS_NAMES[c]] = area
         area_sweep[CLASS_NAMES[c]] = table

@@ -199,7 +199,7 @@ export function editsRouter(options: EditsRouterOptions): Router {
   const serveFigure = async (res: Response, e: Editor, version: number, name: string): Promise<boolean> => {
     let f = figures.get(e);
     if (!f) figures.set(e, (f = new VersionFigures(e.index)));
-    const files = f.of(e.storageAt(version), version);
+    const files = f.of(version);
     if (files === undefined) return false;
     const text = (await files).get(name);
     if (text === undefined) throw new ApiError(404, "not_found", `no such file in version ${version}: ${FIGURES_PREFIX}${name}`);

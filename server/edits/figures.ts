@@ -1,7 +1,7 @@
-import { figureIndexHtml, renderFigureJob, type FigureJob, type RenderedFigure } from "../pipeline/figures-job.js";
-import { processPool, requestedWorkers } from "../pipeline/workers/pool.js";
+import { figureIndexHtml } from "../pipeline/figures-job.js";
+import { startFigures } from "../pipeline/report.js";
 import { CSV_KEY, DEFAULT_CONTACT_NM, rowsFromCsv, sortedRows, SUMMARY_KEY } from "./table.js";
-import type { VersionIndex, VersionStorage } from "./versions.js";
+import { VersionStorage, type VersionIndex } from "./versions.js";
 
 export const FIGURES_PREFIX = "report/figures/";
 /** Tables whose figures are kept rendered (the latest measured one and a few a reviewer steps back to). */
@@ -26,13 +26,13 @@ export class VersionFigures {
    * `version`'s report/figures/ files, or undefined where its rows are the pipeline's (its figures are the
    * files on disk).
    */
-  of(storage: VersionStorage, version: number): Promise<FigureFiles> | undefined {
+  of(version: number): Promise<FigureFiles> | undefined {
     const at = this.index.resolve(version, CSV_KEY);
     if (at === undefined || "deleted" in at) return undefined;
     const key = at.dir;
     let files = this.rendered.get(key);
     if (files === undefined) {
-      files = render(storage);
+      files = render(new VersionStorage(this.index, version));
       this.rendered.set(key, files);
       // A failed rendering is not kept: the next request tries again.
       files.catch(() => this.rendered.delete(key));
@@ -47,15 +47,8 @@ async function render(storage: VersionStorage): Promise<FigureFiles> {
   if (!csv) throw new Error(`${CSV_KEY} is missing from an edited version`);
   const summary = await storage.get(SUMMARY_KEY);
   const threshold = summary ? (JSON.parse(new TextDecoder().decode(summary)) as { contact_threshold_nm?: unknown }).contact_threshold_nm : undefined;
-  const job: FigureJob = { rows: sortedRows(rowsFromCsv(new TextDecoder().decode(csv))), contactNm: typeof threshold === "number" ? threshold : DEFAULT_CONTACT_NM };
-  const figures = await renderOffThread(job);
+  const contactNm = typeof threshold === "number" ? threshold : DEFAULT_CONTACT_NM;
+  // The run's own rendering path: on the process pool's worker thread (this thread keeps answering edits).
+  const figures = await startFigures(sortedRows(rowsFromCsv(new TextDecoder().decode(csv))), contactNm)();
   return new Map([...figures.map((f) => [`${f.name}.svg`, f.svg] as const), ["index.html", figureIndexHtml(figures)]]);
-}
-
-function renderOffThread(job: FigureJob): Promise<RenderedFigure[]> {
-  if (requestedWorkers() === 0) return renderFigureJob(job);
-  // A pool that failed to start leaves the rendering to this thread (same text).
-  return processPool(1)
-    .run("figures", job)
-    .catch(() => renderFigureJob(job));
 }
