@@ -73,6 +73,8 @@ describe("train command", () => {
     expect((await rejection(runTraining({ out: join(dir, "o1"), data: join(dir, "missing.json") }))).message).toMatch(/missing\.json: file not found/);
     writeFileSync(join(dir, "bad.json"), "{\"sources\": []}");
     expect((await rejection(runTraining({ out: join(dir, "o2"), data: join(dir, "bad.json") }))).message).toMatch(/bad\.json: spec needs a non-empty "sources"/);
+    const aug = await rejection(runTraining({ out: join(dir, "o3"), data: join(dir, "bad.json"), augment: "strong" }));
+    expect(aug.message).toMatch(/--augment: expected one of standard, domain, got 'strong'/);
   });
 
   it.skipIf(!haveTorch)(`trains 4 iterations on two 64 x 64 sections and exports a model that segment can run${skipReason}`, async () => {
@@ -90,6 +92,7 @@ describe("train command", () => {
       logEvery: 1,
       threads: 1,
       seed: 3,
+      augment: "domain",
       onEvent: (e) => events.push(e),
     });
     expect(events.some((e) => e.event === "packed")).toBe(true);
@@ -100,6 +103,7 @@ describe("train command", () => {
     expect(result.last?.event).toBe("done");
     expect(result.model.classNames).toEqual(["background", "er", "mito", "ld", "lyso", "perox", "nucleus"]);
     expect(existsSync(join(out, "model-card.json"))).toBe(true);
+    expect((result.model.card?.training as { augmentation: string }).augmentation).toMatch(/random monotone intensity curve/);
     // mito was annotated alone (learnt against "everything else"): the export swept its threshold on the training
     // sections of that source and put the winner, if one beat argmax, into the model's metadata.
     const decision = result.model.card?.decision as { thresholds: Record<string, number>; sweep: Record<string, { sources: string[]; dice: Record<string, number> }> };
@@ -128,6 +132,33 @@ describe("train command", () => {
     expect(resumed.find((e) => e.event === "resumed")?.iter).toBe(4);
     expect(resumed.filter((e) => e.event === "iter").map((e) => e.iter)).toEqual([5]);
   }, 180_000);
+
+  it.skipIf(!haveTorch)(`the domain augmentation's intensity curve keeps the order of grey levels, its blur keeps their mean${skipReason}`, () => {
+    const code = [
+      "import sys, json, numpy as np, torch",
+      `sys.path.insert(0, ${JSON.stringify(dirname(TRAIN_PY))})`,
+      "import train",
+      "rng = np.random.default_rng(7)",
+      "x = torch.linspace(-6, 6, 241)",
+      "curves = [train.monotone_curve(x, rng, 0.6) for _ in range(20)]",
+      "img = torch.from_numpy(rng.normal(0, 1, (1, 40, 40)).astype(np.float32))",
+      "b = train.gaussian_blur(img, 1.5)",
+      "print(json.dumps({'increasing': all(bool((c[1:] > c[:-1]).all()) for c in curves),",
+      "  'changed': max(float((c - x).abs().max()) for c in curves),",
+      "  'at0': max(abs(float(c[120])) for c in curves),",
+      "  'flat': float((train.gaussian_blur(torch.full((1, 20, 20), 2.5), 1.0) - 2.5).abs().max()),",
+      "  'std': [float(img.std()), float(b.std())], 'shape': list(b.shape)}))",
+    ].join("\n");
+    const r = spawnSync(DEFAULT_PYTHON, ["-c", code], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout) as { increasing: boolean; changed: number; at0: number; flat: number; std: number[]; shape: number[] };
+    expect(o.increasing).toBe(true);
+    expect(o.changed).toBeGreaterThan(0.5); // it does bend the grey levels
+    expect(o.at0).toBeLessThan(1e-5); // and leaves the mean grey (0 after z-scoring) where it was
+    expect(o.flat).toBeLessThan(1e-5);
+    expect(o.shape).toEqual([1, 40, 40]);
+    expect(o.std[1]).toBeLessThan(o.std[0] * 0.5);
+  });
 
   it.skipIf(!haveTorch)(`choose_min_area keeps the smallest area that drops false specks and no true object${skipReason}`, () => {
     // A true disc of 1257 px (31,400 nm^2 at 5 nm) predicted with three false 3 x 3 specks (225 nm^2 each).

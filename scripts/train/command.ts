@@ -18,6 +18,8 @@ import { quantizeModel } from "../../server/pipeline/segment/quantize.js";
 
 export const TRAIN_PY = path.join(REPO_ROOT, "scripts", "train", "train.py");
 export const DEFAULT_PYTHON = "/usr/bin/python3";
+/** train.py's AUGMENTATIONS, checked here so a typo fails before minutes of packing. */
+export const AUGMENT_PROFILES = ["standard", "domain"];
 const INSTALL_HINT = "apt-get install python3-torch python3-onnx python3-tifffile python3-skimage";
 
 export interface TrainOptions {
@@ -42,6 +44,8 @@ export interface TrainOptions {
   /** Iterations between progress events (train.py's default 10). */
   logEvery?: number;
   threads?: number;
+  /** train.py's augmentation profile: "standard", or "domain" for a model meant for microscopes the data do not cover. */
+  augment?: string;
   python?: string;
   onEvent?: (e: TrainEvent) => void;
 }
@@ -85,6 +89,9 @@ export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels" | 
 
 export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const python = o.python ?? DEFAULT_PYTHON;
+  if (o.augment !== undefined && !AUGMENT_PROFILES.includes(o.augment)) {
+    throw new PipelineError("bad_argument", `expected one of ${AUGMENT_PROFILES.join(", ")}, got '${o.augment}'`, "--augment");
+  }
   await mkdir(o.out, { recursive: true }).catch((e: unknown) => {
     throw new PipelineError("bad_argument", `cannot create folder: ${e instanceof Error ? e.message : String(e)}`, "--out");
   });
@@ -108,6 +115,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     "fit", "--data", packed, "--out", o.out,
     ...num("--iters", o.iters), ...num("--minutes", o.minutes), ...num("--seed", o.seed), ...num("--crop", o.crop),
     ...num("--batch", o.batch), ...num("--val-every", o.valEvery), ...num("--log-every", o.logEvery), ...num("--threads", o.threads),
+    ...(o.augment === undefined ? [] : ["--augment", o.augment]),
     ...(o.resume ? [] : ["--fresh"]),
   ];
   const last = await runPython(python, fitArgs, o.onEvent);

@@ -227,9 +227,51 @@ def known_mask(known_lists, device) -> torch.Tensor:
     return m
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
-    """Flips, 90-degree rotations, scale 0.8-1.25, rotation, elastic, intensity. x [B,1,H,W] float, y [B,H,W] long.
-    Runs on x's device: on a GPU the augmentation costs far less than the host-side crops."""
+# Augmentation profiles. "domain" widens what one source can look like, for data from a microscope the
+# training sources do not cover (cross-dataset): a wider scale range, a random monotone intensity curve (the
+# modalities differ in more than contrast and brightness: FIB-SEM is flat, ssTEM has dark, thick membranes),
+# Gaussian blur of random width and unsharp masking (their sharpness differs).
+AUGMENTATIONS = {
+    "standard": {"scale": (0.8, 1.25), "curve": 0.0, "blur_sigma": (0.0, 0.0), "sharpen": 0.0,
+                 "text": "flips, 90-degree rotations, scale 0.8-1.25, rotation +-17 deg, elastic, contrast/brightness/gamma, blur, noise"},
+    "domain": {"scale": (0.65, 1.5), "curve": 0.6, "blur_sigma": (0.5, 2.0), "sharpen": 0.2,
+               "text": "flips, 90-degree rotations, scale 0.65-1.5, rotation +-17 deg, elastic, contrast/brightness/gamma, "
+                       "random monotone intensity curve, Gaussian blur sigma 0.5-2 px, unsharp masking, noise"},
+}
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x [C,H,W]; separable, reflect-padded."""
+    r = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t * t) / (2 * sigma * sigma))
+    k = k / k.sum()
+    y = F.pad(x[None], (r, r, 0, 0), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(x.shape[0], 1, 1, -1), groups=x.shape[0])
+    y = F.pad(y, (0, 0, r, r), mode="reflect")
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(x.shape[0], 1, -1, 1), groups=x.shape[0])[0]
+
+
+def monotone_curve(x: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
+    """Piecewise-linear, increasing map of z-scored values: slopes exp(U(-s, s)) between knots at -3..3, identity
+    at 0 on average, so the image keeps its order of grey levels but not their spacing."""
+    knots = torch.linspace(-3, 3, 7, dtype=x.dtype, device=x.device)
+    slopes = torch.from_numpy(np.exp(rng.uniform(-strength, strength, 8)).astype(np.float32)).to(x.device)
+    # value at each knot: integral of the slopes from 0, so the curve passes near the origin
+    seg = slopes[1:-1] * (knots[1:] - knots[:-1])
+    vals = torch.cat([torch.zeros(1, device=x.device), torch.cumsum(seg, 0)])
+    vals = vals - vals[3]
+    idx = torch.bucketize(x.clamp(-3, 3), knots[1:-1])  # 0..5 inside, segment index
+    lo, vlo = knots[idx], vals[idx]
+    inside = vlo + (x.clamp(-3, 3) - lo) * slopes[1:-1][idx.clamp(max=5)]
+    # linear tails beyond +-3 with the end slopes
+    return torch.where(x < -3, vals[0] + (x + 3) * slopes[0], torch.where(x > 3, vals[-1] + (x - 3) * slopes[-1], inside))
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, profile: str = "standard"):
+    """Flips, 90-degree rotations, scale, rotation, elastic, intensity (AUGMENTATIONS[profile]). x [B,1,H,W] float,
+    y [B,H,W] long. Runs on x's device: on a GPU the augmentation costs far less than the host-side crops."""
+    a_cfg = AUGMENTATIONS[profile]
     b, _, h, w = x.shape
     dev = x.device
     if rng.random() < 0.5:
@@ -241,8 +283,9 @@ def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         x, y = torch.rot90(x, k, (-2, -1)), torch.rot90(y, k, (-2, -1))
     # One grid_sample for scale + small rotation + elastic (smooth coarse displacement, bicubic upsampled).
     theta = torch.zeros(b, 2, 3)
+    lo, hi = a_cfg["scale"]
     for i in range(b):
-        s = math.exp(rng.uniform(math.log(0.8), math.log(1.25)))
+        s = math.exp(rng.uniform(math.log(lo), math.log(hi)))
         a = rng.uniform(-0.3, 0.3)
         theta[i] = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, 0.0], [math.sin(a) / s, math.cos(a) / s, 0.0]])
     grid = F.affine_grid(theta.to(dev), (b, 1, h, w), align_corners=False)
@@ -253,12 +296,20 @@ def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
     y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="reflection", align_corners=False)[:, 0].long()
     # Intensity: contrast, brightness, gamma-like curve, blur or noise (all on z-scored values).
     for i in range(b):
-        xi = x[i] * rng.uniform(0.7, 1.4) + rng.uniform(-0.4, 0.4)
+        xi = x[i]
+        if a_cfg["curve"] and rng.random() < 0.5:
+            xi = monotone_curve(xi, rng, a_cfg["curve"])
+        xi = xi * rng.uniform(0.7, 1.4) + rng.uniform(-0.4, 0.4)
         if rng.random() < 0.3:
             g = rng.uniform(-0.15, 0.15)
             xi = xi + g * (xi * xi - 1)
         if rng.random() < 0.25:
-            xi = F.avg_pool2d(xi[None], 3, 1, 1, count_include_pad=False)[0]
+            if a_cfg["blur_sigma"][1]:
+                xi = gaussian_blur(xi, rng.uniform(*a_cfg["blur_sigma"]))
+            else:
+                xi = F.avg_pool2d(xi[None], 3, 1, 1, count_include_pad=False)[0]
+        elif rng.random() < a_cfg["sharpen"]:
+            xi = xi + rng.uniform(0.3, 1.0) * (xi - gaussian_blur(xi, rng.uniform(1.0, 2.0)))
         if rng.random() < 0.4:
             xi = xi + torch.randn_like(xi) * rng.uniform(0.05, 0.35)
         x[i] = xi
@@ -564,7 +615,7 @@ def fit(args) -> None:
             ks.append(k)
         x = torch.from_numpy(np.stack(xs))[:, None]
         y = torch.from_numpy(np.stack(ys).astype(np.int64))
-        x, y = augment(x.to(device), y.to(device), rng)
+        x, y = augment(x.to(device), y.to(device), rng, args.augment)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
         loss, ce, dl = losses(logits.float(), y, known_mask(ks, device), class_w)
@@ -709,7 +760,7 @@ def model_card(args, data: Data, state: dict) -> dict:
                      "hardware": state["hardware"], "torch": torch.__version__,
                      "precision": "bf16 autocast" if any(h["device"].startswith("cuda") for h in state["hardware"]) and not args.no_amp else "float32",
                      "loss": "class-weighted marginal cross-entropy + soft Dice on annotated classes",
-                     "augmentation": "flips, 90-degree rotations, scale 0.8-1.25, rotation +-17 deg, elastic, contrast/brightness/gamma, blur, noise"},
+                     "augmentation": AUGMENTATIONS[args.augment]["text"]},
         "validation": state.get("best_val", {}), "validation_score": state["best"],
     }
 
@@ -748,6 +799,8 @@ def main() -> None:
     f.add_argument("--holdout", nargs="*", default=[], help="source names validated on but never trained on")
     f.add_argument("--no-amp", action="store_true", help="float32 on GPUs too")
     f.add_argument("--no-onnx", action="store_true", help="keep best.pt only; `export` makes the ONNX later")
+    f.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="standard",
+                   help="augmentation profile (domain: wider scale, intensity curves, blur/sharpen for other microscopes)")
     f.add_argument("--init", help="start from these weights (best.pt of another run), with a fresh optimiser")
     args = ap.parse_args()
     if args.cmd == "pack":
