@@ -146,7 +146,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   segment: {
-    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--min-area mito=10000|none] [--tta none|flips|d4] [--tile 1024] [--overlap 192] [--workers N] [--threads N]",
+    usage: "segment --image IMG --voxel X,Y,Z --out OUT.tif [--model M.onnx] [--probabilities DIR|FILE.tif] [--thresholds mito=0.6|none] [--min-area mito=10000|none] [--tta none|flips|d4] [--resample auto|none] [--tile 1024] [--overlap 192] [--workers N] [--threads N]",
     summary: "class volume (uint8, codes 0-6) from the 2D U-Net; optional per-class probabilities (uint8)",
     options: {
       image: { type: "string" },
@@ -157,6 +157,7 @@ const COMMANDS: Record<string, Command> = {
       thresholds: { type: "string" },
       "min-area": { type: "string" },
       tta: { type: "string" },
+      resample: { type: "string" },
       tile: { type: "string" },
       overlap: { type: "string" },
       workers: { type: "string" },
@@ -164,7 +165,7 @@ const COMMANDS: Record<string, Command> = {
     },
     async run(v) {
       const { minAreaSummary, segmentCommand } = await import("../server/pipeline/segment/command.js");
-      const { intOption, minAreaOption, runnerOption, thresholdsOption, ttaOption } = await import("../server/pipeline/segment/cli-options.js");
+      const { intOption, minAreaOption, resampleOption, runnerOption, thresholdsOption, ttaOption } = await import("../server/pipeline/segment/cli-options.js");
       const out = required(v, "out");
       const stats = await segmentCommand({
         image: required(v, "image"),
@@ -175,6 +176,7 @@ const COMMANDS: Record<string, Command> = {
         thresholds: thresholdsOption(v.thresholds),
         minAreaNm2: minAreaOption(v["min-area"]),
         tta: ttaOption(v.tta),
+        resample: resampleOption(v.resample),
         tile: intOption(v.tile, "--tile", 16),
         overlap: intOption(v.overlap, "--overlap", 0),
         runner: runnerOption(v.workers, v.threads),
@@ -184,6 +186,10 @@ const COMMANDS: Record<string, Command> = {
       process.stdout.write(
         `${stats.sections} sections (${stats.megapixels.toFixed(1)} Mpx, ${stats.tiles} tiles of ${stats.tileSize.join("x")}${stats.tta === "none" ? "" : `, tta ${stats.tta}`}, ${stats.runner}) segmented in ${stats.seconds.toFixed(1)} s = ${rate.toFixed(2)} Mpx/s -> ${path.resolve(out)}\n`,
       );
+      if (stats.resampledTo) {
+        const r = stats.resampledTo;
+        process.stdout.write(`inferred resampled to ${r.width}x${r.height} (${r.pixelNm.map((p) => p.toFixed(2)).join(" x ")} nm pixels, the model's training range; --resample none to infer as given)\n`);
+      }
       const areas = minAreaSummary(stats);
       if (areas !== undefined) process.stdout.write(`${areas}\n`);
     },

@@ -104,6 +104,8 @@ describe("train command", () => {
     expect(result.model.classNames).toEqual(["background", "er", "mito", "ld", "lyso", "perox", "nucleus"]);
     expect(existsSync(join(out, "model-card.json"))).toBe(true);
     expect((result.model.card?.training as { augmentation: string }).augmentation).toMatch(/random monotone intensity curve/);
+    // The pixel sizes it was trained for: the source's 5 nm, and what the domain profile's zoom (0.65-1.5) reached.
+    expect(result.model.pixelNm).toEqual({ trained: [5, 5], accepts: [3.333, 7.692] });
     // mito was annotated alone (learnt against "everything else"): the export swept its threshold on the training
     // sections of that source and put the winner, if one beat argmax, into the model's metadata.
     const decision = result.model.card?.decision as { thresholds: Record<string, number>; sweep: Record<string, { sources: string[]; dice: Record<string, number> }> };

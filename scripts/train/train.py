@@ -506,10 +506,21 @@ def score(val: dict) -> float:
     return float(np.mean(vals)) if vals else 0.0
 
 
-def decision_metadata(card: dict) -> dict:
-    """The card's decision as the model metadata carries it (model.ts: `thresholds`, `min_area_nm2`)."""
+CARD_METADATA_KEYS = ("thresholds", "min_area_nm2", "pixel_nm")
+
+
+def card_metadata(card: dict) -> dict:
+    """What the model metadata carries from the card (model.ts): the decision (`thresholds`, `min_area_nm2`) and
+    `pixel_nm`, the span of the trained-on sources' pixel sizes and, widened by the augmentation's zoom range, the
+    span inference accepts without resampling (segment.ts `inferenceGrid`); absent where no source gave its size."""
     d = card.get("decision", {})
-    return {k: d[k] for k in ("thresholds", "min_area_nm2") if d.get(k)}
+    meta = {k: d[k] for k in ("thresholds", "min_area_nm2") if d.get(k)}
+    sizes = [v for s in card.get("data", []) if not s.get("held_out") for v in s.get("pixel_nm", [])]
+    if sizes:
+        zoom = card.get("training", {}).get("zoom", AUGMENTATIONS["standard"]["scale"])
+        lo, hi = min(sizes), max(sizes)
+        meta["pixel_nm"] = {"trained": [lo, hi], "accepts": [round(lo / zoom[1], 3), round(hi / zoom[0], 3)]}
+    return meta
 
 
 def export_onnx(model: torch.nn.Module, out_dir: str, card: dict) -> None:
@@ -525,7 +536,7 @@ def export_onnx(model: torch.nn.Module, out_dir: str, card: dict) -> None:
     m = onnx.load(tmp)
     meta = {"classes": CLASS_NAMES, "normalisation": NORMALISATION, "size_multiple": SIZE_MULTIPLE,
             "input": "float32 [n,1,h,w]", "output": "float32 logits [n,7,h,w]",
-            **decision_metadata(card)}
+            **card_metadata(card)}
     for k, v in {"vemscope": json.dumps(meta), "model_card": json.dumps(card)}.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
@@ -673,8 +684,8 @@ def fit(args) -> None:
             if p.key == "model_card":
                 p.value = json.dumps(card)
             elif p.key == "vemscope":
-                meta = {k: v for k, v in json.loads(p.value).items() if k not in ("thresholds", "min_area_nm2")}
-                p.value = json.dumps(meta | decision_metadata(card))
+                meta = {k: v for k, v in json.loads(p.value).items() if k not in CARD_METADATA_KEYS}
+                p.value = json.dumps(meta | card_metadata(card))
         tmp = os.path.join(args.out, "model.onnx.tmp")
         onnx.save(m, tmp)
         os.replace(tmp, os.path.join(args.out, "model.onnx"))
@@ -760,7 +771,7 @@ def model_card(args, data: Data, state: dict) -> dict:
                      "hardware": state["hardware"], "torch": torch.__version__,
                      "precision": "bf16 autocast" if any(h["device"].startswith("cuda") for h in state["hardware"]) and not args.no_amp else "float32",
                      "loss": "class-weighted marginal cross-entropy + soft Dice on annotated classes",
-                     "augmentation": AUGMENTATIONS[args.augment]["text"]},
+                     "augmentation": AUGMENTATIONS[args.augment]["text"], "zoom": list(AUGMENTATIONS[args.augment]["scale"])},
         "validation": state.get("best_val", {}), "validation_score": state["best"],
     }
 

@@ -144,7 +144,7 @@ const STAGES: Stage[] = [
       ctx.progress?.start("small fragments", 1, "volume");
       const cleaned = removeSmallFragments(result.classes.data, result.classes.shape, ctx.options.voxelNm, minNm3);
       ctx.progress?.end();
-      const record = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_area_nm2: result.stats.minAreaNm2, min_fragment_nm3: minNm3, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels };
+      const record = { model: result.stats.model, tta: result.stats.tta, thresholds: result.stats.thresholds, min_area_nm2: result.stats.minAreaNm2, min_fragment_nm3: minNm3, fragments_reassigned: cleaned.fragments, voxels_reassigned: cleaned.voxels, ...(result.stats.resampledTo ? { inferred_pixel_nm: result.stats.resampledTo.pixelNm } : {}) };
       await ctx.storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
       ctx.classes = result.classes;
     },

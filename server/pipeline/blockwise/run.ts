@@ -248,7 +248,7 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
         const { segmentOnTasks } = await import("../segment/tasks.js");
         const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, tta: o.tta, thresholds: o.thresholds, minAreaNm2: o.minAreaNm2, progress });
         // The in-memory run's key order, so report/segmentation.json is the same bytes.
-        return { model: r.model, tta: r.tta, thresholds: r.thresholds, min_area_nm2: r.min_area_nm2, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned };
+        return { model: r.model, tta: r.tta, thresholds: r.thresholds, min_area_nm2: r.min_area_nm2, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned, ...(r.inferred_pixel_nm ? { inferred_pixel_nm: r.inferred_pixel_nm } : {}) };
       });
       await storage.put("report/segmentation.json", JSON.stringify(record, null, 1));
     }

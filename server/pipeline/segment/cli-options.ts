@@ -2,6 +2,7 @@
 import { availableParallelism } from "node:os";
 import { PipelineError } from "../errors.js";
 import { defaultRunnerOptions, type RunnerOptions } from "./pool.js";
+import { checkResample, type ResampleMode } from "./segment.js";
 import { checkTta, type TtaMode } from "./tta.js";
 
 type Raw = string | boolean | (string | boolean)[] | undefined;
@@ -18,6 +19,11 @@ export function numberOption(raw: Raw, option: string): number | undefined {
   const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
   if (!Number.isFinite(n) || n <= 0) throw new PipelineError("bad_argument", `expected a positive number, got '${String(raw)}'`, option);
   return n;
+}
+
+/** --resample auto|none. */
+export function resampleOption(raw: Raw): ResampleMode | undefined {
+  return raw === undefined ? undefined : checkResample(String(raw));
 }
 
 /** --tta none|flips|d4. */

@@ -9,7 +9,7 @@ import { tempPathFor } from "../tiff.js";
 import { evaluate, formatReport, parseClasses, parseSlices, type EvalReport } from "./eval.js";
 import { checkMinAreas, checkThresholds, loadModelInfo } from "./model.js";
 import type { RunnerOptions } from "./pool.js";
-import { DEFAULT_MODEL_PATH, segmentSections, type SegmentStats } from "./segment.js";
+import { DEFAULT_MODEL_PATH, segmentSections, type ResampleMode, type SegmentStats } from "./segment.js";
 import { TiffPageWriter } from "./tiff-stream.js";
 import type { TtaMode } from "./tta.js";
 
@@ -25,6 +25,8 @@ export interface SegmentCommandOptions {
   /** Least fragment areas per class (nm^2) instead of the model's; empty: none. */
   minAreaNm2?: ReadonlyMap<string, number>;
   tta?: TtaMode;
+  /** segment.ts `inferenceGrid`: "auto" (default) or "none". */
+  resample?: ResampleMode;
   tile?: number;
   overlap?: number;
   runner?: RunnerOptions;
@@ -80,7 +82,7 @@ export async function segmentCommand(o: SegmentCommandOptions): Promise<SegmentS
         await classes.write(plane);
         if (planes) await probs(planes);
       },
-      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined, thresholds: o.thresholds, minAreaNm2: o.minAreaNm2, pixelNm, tta: o.tta },
+      { model, tile: o.tile, overlap: o.overlap, runner: o.runner, progress: o.progress, probabilities: o.probabilities !== undefined, thresholds: o.thresholds, minAreaNm2: o.minAreaNm2, pixelNm, tta: o.tta, resample: o.resample },
     );
     for (const w of writers) await w.close();
     return stats;

@@ -54,6 +54,34 @@ export interface ModelInfo {
    * join the class they border most (segment.ts). From the metadata's `min_area_nm2`; empty when it has none.
    */
   minAreaNm2: ReadonlyMap<string, number>;
+  /** The pixel sizes the model was trained for (metadata `pixel_nm`); absent: unknown, sections are never resampled. */
+  pixelNm?: PixelRange;
+}
+
+/**
+ * `trained`: the span of the training sources' pixel sizes (nm); `accepts`: the span the scale augmentation
+ * reached (`trained` widened by its zoom range). Sections whose pixel size lies outside `accepts` are resampled
+ * into `trained` for inference (segment.ts), where the network has seen structures at their size.
+ */
+export interface PixelRange {
+  trained: [number, number];
+  accepts: [number, number];
+}
+
+/** `{"trained": [lo, hi], "accepts": [lo, hi]}`, positive, with accepts containing trained. */
+export function parsePixelRange(raw: unknown): PixelRange {
+  const pair = (v: unknown, key: string): [number, number] => {
+    if (!Array.isArray(v) || v.length !== 2 || !v.every((x): x is number => typeof x === "number" && Number.isFinite(x) && x > 0) || v[0] > v[1]) {
+      throw new Error(`'${key}' must be [low, high] in nm, positive and low <= high, got ${JSON.stringify(v)}`);
+    }
+    return [v[0], v[1]];
+  };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error(`expected {"trained": [lo, hi], "accepts": [lo, hi]}, got ${JSON.stringify(raw)}`);
+  const r = raw as Record<string, unknown>;
+  const trained = pair(r.trained, "trained");
+  const accepts = pair(r.accepts, "accepts");
+  if (accepts[0] > trained[0] || accepts[1] < trained[1]) throw new Error(`'accepts' ${JSON.stringify(accepts)} must contain 'trained' ${JSON.stringify(trained)}`);
+  return { trained, accepts };
 }
 
 function bad(file: string, message: string, cause?: unknown): PipelineError {
@@ -129,7 +157,13 @@ export function parseModelInfo(path: string, bytes: Uint8Array): ModelInfo {
   };
   const thresholds = perClass("thresholds", parseThresholds);
   const minAreaNm2 = perClass("min_area_nm2", parseMinAreas);
-  return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, probabilities, card, thresholds, minAreaNm2 };
+  let pixelNm: PixelRange | undefined;
+  try {
+    pixelNm = m.pixel_nm === undefined ? undefined : parsePixelRange(m.pixel_nm);
+  } catch (e) {
+    throw bad(path, `model metadata 'pixel_nm': ${e instanceof Error ? e.message : String(e)}`, e);
+  }
+  return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, probabilities, card, thresholds, minAreaNm2, ...(pixelNm ? { pixelNm } : {}) };
 }
 
 /** An override of the model's thresholds, checked against its classes (PipelineError naming --thresholds). */

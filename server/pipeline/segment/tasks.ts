@@ -42,7 +42,7 @@ import type { Progress } from "../progress.js";
 import { DEFAULT_MIN_FRAGMENT_NM3 } from "./cleanup.js";
 import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, parseMinAreas, parseThresholds, type ModelInfo } from "./model.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
-import { segmentSections } from "./segment.js";
+import { inferenceGrid, segmentSections } from "./segment.js";
 import { isTtaMode, type TtaMode } from "./tta.js";
 
 /** cleanup.ts's removeSmallFragments default. */
@@ -83,6 +83,8 @@ export interface SegmentRecord {
   min_fragment_nm3: number;
   fragments_reassigned: number;
   voxels_reassigned: number;
+  /** Where sections were inferred resampled (segment.ts `inferenceGrid`): the pixel size (x, y, nm) they had. */
+  inferred_pixel_nm?: [number, number];
 }
 
 export interface CleanupOnTasksOptions {
@@ -618,7 +620,8 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   const raw: WorkVolumeSpec = cleanup ? { ...classes, name: `${classes.name}-pass0-${d}`, blockShape: [classes.blockShape[0], classes.blockShape[1], sections] } : classes;
   await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null, tta, thresholds: o.thresholds ?? null, min_area: o.minAreaNm2 ?? null, pixel_nm: [voxelNm[0], voxelNm[1]] }));
   const totals = cleanup ? await cleanupOnTasks({ execute: o.execute, work, workUrl, input: raw, output: classes, voxelNm, minFragmentNm3: minNm3, dropInput: true }) : { fragments: 0, voxels: 0 };
-  const record: SegmentRecord = { model: modelPath, tta, thresholds: Object.fromEntries(override ?? model.thresholds), min_area_nm2: Object.fromEntries(areas ?? model.minAreaNm2), min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels };
+  const grid = inferenceGrid(W, H, [voxelNm[0], voxelNm[1]], model.pixelNm, "auto");
+  const record: SegmentRecord = { model: modelPath, tta, thresholds: Object.fromEntries(override ?? model.thresholds), min_area_nm2: Object.fromEntries(areas ?? model.minAreaNm2), min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels, ...(grid.resampled ? { inferred_pixel_nm: grid.pixelNm } : {}) };
   await work.put(doneMarker, JSON.stringify(record));
   return record;
 }
