@@ -11,7 +11,10 @@ import { minAreaSummary, segmentCommand } from "./command.js";
 import { loadModelInfo, onnxMetadataProps, parseModelInfo, withOnnxMetadata, type ModelInfo } from "./model.js";
 import { minAreaOption, thresholdsOption } from "./cli-options.js";
 import { removeSmallAreas } from "./cleanup.js";
-import { decide, decideSection, DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume, type SegmentResult } from "./segment.js";
+import { decide, decideSection, DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentSections, segmentVolume, type SegmentResult } from "./segment.js";
+import { normaliseSection } from "./normalise.js";
+import type { TileRunner } from "./pool.js";
+import { resamplePlanes } from "./resample.js";
 import { planTiles, tilesOf } from "./tiling.js";
 
 // Real EM from the project's shared training data (1024 x 1024 ssTEM, a validation section).
@@ -420,5 +423,72 @@ describe.skipIf(!haveModel)("bad inputs", () => {
     const img = await emCrop(32, 32);
     expect((await rejection(segmentVolume(img, { model, tile: 8 }))).message).toMatch(/^--tile:/);
     expect((await rejection(segmentVolume(img, { model, tile: 128, overlap: 64 }))).message).toMatch(/^--overlap:/);
+  });
+});
+
+describe("blending window: a section tiled in many rows is blended band by band", () => {
+  // A pointwise "network" (mito probability = logistic of the normalised pixel) gives every pixel the same answer
+  // in every tile that covers it, so the blended result must be that answer wherever the rows are held and dropped.
+  const runner: TileRunner = {
+    slots: 2,
+    description: "pointwise",
+    async run(tile) {
+      const n = tile.length;
+      const out = new Float32Array(2 * n);
+      for (let i = 0; i < n; i++) {
+        const p = 1 / (1 + Math.exp(-3 * (tile[i] as number)));
+        out[i] = 1 - p;
+        out[n + i] = p;
+      }
+      return out;
+    },
+    async close() {},
+  };
+  const fake: ModelInfo = {
+    path: "pointwise", bytes: new Uint8Array(0), classNames: ["background", "mito"], codes: [0, 2], normalisation: "section-zscore",
+    sizeMultiple: 16, probabilities: true, thresholds: new Map(), minAreaNm2: new Map(), pixelNm: { trained: [5, 5], accepts: [4, 6] },
+  };
+  const [W, H] = [72, 700];
+  const data = Uint8Array.from({ length: W * H }, (_, i) => (Math.imul(i, 2654435761) >>> 24) ^ ((i / W) & 63));
+  const norm = normaliseSection(data);
+  const mitoP = (x: number) => 1 / (1 + Math.exp(-3 * x));
+  const sink = async (tile: number, overlap: number, pixelNm?: [number, number]) => {
+    const classes = new Uint8Array(W * H);
+    const probs = new Uint8Array(W * H);
+    const stats = await segmentSections({ shape: [W, H, 1], read: async () => data }, (_, c, p) => {
+      classes.set(c);
+      probs.set(p?.[1] as Uint8Array);
+    }, { model: fake, tileRunner: runner, tile, overlap, probabilities: true, pixelNm });
+    return { classes, probs, stats };
+  };
+
+  it("equals the pointwise answer with 64-px tiles (many rows of tiles) and with one tile row", async () => {
+    for (const [tile, overlap] of [[64, 16], [96, 32], [1024, 0]] as const) {
+      const { classes, probs } = await sink(tile, overlap);
+      let off = 0;
+      for (let i = 0; i < W * H; i++) {
+        const p = mitoP(norm[i] as number);
+        if (Math.abs(p - 0.5) > 1e-4 && classes[i] !== (p >= 0.5 ? 2 : 0)) off++;
+        expect(Math.abs((probs[i] as number) - 255 * p)).toBeLessThanOrEqual(0.51);
+      }
+      expect(off, `tile ${tile}`).toBe(0);
+    }
+  });
+
+  it("resampled (a pixel size outside what the model accepts) equals resampling the pointwise answer back", async () => {
+    const { classes, probs, stats } = await sink(64, 16, [10, 10]);
+    expect(stats.resampledTo).toEqual({ width: 144, height: 1400, pixelNm: [5, 5] });
+    const work = resamplePlanes(norm, 1, W, H, 144, 1400);
+    const p2 = new Float32Array(2 * 144 * 1400);
+    for (let i = 0; i < work.length; i++) {
+      p2[work.length + i] = mitoP(work[i] as number);
+      p2[i] = 1 - (p2[work.length + i] as number);
+    }
+    const back = resamplePlanes(p2, 2, 144, 1400, W, H);
+    for (let i = 0; i < W * H; i++) {
+      const p = back[W * H + i] as number;
+      expect(Math.abs((probs[i] as number) - 255 * p)).toBeLessThanOrEqual(0.51);
+      if (Math.abs(p - (back[i] as number)) > 1e-4) expect(classes[i]).toBe(p > (back[i] as number) ? 2 : 0);
+    }
   });
 });

@@ -223,7 +223,13 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   const runner = options.tileRunner ?? (await createRunner(model, options.runner ?? defaultRunnerOptions(availableParallelism(), tiles.length * D)));
   const limiter = new Limiter(runner.slots * 2);
   const inFlight = sectionsInFlight(runner.slots, tiles.length);
-  const sums = new SumBuffers(model.codes.length * grid.width * grid.height, grid.width * grid.height);
+  const rows = windowRows(plan, tiles.length, grid.resampled);
+  const sums = new SumBuffers(model.codes.length * rows * grid.width, rows * grid.width);
+  const ctx: SectionContext = {
+    plan, tiles, runner, limiter, sums, model, tta, rows, size: [W, H],
+    wantProbs: options.probabilities === true,
+    threshold: thresholdsByChannel(model, options.thresholds),
+  };
   // Progress in Mpx (one decimal) so the bar and the CLI's end-of-stage line read as a pixel rate.
   const mpx = (sections: number) => Math.round((sections * W * H) / 1e5) / 10;
   progress.start("segment", mpx(D), "Mpx");
@@ -248,7 +254,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
       const norm = normaliseSection(section);
       const input = grid.resampled ? resamplePlanes(norm, 1, W, H, grid.width, grid.height) : norm;
-      window.push(segmentSection(input, [W, H], plan, tiles, runner, limiter, sums, model, options.probabilities === true, options.thresholds, tta));
+      window.push(segmentSection(input, ctx));
       if (window.length >= inFlight) await finish(await (window.shift() as Promise<Done>));
     }
     while (window.length > 0) await finish(await (window.shift() as Promise<Done>));
@@ -277,31 +283,74 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   };
 }
 
+/** What every section of a stack shares (segmentSections builds it once). */
+interface SectionContext {
+  plan: TilePlan;
+  tiles: Tile[];
+  runner: TileRunner;
+  limiter: Limiter;
+  sums: SumBuffers;
+  model: ModelInfo;
+  wantProbs: boolean;
+  threshold: Float64Array;
+  tta: TtaMode;
+  /** The section's own size; the plan's grid differs where sections are resampled. */
+  size: [number, number];
+  /** Rows of the blending window (`windowRows`). */
+  rows: number;
+}
+
+/**
+ * Rows of the plan's grid held in blending sums at once: one tile row's height, so a wide section holds only the
+ * rows its tiles still overlap (a 16k x 16k section: 7 channels x 16k x 1024 floats, 0.46 GB, instead of 7.5 GB).
+ * A single tile, or a section resampled back (whose rows read across bands), holds the whole grid.
+ */
+function windowRows(plan: TilePlan, tiles: number, resampled: boolean): number {
+  return resampled || tiles === 1 ? plan.height : Math.min(plan.y.size, plan.height);
+}
+
 /**
  * Class codes of one section, and uint8 probabilities per channel when asked. `norm` is the normalised section
- * on the plan's grid; where that is not the section's own (`size`), the blended probabilities are resampled
- * back before the decision.
+ * on the plan's grid. Tiles are blended in plan order; after each row of tiles the rows no later tile reaches are
+ * final: they are divided by their weights, decided and dropped from the window. Where the grid is not the
+ * section's own, the blended probabilities are resampled back before the decision.
  */
-async function segmentSection(
-  norm: Float32Array,
-  size: [number, number],
-  plan: TilePlan,
-  tiles: Tile[],
-  runner: TileRunner,
-  limiter: Limiter,
-  sums: SumBuffers,
-  model: ModelInfo,
-  wantProbs: boolean,
-  thresholds: ReadonlyMap<string, number> | undefined,
-  tta: TtaMode,
-): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
+async function segmentSection(norm: Float32Array, ctx: SectionContext): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
+  const { plan, tiles, limiter, model, rows } = ctx;
   const { width: W, height: H } = plan;
   const C = model.codes.length;
+  const [sw, sh] = ctx.size;
+  const classes = new Uint8Array(sw * sh);
+  const planes = ctx.wantProbs ? model.codes.map(() => new Uint8Array(sw * sh)) : undefined;
   // One tile has no neighbour to fade into (its weights are all 1): its section part is the answer as it is.
-  const single = tiles.length === 1;
-  const blended = single ? undefined : sums.take();
+  const blended = tiles.length === 1 ? undefined : ctx.sums.take();
   let acc: Float32Array | undefined = blended?.acc;
   const wsum = blended?.wsum;
+  const stride = rows * W; // between channel planes of the window
+  let start = 0; // the section row at the window's first row
+  // Rows [start, end) are final: to probabilities, decided (or, resampled, kept until the whole grid is done).
+  const finalise = (probs: Float32Array, end: number) => {
+    const count = end - start;
+    if (wsum) divideByWeights(probs, wsum, C, count * W, stride);
+    if (sw !== W || sh !== H) {
+      decideSection(resamplePlanes(probs, C, W, H, sw, sh), sw * sh, C, model.codes, ctx.threshold, planes, sw * sh, classes);
+    } else {
+      const at = start * W;
+      const bytes = planes?.map((p) => p.subarray(at, at + count * W));
+      decideSection(probs, count * W, C, model.codes, ctx.threshold, bytes, stride, classes.subarray(at, at + count * W));
+    }
+    if (wsum && end < H) {
+      for (let k = 0; k < C; k++) {
+        probs.copyWithin(k * stride, k * stride + count * W, (k + 1) * stride);
+        probs.fill(0, (k + 1) * stride - count * W, (k + 1) * stride);
+      }
+      wsum.copyWithin(0, count * W);
+      wsum.fill(0, stride - count * W);
+    }
+    start = end;
+  };
+  const nx = plan.x.starts.length;
+  const banded = rows < H;
   // Float sums depend on their order where tiles overlap: tiles are blended in plan order, whichever finishes
   // first, so a section gets the same bytes on any runner and in any run (tasks must be idempotent). A tile's
   // limiter slot is held until it is blended, so finished tiles waiting for an earlier one stay bounded too.
@@ -312,7 +361,7 @@ async function segmentSection(
       await limiter.acquire();
       let probs: Float32Array;
       try {
-        probs = await runAugmented(runner, extractTile(norm, W, H, t), t.h, t.w, C, tta);
+        probs = await runAugmented(ctx.runner, extractTile(norm, W, H, t), t.h, t.w, C, ctx.tta);
       } catch (e) {
         limiter.release();
         throw e;
@@ -320,21 +369,18 @@ async function segmentSection(
       finished.set(i, probs);
       for (let p = finished.get(next); p !== undefined; p = finished.get(next)) {
         finished.delete(next);
-        if (acc && wsum) accumulate(acc, wsum, p, C, plan, tiles[next] as Tile);
+        if (acc && wsum) accumulate(acc, wsum, p, C, plan, tiles[next] as Tile, start, stride);
         else acc = sectionPart(p, C, plan, tiles[next] as Tile);
+        // The end of a row of tiles: rows above the next row's first start get nothing more.
+        const row = Math.floor(next / nx);
+        if (banded && acc && (next + 1) % nx === 0 && row + 1 < plan.y.starts.length) finalise(acc, plan.y.starts[row + 1] as number);
         next++;
         limiter.release();
       }
     }),
   );
-  let probs = acc as Float32Array;
-  if (wsum) divideByWeights(probs, wsum, C);
-  const [sw, sh] = size;
-  if (sw !== W || sh !== H) probs = resamplePlanes(probs, C, W, H, sw, sh);
-  const n = sw * sh;
-  const planes = wantProbs ? model.codes.map(() => new Uint8Array(n)) : undefined;
-  const classes = decideSection(probs, n, C, model.codes, thresholdsByChannel(model, thresholds), planes);
-  if (blended) sums.give(blended); // after the decision: without resampling, probs is its acc
+  finalise(acc as Float32Array, H);
+  if (blended) ctx.sums.give(blended);
   return { classes, planes };
 }
 
@@ -342,9 +388,10 @@ async function segmentSection(
  * Class codes of a section: `decide` for every pixel of the channel-major float32 probabilities, and each
  * channel's probability as uint8 into `planes` when given. Loops run channel by channel over whole planes, not
  * pixel by pixel over channels: the per-pixel form (a Float64 copy and a call per pixel) cost ~140 ns a pixel, a
- * quarter of the main thread on the demo; this one ~40. `decide` stays the oracle (segment.test.ts).
+ * quarter of the main thread on the demo; this one ~40. `decide` stays the oracle (segment.test.ts). Channel k's
+ * plane starts at k * stride (a blending window holds more rows than it decides); the codes go into `out`.
  */
-export function decideSection(probs: Float32Array, n: number, C: number, codes: readonly number[], threshold: Float64Array, planes?: Uint8Array[]): Uint8Array {
+export function decideSection(probs: Float32Array, n: number, C: number, codes: readonly number[], threshold: Float64Array, planes?: Uint8Array[], stride = n, out = new Uint8Array(n)): Uint8Array {
   // As in decide: without any unthresholded channel every channel competes in the fallback argmax.
   const free = threshold.some((t) => Number.isNaN(t));
   const bestP = new Float32Array(n).fill(-1);
@@ -353,7 +400,7 @@ export function decideSection(probs: Float32Array, n: number, C: number, codes: 
   const reached = new Int8Array(n).fill(-1);
   for (let k = 0; k < C; k++) {
     const t = threshold[k] as number;
-    const plane = probs.subarray(k * n, (k + 1) * n);
+    const plane = probs.subarray(k * stride, k * stride + n);
     const bytes = planes?.[k];
     if (bytes) for (let i = 0; i < n; i++) bytes[i] = Math.round((plane[i] as number) * 255);
     if (!free || Number.isNaN(t)) {
@@ -376,7 +423,6 @@ export function decideSection(probs: Float32Array, n: number, C: number, codes: 
       }
     }
   }
-  const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const r = reached[i] as number;
     out[i] = codes[r >= 0 ? r : (best[i] as number)] as number;
@@ -436,32 +482,34 @@ function sectionPart(probs: Float32Array, C: number, plan: TilePlan, t: Tile): F
   return out;
 }
 
-/** Blended sums over their weights, in place: probabilities again. */
-function divideByWeights(acc: Float32Array, wsum: Float32Array, C: number): void {
-  const n = wsum.length;
+/** The first n blended sums of each channel plane (planes `stride` apart) over their weights, in place. */
+function divideByWeights(acc: Float32Array, wsum: Float32Array, C: number, n: number, stride: number): void {
   const inv = new Float64Array(n);
   for (let i = 0; i < n; i++) inv[i] = 1 / (wsum[i] as number);
   for (let k = 0; k < C; k++) {
-    const plane = acc.subarray(k * n, (k + 1) * n);
+    const plane = acc.subarray(k * stride, k * stride + n);
     for (let i = 0; i < n; i++) plane[i] = (plane[i] as number) * (inv[i] as number);
   }
 }
 
-/** Adds a tile's weighted probabilities into the section's sums, a row of each channel at a time. */
-function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile): void {
+/**
+ * Adds a tile's weighted probabilities into the window's sums (its first row is section row `start`, its channel
+ * planes `stride` apart), a row of each channel at a time.
+ */
+function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile, start: number, stride: number): void {
   const { width: W, height: H } = plan;
   const nx = plan.x.starts.length;
   const wx = plan.wx[t.index % nx] as Float32Array;
   const wy = plan.wy[Math.floor(t.index / nx)] as Float32Array;
   const vw = Math.min(t.w, W - t.x0);
   const vh = Math.min(t.h, H - t.y0);
-  const n = W * H;
+  const n = stride;
   const tn = t.w * t.h;
   const rowW = new Float32Array(vw);
   for (let ty = 0; ty < vh; ty++) {
     const wyv = wy[ty] as number;
     for (let tx = 0; tx < vw; tx++) rowW[tx] = wyv * (wx[tx] as number);
-    const row = (t.y0 + ty) * W + t.x0;
+    const row = (t.y0 - start + ty) * W + t.x0;
     const trow = ty * t.w;
     const ws = wsum.subarray(row, row + vw);
     for (let tx = 0; tx < vw; tx++) ws[tx] = (ws[tx] as number) + (rowW[tx] as number);
