@@ -90,8 +90,8 @@ export interface InferenceGrid {
  * Per axis, a pixel size outside the model's `accepts` goes to the nearest end of its `trained` span (a 2.5 nm
  * section is inferred at the finest training size, a 10 nm one at the coarsest); inside `accepts` the section
  * is left as it is: the scale augmentation showed the network those sizes, and resampling costs time.
- * Measured (README "Pixel size"): Lucchi held-aside sections made 2.5 nm: mito Dice 0.25 as they are, 0.95
- * resampled; 10 nm: 0.911 vs 0.933.
+ * Measured (README "Pixel size"): Lucchi held-aside sections made 2.5 nm: mito Dice 0.25 as they are, 0.94
+ * resampled; 10 nm: 0.911 vs 0.940.
  */
 export function inferenceGrid(width: number, height: number, pixelNm: readonly [number, number] | undefined, range: PixelRange | undefined, mode: ResampleMode): InferenceGrid {
   if (pixelNm === undefined || range === undefined || mode === "none") return { width, height, pixelNm: pixelNm ? [pixelNm[0], pixelNm[1]] : undefined, resampled: false };
