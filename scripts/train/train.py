@@ -254,7 +254,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def monotone_curve(x: torch.Tensor, rng: np.random.Generator, strength: float) -> torch.Tensor:
     """Piecewise-linear, increasing map of z-scored values: slopes exp(U(-s, s)) between knots at -3..3, identity
-    at 0 on average, so the image keeps its order of grey levels but not their spacing."""
+    at 0, so the image keeps its order of grey levels and its mean grey but not their spacing."""
     knots = torch.linspace(-3, 3, 7, dtype=x.dtype, device=x.device)
     slopes = torch.from_numpy(np.exp(rng.uniform(-strength, strength, 8)).astype(np.float32)).to(x.device)
     # value at each knot: integral of the slopes from 0, so the curve passes near the origin
@@ -263,7 +263,7 @@ def monotone_curve(x: torch.Tensor, rng: np.random.Generator, strength: float) -
     vals = vals - vals[3]
     idx = torch.bucketize(x.clamp(-3, 3), knots[1:-1])  # 0..5 inside, segment index
     lo, vlo = knots[idx], vals[idx]
-    inside = vlo + (x.clamp(-3, 3) - lo) * slopes[1:-1][idx.clamp(max=5)]
+    inside = vlo + (x.clamp(-3, 3) - lo) * slopes[1:-1][idx]
     # linear tails beyond +-3 with the end slopes
     return torch.where(x < -3, vals[0] + (x + 3) * slopes[0], torch.where(x > 3, vals[-1] + (x - 3) * slopes[-1], inside))
 
@@ -308,7 +308,7 @@ def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, profile:
                 xi = gaussian_blur(xi, rng.uniform(*a_cfg["blur_sigma"]))
             else:
                 xi = F.avg_pool2d(xi[None], 3, 1, 1, count_include_pad=False)[0]
-        elif rng.random() < a_cfg["sharpen"]:
+        elif a_cfg["sharpen"] and rng.random() < a_cfg["sharpen"]:  # (standard draws nothing here: seeds replay)
             xi = xi + rng.uniform(0.3, 1.0) * (xi - gaussian_blur(xi, rng.uniform(1.0, 2.0)))
         if rng.random() < 0.4:
             xi = xi + torch.randn_like(xi) * rng.uniform(0.05, 0.35)
