@@ -4,7 +4,9 @@
  * in-memory run of the same command, its oracle. Real SBEM sections (the alignment fixtures, 288 x 288) stacked
  * and shifted a few pixels each (so the aligner has work), cut into small blocks: the same alignment report
  * (timings aside), the same segmentation record, the same aligned image and segmentation at every scale and the
- * same rows. Both runs use `--tta flips` and a mito threshold of 0.7 (recorded in report/segmentation.json).
+ * same rows. Both runs use `--tta flips` and a mito threshold of 0.7 (recorded in report/segmentation.json), and
+ * give the stack an 8 nm pixel, outside what the shipped model accepts (3.68-7.375 nm), so both infer its sections
+ * resampled to 5.9 nm and back (segment.ts `inferenceGrid`; recorded as `inferred_pixel_nm`).
  * (test/run-scale-out.test.ts runs the same on queue workers, with the defaults.)
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -21,7 +23,7 @@ import { csvRows, files, infoOf } from "./helpers/outputs.js";
 
 const SHAPE: Vec3 = [288, 288, 8];
 const CAP_NM = 100;
-const VOXEL: Vec3 = [5, 5, 45];
+const VOXEL: Vec3 = [8, 8, 45];
 let dir: string;
 const memOut = () => path.join(dir, "memory");
 const blkOut = () => path.join(dir, "blockwise");
@@ -54,6 +56,8 @@ describe("out-of-core run from an image alone vs the in-memory run", () => {
     expect(timeless(json(blkOut(), "alignment.json"))).toEqual(timeless(ra));
     expect(readFileSync(path.join(blkOut(), "report", "segmentation.json"), "utf8")).toBe(readFileSync(path.join(memOut(), "report", "segmentation.json"), "utf8"));
     expect(json(memOut(), "segmentation.json")).toMatchObject({ tta: "flips", thresholds: { mito: 0.7 } });
+    const inferred = json(memOut(), "segmentation.json").inferred_pixel_nm as number[];
+    expect(inferred.map((v) => Math.round(v * 100) / 100)).toEqual([5.89, 5.89]); // 288 px x 8 nm on a 391-px grid
   });
 
   it("writes the same aligned image and segmentation at every scale, and nothing of its work store", async () => {
