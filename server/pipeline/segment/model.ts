@@ -148,21 +148,17 @@ export function parseModelInfo(path: string, bytes: Uint8Array): ModelInfo {
       card = undefined; // the card documents the model; a broken one must not stop inference
     }
   }
-  const perClass = <T>(key: string, parse: (raw: unknown, names: readonly string[]) => T): T => {
+  // An optional metadata entry, parsed; its errors name the entry and the file.
+  const field = <T>(key: string, parse: (raw: unknown) => T): T => {
     try {
-      return parse(m[key] ?? {}, classes);
+      return parse(m[key]);
     } catch (e) {
       throw bad(path, `model metadata '${key}': ${e instanceof Error ? e.message : String(e)}`, e);
     }
   };
-  const thresholds = perClass("thresholds", parseThresholds);
-  const minAreaNm2 = perClass("min_area_nm2", parseMinAreas);
-  let pixelNm: PixelRange | undefined;
-  try {
-    pixelNm = m.pixel_nm === undefined ? undefined : parsePixelRange(m.pixel_nm);
-  } catch (e) {
-    throw bad(path, `model metadata 'pixel_nm': ${e instanceof Error ? e.message : String(e)}`, e);
-  }
+  const thresholds = field("thresholds", (raw) => parseThresholds(raw ?? {}, classes));
+  const minAreaNm2 = field("min_area_nm2", (raw) => parseMinAreas(raw ?? {}, classes));
+  const pixelNm = field("pixel_nm", (raw) => (raw === undefined ? undefined : parsePixelRange(raw)));
   return { path, bytes, classNames: classes, codes, normalisation: SUPPORTED_NORMALISATION, sizeMultiple: sm, probabilities, card, thresholds, minAreaNm2, ...(pixelNm ? { pixelNm } : {}) };
 }
 
