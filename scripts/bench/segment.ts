@@ -20,7 +20,7 @@ import { sessionOptions } from "../../server/pipeline/segment/engine.js";
 import { loadModelInfo } from "../../server/pipeline/segment/model.js";
 import { writeTiffStack } from "../../server/pipeline/tiff.js";
 import type { RusageReport } from "./analysis.js";
-import { normaliseSection } from "../../server/pipeline/segment/normalise.js";
+import { zscored } from "../../server/pipeline/segment/normalise.js";
 import { DEFAULT_MODEL_PATH, DEFAULT_OVERLAP, DEFAULT_TILE, segmentVolume } from "../../server/pipeline/segment/segment.js";
 import { extractTile, planTiles, tilesOf } from "../../server/pipeline/segment/tiling.js";
 
@@ -75,7 +75,7 @@ async function measure(config: Config, args: string[]): Promise<Measured> {
     const plan = planTiles(W, H, Math.floor(tile / model.sizeMultiple) * model.sizeMultiple, overlap, model.sizeMultiple);
     const inputs = [];
     for (let z = 0; z < D; z++) {
-      const norm = normaliseSection(image.data.subarray(z * W * H, (z + 1) * W * H));
+      const norm = zscored(image.data.subarray(z * W * H, (z + 1) * W * H));
       for (const t of tilesOf(plan)) inputs.push({ data: extractTile(norm, W, H, t), h: t.h, w: t.w });
     }
     if (config.workers > 0) {

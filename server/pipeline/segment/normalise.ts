@@ -28,12 +28,32 @@ export function sectionStats(section: Uint8Array | Uint16Array): SectionStats {
   return { mean, std: Math.max(Math.sqrt(ss / n), MIN_STD) };
 }
 
+/**
+ * A section as the network's input without a float copy of it: input = (pixel - mean) * inv, applied as tiles are
+ * cut (tiling.ts `extractTile`), so a section in flight costs its own 1-2 bytes a pixel, not 4 more.
+ */
+export interface NormalisedSection {
+  data: Uint8Array | Uint16Array | Float32Array;
+  mean: number;
+  inv: number;
+}
+
+/** The section z-scored lazily (see NormalisedSection); values equal normaliseSection's to the bit. */
+export function zscored(section: Uint8Array | Uint16Array): NormalisedSection {
+  const { mean, std } = sectionStats(section);
+  return { data: section, mean, inv: 1 / std };
+}
+
+/** Values already normalised (a resampled section): the identity map, exact on float32. */
+export function asNormalised(data: Float32Array): NormalisedSection {
+  return { data, mean: 0, inv: 1 };
+}
+
 /** z-scored float32 copy of one section (into `out` when given). */
 export function normaliseSection(section: Uint8Array | Uint16Array, out?: Float32Array): Float32Array {
-  const { mean, std } = sectionStats(section);
+  const { mean, inv } = zscored(section);
   const dst = out ?? new Float32Array(section.length);
   if (dst.length !== section.length) throw new RangeError(`normaliseSection: output holds ${dst.length} values, section ${section.length}`);
-  const inv = 1 / std;
   for (let i = 0; i < section.length; i++) dst[i] = ((section[i] as number) - mean) * inv;
   return dst;
 }

@@ -11,7 +11,7 @@ import { PipelineError } from "../errors.js";
 import { silentProgress, type Progress } from "../progress.js";
 import { removeSmallAreas } from "./cleanup.js";
 import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo, type PixelRange } from "./model.js";
-import { normaliseSection } from "./normalise.js";
+import { asNormalised, normaliseSection, zscored, type NormalisedSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { resamplePlanes } from "./resample.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
@@ -143,6 +143,7 @@ export interface SegmentResult {
 /** Where sections come from: a volume in memory, or a stack read a few sections at a time. */
 export interface SectionSource {
   shape: [number, number, number];
+  /** Section z; the array is read until the section is done (tiles are normalised as they are cut), so not reused. */
   read(z: number): Promise<Uint8Array | Uint16Array>;
 }
 
@@ -252,8 +253,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     for (let z = 0; z < D; z++) {
       const section = await source.read(z);
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
-      const norm = normaliseSection(section);
-      const input = grid.resampled ? resamplePlanes(norm, 1, W, H, grid.width, grid.height) : norm;
+      const input = grid.resampled ? asNormalised(resamplePlanes(normaliseSection(section), 1, W, H, grid.width, grid.height)) : zscored(section);
       window.push(segmentSection(input, ctx));
       if (window.length >= inFlight) await finish(await (window.shift() as Promise<Done>));
     }
@@ -310,12 +310,12 @@ function windowRows(plan: TilePlan, tiles: number, resampled: boolean): number {
 }
 
 /**
- * Class codes of one section, and uint8 probabilities per channel when asked. `norm` is the normalised section
- * on the plan's grid. Tiles are blended in plan order; after each row of tiles the rows no later tile reaches are
+ * Class codes of one section, and uint8 probabilities per channel when asked. `norm` is the section on the plan's
+ * grid, normalised as tiles are cut. Tiles are blended in plan order; after each row of tiles the rows no later tile reaches are
  * final: they are divided by their weights, decided and dropped from the window. Where the grid is not the
  * section's own, the blended probabilities are resampled back before the decision.
  */
-async function segmentSection(norm: Float32Array, ctx: SectionContext): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
+async function segmentSection(norm: NormalisedSection, ctx: SectionContext): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
   const { plan, tiles, limiter, model, rows } = ctx;
   const { width: W, height: H } = plan;
   const C = model.codes.length;

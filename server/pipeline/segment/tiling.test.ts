@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { normaliseSection, sectionStats } from "./normalise.js";
+import { asNormalised, normaliseSection, sectionStats, zscored } from "./normalise.js";
 import { axisWeights, extractTile, planAxis, planTiles, reflectIndex, tilesOf } from "./tiling.js";
 
 describe("planAxis", () => {
@@ -55,9 +55,22 @@ describe("tiles", () => {
     const plan = planTiles(W, H, 512, 64, 8);
     const [t] = tilesOf(plan);
     expect(t).toEqual({ index: 0, x0: 0, y0: 0, w: 8, h: 8 });
-    const tile = extractTile(s, W, H, t as NonNullable<typeof t>);
+    const tile = extractTile(asNormalised(s), W, H, t as NonNullable<typeof t>);
     expect(Array.from(tile.subarray(0, 8))).toEqual([0, 1, 2, 3, 4, 3, 2, 1]);
     expect(Array.from(tile.subarray(8 * 3, 8 * 3 + 3))).toEqual([5, 6, 7]); // row 3 reflects row 1
+  });
+
+  it("normalised as they are cut equal tiles of the z-scored copy to the bit (8 and 16 bit, inside and reflected)", () => {
+    const [W, H] = [300, 130];
+    const a8 = Uint8Array.from({ length: W * H }, (_, i) => (Math.imul(i, 2654435761) >>> 24) ^ (i % 7));
+    const a16 = Uint16Array.from(a8, (v, i) => v * 251 + (i % 13));
+    for (const a of [a8, a16]) {
+      const copy = asNormalised(normaliseSection(a));
+      const lazy = zscored(a);
+      for (const t of tilesOf(planTiles(W, H, 128, 32, 16))) {
+        expect(Buffer.from(extractTile(lazy, W, H, t).buffer).equals(Buffer.from(extractTile(copy, W, H, t).buffer))).toBe(true);
+      }
+    }
   });
 });
 

@@ -3,6 +3,7 @@
  * multiple, blend weights that fade each tile out towards its interior edges (where the network sees
  * least context), and reflect padding for sections smaller than one tile.
  */
+import type { NormalisedSection } from "./normalise.js";
 
 export interface AxisPlan {
   /** Tile side along this axis, a multiple of the size multiple (may exceed the section: padded). */
@@ -109,16 +110,22 @@ export function reflectIndex(i: number, n: number): number {
   return k < n ? k : period - k;
 }
 
-/** Copies a tile out of a normalised section, reflecting past the section's right and bottom edges. */
-export function extractTile(section: Float32Array, width: number, height: number, tile: Tile, out?: Float32Array): Float32Array {
+/**
+ * Copies a tile out of a section, normalising as it goes ((pixel - mean) * inv, in float64 as normaliseSection
+ * does, so the values are the same to the bit), reflecting past the section's right and bottom edges.
+ */
+export function extractTile(section: NormalisedSection, width: number, height: number, tile: Tile, out?: Float32Array): Float32Array {
   const dst = out ?? new Float32Array(tile.w * tile.h);
+  const { data, mean, inv } = section;
   const inside = Math.max(0, Math.min(tile.w, width - tile.x0));
+  const copy = data instanceof Float32Array && mean === 0 && inv === 1;
   for (let ty = 0; ty < tile.h; ty++) {
     const sy = reflectIndex(tile.y0 + ty, height);
     const row = sy * width;
     const o = ty * tile.w;
-    dst.set(section.subarray(row + tile.x0, row + tile.x0 + inside), o);
-    for (let tx = inside; tx < tile.w; tx++) dst[o + tx] = section[row + reflectIndex(tile.x0 + tx, width)] as number;
+    if (copy) dst.set(data.subarray(row + tile.x0, row + tile.x0 + inside), o);
+    else for (let tx = 0; tx < inside; tx++) dst[o + tx] = ((data[row + tile.x0 + tx] as number) - mean) * inv;
+    for (let tx = inside; tx < tile.w; tx++) dst[o + tx] = ((data[row + reflectIndex(tile.x0 + tx, width)] as number) - mean) * inv;
   }
   return dst;
 }
