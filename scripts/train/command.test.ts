@@ -8,9 +8,11 @@ import { PipelineError } from "../../server/pipeline/errors.js";
 import { pixelOption } from "../../server/pipeline/segment/cli-options.js";
 import { loadModelInfo } from "../../server/pipeline/segment/model.js";
 import { segmentVolume } from "../../server/pipeline/segment/segment.js";
+import { REPO_ROOT } from "../../server/repo-root.js";
 import { buildSpec, DEFAULT_PYTHON, runTraining, TRAIN_PY, type TrainEvent } from "./command.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vemscope-train-"));
+const FAST_WEIGHTS = join(REPO_ROOT, "models", "vemscope-unet-fast.pt");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const probe = spawnSync(DEFAULT_PYTHON, ["-c", "import numpy, torch, onnx, tifffile, skimage"], { encoding: "utf8" });
@@ -134,6 +136,20 @@ describe("train command", () => {
     expect(resumed.find((e) => e.event === "resumed")?.iter).toBe(4);
     expect(resumed.filter((e) => e.event === "iter").map((e) => e.iter)).toEqual([5]);
   }, 180_000);
+
+  it.skipIf(!haveTorch)(`--init fine-tunes given weights in their own architecture, and refuses a missing or foreign file${skipReason}`, async () => {
+    const simple = { images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`], crop: 32, batch: 2, logEvery: 1, threads: 1 };
+    const events: TrainEvent[] = [];
+    // The shipped fast model's weights are 8-16-32-64; no --widths is given, so they must set the architecture.
+    const tuned = await runTraining({ ...simple, out: join(dir, "tuned"), iters: 2, valEvery: 2, init: FAST_WEIGHTS, onEvent: (e) => events.push(e) });
+    expect(events.some((e) => e.event === "initialised")).toBe(true);
+    expect(tuned.model.card?.architecture).toMatch(/\(8-16-32-64\) \+ 64 bottleneck/);
+    expect((tuned.model.card?.training as { initialised_from: { from: string } }).initialised_from.from).toBe("vemscope-unet-fast.pt");
+    expect((await rejection(runTraining({ ...simple, out: join(dir, "t2"), iters: 1, init: join(dir, "none.pt") }))).message).toMatch(/^--init .*none\.pt: no such file/);
+    const foreign = join(dir, "foreign.pt");
+    writeFileSync(foreign, "not torch");
+    expect((await rejection(runTraining({ ...simple, out: join(dir, "t3"), iters: 1, init: foreign }))).message).toMatch(/foreign\.pt: not a weights file saved by train\.py/);
+  }, 300_000);
 
   it.skipIf(!haveTorch)(`the domain augmentation's intensity curve keeps the order of grey levels, its blur keeps their mean${skipReason}`, () => {
     const code = [

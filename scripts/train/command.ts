@@ -38,6 +38,11 @@ export interface TrainOptions {
   seed?: number;
   /** Continue from OUT/checkpoint.pt (and OUT/data.npz) instead of starting afresh. */
   resume?: boolean;
+  /**
+   * Start from these weights (a shipped models/*.pt or another fit's best.pt) with a fresh optimiser, in their
+   * architecture: fine-tuning the shipped model on one's own annotations needs far fewer iterations than a new fit.
+   */
+  init?: string;
   crop?: number;
   batch?: number;
   valEvery?: number;
@@ -92,6 +97,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   if (o.augment !== undefined && !AUGMENT_PROFILES.includes(o.augment)) {
     throw new PipelineError("bad_argument", `expected one of ${AUGMENT_PROFILES.join(", ")}, got '${o.augment}'`, "--augment");
   }
+  if (o.init !== undefined && !existsSync(o.init)) throw new PipelineError("bad_input", "no such file", `--init ${o.init}`);
   await mkdir(o.out, { recursive: true }).catch((e: unknown) => {
     throw new PipelineError("bad_argument", `cannot create folder: ${e instanceof Error ? e.message : String(e)}`, "--out");
   });
@@ -116,6 +122,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     ...num("--iters", o.iters), ...num("--minutes", o.minutes), ...num("--seed", o.seed), ...num("--crop", o.crop),
     ...num("--batch", o.batch), ...num("--val-every", o.valEvery), ...num("--log-every", o.logEvery), ...num("--threads", o.threads),
     ...(o.augment === undefined ? [] : ["--augment", o.augment]),
+    ...(o.init === undefined ? [] : ["--init", path.resolve(o.init)]),
     ...(o.resume ? [] : ["--fresh"]),
   ];
   const last = await runPython(python, fitArgs, o.onEvent);

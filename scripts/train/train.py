@@ -584,8 +584,8 @@ def fit(args) -> None:
         rng = np.random.default_rng(args.seed + state["iter"])  # resumed runs continue a different, seeded stream
         emit("resumed", iter=state["iter"], best=state["best"])
     elif args.init:  # weights only (e.g. best.pt from a GPU run): a fresh optimiser and schedule fine-tune them
-        ck = torch.load(args.init, map_location=device, weights_only=False)
-        if ck.get("arch") != arch(args):
+        ck = init_weights(args.init)
+        if ck["arch"] != arch(args):
             fail(f"--init {args.init}: weights are of another architecture ({ck.get('arch')}); pass the same --widths/--bottleneck")
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
         state["init"] = {"from": os.path.basename(args.init), "iterations": ck["card"]["training"].get("best_iteration"),
@@ -747,6 +747,19 @@ def export(args) -> None:
     emit("exported", out=os.path.join(args.out, "model.onnx"), iteration=ck["card"]["training"].get("best_iteration"))
 
 
+def init_weights(path: str) -> dict:
+    """--init's blob (save_weights' form), refused with its path when it is not one."""
+    if not os.path.isfile(path):
+        fail(f"--init {path}: no such file")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # pickle, zip and torch errors alike: the file is not a weights blob
+        fail(f"--init {path}: not a weights file saved by train.py ({type(e).__name__}: {e})")
+    if not (isinstance(ck, dict) and isinstance(ck.get("model"), dict) and isinstance(ck.get("arch"), dict) and "card" in ck):
+        fail(f"--init {path}: not a weights file saved by train.py (expected best.pt's model, arch and card)")
+    return ck
+
+
 def load_weights(ck: dict) -> torch.nn.Module:
     """A float32 UNet with a saved blob's weights (best.pt or a checkpoint)."""
     a = ck.get("arch", {"widths": [16, 32, 64, 128], "bottleneck": 128})
@@ -804,15 +817,17 @@ def main() -> None:
     f.add_argument("--save-seconds", type=float, default=120)
     f.add_argument("--cpu", action="store_true")
     f.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
-    f.add_argument("--widths", type=lambda v: [int(t) for t in v.split(",")], default=[16, 32, 64, 128],
-                   help="channels per level, comma-separated (4 levels: the shipped size multiple is 16)")
-    f.add_argument("--bottleneck", type=int, default=128)
+    f.add_argument("--widths", type=lambda v: [int(t) for t in v.split(",")], default=None,
+                   help="channels per level, comma-separated (4 levels: the shipped size multiple is 16); "
+                        "default 16,32,64,128, or --init's")
+    f.add_argument("--bottleneck", type=int, default=None, help="default 128, or --init's")
     f.add_argument("--holdout", nargs="*", default=[], help="source names validated on but never trained on")
     f.add_argument("--no-amp", action="store_true", help="float32 on GPUs too")
     f.add_argument("--no-onnx", action="store_true", help="keep best.pt only; `export` makes the ONNX later")
     f.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="standard",
                    help="augmentation profile (domain: wider scale, intensity curves, blur/sharpen for other microscopes)")
-    f.add_argument("--init", help="start from these weights (best.pt of another run), with a fresh optimiser")
+    f.add_argument("--init", help="start from these weights (best.pt of another run, or a shipped models/*.pt), "
+                                  "with a fresh optimiser; their architecture unless --widths/--bottleneck say otherwise")
     args = ap.parse_args()
     if args.cmd == "pack":
         pack(args)
@@ -821,6 +836,9 @@ def main() -> None:
     else:
         if args.crop % SIZE_MULTIPLE:
             fail(f"--crop must be a multiple of {SIZE_MULTIPLE}")
+        init_arch = init_weights(args.init)["arch"] if args.init else {}
+        args.widths = args.widths or init_arch.get("widths") or [16, 32, 64, 128]
+        args.bottleneck = args.bottleneck or init_arch.get("bottleneck") or 128
         if len(args.widths) != 4:
             fail("--widths needs 4 levels (the exported model's size multiple is 16)")
         fit(args)
