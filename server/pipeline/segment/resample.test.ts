@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { resamplePlanes } from "./resample.js";
+import { resamplePlanes, RowResampler } from "./resample.js";
 
 const PYTHON = "/usr/bin/python3";
 const havePil = spawnSync(PYTHON, ["-c", "import PIL, numpy"]).status === 0;
@@ -31,6 +31,33 @@ describe("resamplePlanes", () => {
       const a = (i: number) => src[i] as number;
       expect(half[o]).toBeCloseTo((a(2 * o - 1) + 3 * a(2 * o) + 3 * a(2 * o + 1) + a(2 * o + 2)) / 8, 5);
     }
+  });
+
+  it("fed band by band (RowResampler) gives resamplePlanes' values to the bit, holding only a few rows", () => {
+    const [P, w, h] = [3, 29, 41];
+    const src = random(P * w * h, 5);
+    for (const [w2, h2] of [[70, 97], [13, 17], [29, 41], [40, 12]] as const) {
+      const want = resamplePlanes(src, P, w, h, w2, h2);
+      for (const band of [1, 7, 16, 41]) {
+        const rr = new RowResampler(P, w, h, w2, h2);
+        const got = new Float32Array(P * w2 * h2);
+        let next = 0;
+        for (let r0 = 0; r0 < h; r0 += band) {
+          const rows = Math.min(band, h - r0);
+          // A window as the blending passes it: the band's rows of every plane, planes `band` rows apart.
+          const win = new Float32Array(P * band * w);
+          for (let p = 0; p < P; p++) win.set(src.subarray((p * h + r0) * w, (p * h + r0 + rows) * w), p * band * w);
+          const out = rr.push(win, rows, band * w);
+          expect(out.y0).toBe(next);
+          expect(rr.heldRows).toBeLessThanOrEqual(7); // a shrink by 41/17 reads 2 * ceil(2.4) + 1 = 7 rows at most
+          for (let p = 0; p < P; p++) got.set(out.data.subarray(p * out.rows * w2, (p + 1) * out.rows * w2), (p * h2 + out.y0) * w2);
+          next += out.rows;
+        }
+        expect(next, `${w2}x${h2} in bands of ${band}`).toBe(h2);
+        expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${w2}x${h2} in bands of ${band}`).toBe(true);
+      }
+    }
+    expect(() => new RowResampler(1, 4, 4, 8, 8).push(new Float32Array(20), 5, 20)).toThrow(/pushed rows up to 5, the input has 4/);
   });
 
   it("refuses a buffer of the wrong size", () => {

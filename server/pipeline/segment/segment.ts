@@ -13,7 +13,7 @@ import { removeSmallAreas } from "./cleanup.js";
 import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo, type PixelRange } from "./model.js";
 import { asNormalised, normaliseSection, zscored, type NormalisedSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
-import { resamplePlanes } from "./resample.js";
+import { resamplePlanes, RowResampler } from "./resample.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
 import { checkTta, runAugmented, TTA_VIEWS, type TtaMode } from "./tta.js";
 
@@ -224,7 +224,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
   const runner = options.tileRunner ?? (await createRunner(model, options.runner ?? defaultRunnerOptions(availableParallelism(), tiles.length * D)));
   const limiter = new Limiter(runner.slots * 2);
   const inFlight = sectionsInFlight(runner.slots, tiles.length);
-  const rows = windowRows(plan, tiles.length, grid.resampled);
+  const rows = windowRows(plan, tiles.length);
   const sums = new SumBuffers(model.codes.length * rows * grid.width, rows * grid.width);
   const ctx: SectionContext = {
     plan, tiles, runner, limiter, sums, model, tta, rows, size: [W, H],
@@ -303,17 +303,18 @@ interface SectionContext {
 /**
  * Rows of the plan's grid held in blending sums at once: one tile row's height, so a wide section holds only the
  * rows its tiles still overlap (a 16k x 16k section: 7 channels x 16k x 1024 floats, 0.46 GB, instead of 7.5 GB).
- * A single tile, or a section resampled back (whose rows read across bands), holds the whole grid.
+ * A single tile holds the whole grid (it is the whole grid).
  */
-function windowRows(plan: TilePlan, tiles: number, resampled: boolean): number {
-  return resampled || tiles === 1 ? plan.height : Math.min(plan.y.size, plan.height);
+function windowRows(plan: TilePlan, tiles: number): number {
+  return tiles === 1 ? plan.height : Math.min(plan.y.size, plan.height);
 }
 
 /**
  * Class codes of one section, and uint8 probabilities per channel when asked. `norm` is the section on the plan's
- * grid, normalised as tiles are cut. Tiles are blended in plan order; after each row of tiles the rows no later tile reaches are
- * final: they are divided by their weights, decided and dropped from the window. Where the grid is not the
- * section's own, the blended probabilities are resampled back before the decision.
+ * grid, normalised as tiles are cut. Tiles are blended in plan order; after each row of tiles the rows no later
+ * tile reaches are final: they are divided by their weights, decided and dropped from the window. Where the grid is
+ * not the section's own, final rows are resampled back (RowResampler: a section row leaves as soon as the grid rows
+ * it reads are final) before the decision.
  */
 async function segmentSection(norm: NormalisedSection, ctx: SectionContext): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
   const { plan, tiles, limiter, model, rows } = ctx;
@@ -327,13 +328,18 @@ async function segmentSection(norm: NormalisedSection, ctx: SectionContext): Pro
   let acc: Float32Array | undefined = blended?.acc;
   const wsum = blended?.wsum;
   const stride = rows * W; // between channel planes of the window
-  let start = 0; // the section row at the window's first row
-  // Rows [start, end) are final: to probabilities, decided (or, resampled, kept until the whole grid is done).
+  const back = sw !== W || sh !== H ? new RowResampler(C, W, H, sw, sh) : undefined;
+  let start = 0; // the grid row at the window's first row
+  // Grid rows [start, end) are final: to probabilities, decided (resampled back first where the grid is not the section's).
   const finalise = (probs: Float32Array, end: number) => {
     const count = end - start;
     if (wsum) divideByWeights(probs, wsum, C, count * W, stride);
-    if (sw !== W || sh !== H) {
-      decideSection(resamplePlanes(probs, C, W, H, sw, sh), sw * sh, C, model.codes, ctx.threshold, planes, sw * sh, classes);
+    if (back) {
+      const r = back.push(probs, count, stride);
+      const at = r.y0 * sw;
+      const n = r.rows * sw;
+      const bytes = planes?.map((p) => p.subarray(at, at + n));
+      decideSection(r.data, n, C, model.codes, ctx.threshold, bytes, n, classes.subarray(at, at + n));
     } else {
       const at = start * W;
       const bytes = planes?.map((p) => p.subarray(at, at + count * W));
