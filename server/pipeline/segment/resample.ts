@@ -44,38 +44,7 @@ function taps(inSize: number, outSize: number): Taps {
 export function resamplePlanes(src: Float32Array, planes: number, w: number, h: number, w2: number, h2: number): Float32Array {
   if (src.length !== planes * w * h) throw new RangeError(`expected ${planes} x ${w} x ${h} values, got ${src.length}`);
   if (w2 === w && h2 === h) return src;
-  const tx = taps(w, w2);
-  const ty = taps(h, h2);
-  const row = new Float32Array(w2 * h); // one plane after the horizontal pass
-  const out = new Float32Array(planes * w2 * h2);
-  for (let p = 0; p < planes; p++) {
-    const s = src.subarray(p * w * h, (p + 1) * w * h);
-    for (let y = 0; y < h; y++) {
-      const sr = y * w;
-      const dr = y * w2;
-      for (let x = 0; x < w2; x++) {
-        const f = (tx.first[x] as number) + sr;
-        const c = tx.count[x] as number;
-        const wo = x * tx.maxTaps;
-        let acc = 0;
-        for (let k = 0; k < c; k++) acc += (s[f + k] as number) * (tx.weights[wo + k] as number);
-        row[dr + x] = acc;
-      }
-    }
-    const d = out.subarray(p * w2 * h2, (p + 1) * w2 * h2);
-    for (let y = 0; y < h2; y++) {
-      const f = ty.first[y] as number;
-      const c = ty.count[y] as number;
-      const wo = y * ty.maxTaps;
-      const dr = y * w2;
-      for (let k = 0; k < c; k++) {
-        const wk = ty.weights[wo + k] as number;
-        const sr = (f + k) * w2;
-        for (let x = 0; x < w2; x++) d[dr + x] = (d[dr + x] as number) + wk * (row[sr + x] as number);
-      }
-    }
-  }
-  return out;
+  return new RowResampler(planes, w, h, w2, h2).push(src, h, w * h).data;
 }
 
 /** Output rows [y0, y0 + rows) of every plane, channel-major: plane p's rows start at p * rows * width. */
@@ -86,10 +55,11 @@ export interface ResampledRows {
 }
 
 /**
- * resamplePlanes fed row band by row band: input rows arrive in order, each output row leaves as soon as every
- * input row it reads has arrived, and only the input rows later output rows still read are held (a few rows
- * more than the band). The same arithmetic in the same order, so the same values to the bit; it lets a section
- * inferred on another grid be resampled back from a blending window instead of from its whole grid.
+ * Resampling fed row band by row band (resamplePlanes is one band of every row): input rows arrive in order, each
+ * output row leaves as soon as every input row it reads has arrived, and only the input rows later output rows
+ * still read are held (a few rows more than the band). Each output value is the same arithmetic in the same order
+ * whatever the bands, so the same to the bit; it lets a section inferred on another grid be resampled back from a
+ * blending window instead of from its whole grid.
  */
 export class RowResampler {
   private readonly tx: Taps;
