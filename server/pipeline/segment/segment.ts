@@ -11,9 +11,9 @@ import { PipelineError } from "../errors.js";
 import { silentProgress, type Progress } from "../progress.js";
 import { removeSmallAreas } from "./cleanup.js";
 import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo, type PixelRange } from "./model.js";
-import { asNormalised, normaliseSection, zscored, type NormalisedSection } from "./normalise.js";
+import { asNormalised, zscored, type NormalisedSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
-import { resamplePlanes, RowResampler } from "./resample.js";
+import { RowResampler } from "./resample.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
 import { checkTta, runAugmented, TTA_VIEWS, type TtaMode } from "./tta.js";
 
@@ -253,7 +253,7 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     for (let z = 0; z < D; z++) {
       const section = await source.read(z);
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
-      const input = grid.resampled ? asNormalised(resamplePlanes(normaliseSection(section), 1, W, H, grid.width, grid.height)) : zscored(section);
+      const input = grid.resampled ? asNormalised(resampledInput(section, W, H, grid.width, grid.height)) : zscored(section);
       window.push(segmentSection(input, ctx));
       if (window.length >= inFlight) await finish(await (window.shift() as Promise<Done>));
     }
@@ -281,6 +281,25 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     minAreaRemoved: removed,
     ...(grid.resampled ? { resampledTo: { width: grid.width, height: grid.height, pixelNm: grid.pixelNm as [number, number] } } : {}),
   };
+}
+
+/**
+ * A section z-scored and resampled to the inference grid, fed to the resampler in bands of rows, so only the grid
+ * is held whole (not also a float copy of the section). The same values as resampling normaliseSection's copy.
+ */
+function resampledInput(section: Uint8Array | Uint16Array, W: number, H: number, gw: number, gh: number): Float32Array {
+  const { mean, inv } = zscored(section);
+  const rr = new RowResampler(1, W, H, gw, gh);
+  const out = new Float32Array(gw * gh);
+  const band = 64;
+  const rows = new Float32Array(band * W);
+  for (let r0 = 0; r0 < H; r0 += band) {
+    const n = Math.min(band, H - r0);
+    for (let i = 0, j = r0 * W; i < n * W; i++, j++) rows[i] = ((section[j] as number) - mean) * inv;
+    const r = rr.push(rows, n, band * W);
+    out.set(r.data, r.y0 * gw);
+  }
+  return out;
 }
 
 /** What every section of a stack shares (segmentSections builds it once). */
