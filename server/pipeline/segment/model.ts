@@ -11,17 +11,20 @@ import { PipelineError } from "../errors.js";
 import { REPO_ROOT } from "../../repo-root.js";
 
 /**
- * The shipped model: the int8 copy (`vemscope quantize`) of the trained float model beside it
- * (models/vemscope-unet.onnx): 1.4-1.8x faster on CPU at the same held-aside Dice (README, "Segmentation model").
+ * The shipped default (since session 14): the int8 copy (`vemscope quantize`) of the fast network beside it
+ * (8-16-32-64, models/vemscope-unet-fast.onnx; its weights for `train --init` in vemscope-unet-fast.pt), trained and
+ * fine-tuned on this repo's CPU: the best held-aside Lucchi and phantom Dice of the shipped models at ~1.5x the
+ * wide model's speed (README, "Segmentation model").
  */
-export const DEFAULT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-int8.onnx");
-/** The trained float model the shipped one was quantized from (training starts and `--model` for float inference). */
-export const FLOAT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet.onnx");
+export const DEFAULT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-fast-int8.onnx");
+/** The trained float model the default was quantized from (float inference, `vemscope quantize`). */
+export const FLOAT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-fast.onnx");
 /**
- * A faster alternative (`--model`): half the widths (8-16-32-64), trained on this repo's CPU for 105 minutes, int8;
- * ~1.4x the default's sections per second, a little less accurate (README, "Fast model").
+ * The wide model (16-32-64-128, GPU-trained; the default until session 14), int8, and its float original: a
+ * little better on CDeep3M, slower (README, "Wide model").
  */
-export const FAST_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-fast-int8.onnx");
+export const WIDE_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-int8.onnx");
+export const WIDE_FLOAT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet.onnx");
 
 /** The only input normalisation implemented (see normalise.ts); train.py's NORMALISATION. */
 export const SUPPORTED_NORMALISATION = "section-zscore";

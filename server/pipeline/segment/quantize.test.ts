@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../phantom/index.js";
 import { PipelineError } from "../errors.js";
 import { writeTiffStack } from "../tiff.js";
-import { DEFAULT_MODEL_PATH, FAST_MODEL_PATH, FLOAT_MODEL_PATH, loadModelInfo, onnxMetadataProps } from "./model.js";
+import { DEFAULT_MODEL_PATH, FLOAT_MODEL_PATH, loadModelInfo, onnxMetadataProps, WIDE_FLOAT_MODEL_PATH, WIDE_MODEL_PATH } from "./model.js";
 import { quantizeModel } from "./quantize.js";
 import { segmentVolume } from "./segment.js";
 
@@ -81,25 +81,29 @@ describe.skipIf(!haveOnnx || !haveModels)("int8 quantization", () => {
     expect(await classAgreement(p.image as { data: Uint8Array; shape: [number, number, number] }, FLOAT_MODEL_PATH, out)).toBeGreaterThan(0.98);
   });
 
-  it("the shipped default model is the int8 copy of the shipped float model and agrees with it on real EM", async () => {
-    const q = await loadModelInfo(DEFAULT_MODEL_PATH);
-    const f = await loadModelInfo(FLOAT_MODEL_PATH);
-    expect((q.card?.quantization as { from: string }).from).toBe("vemscope-unet.onnx");
-    expect(meta(q.bytes)).toEqual({ ...meta(f.bytes), output: "float32 probabilities [n,7,h,w]", probabilities: true });
-    if (!existsSync(EM)) return;
-    const { data, info } = await sharp(EM).toColourspace("b-w").raw().toBuffer({ resolveWithObject: true });
-    const image = { data: new Uint8Array(data), shape: [info.width, info.height, 1] as [number, number, number] };
-    expect(await classAgreement(image, FLOAT_MODEL_PATH, DEFAULT_MODEL_PATH)).toBeGreaterThan(0.98);
+  it("each shipped int8 model (the default and the wide one) is the int8 copy of its shipped float model and agrees with it on real EM", async () => {
+    for (const [int8, float, name] of [[DEFAULT_MODEL_PATH, FLOAT_MODEL_PATH, "vemscope-unet-fast.onnx"], [WIDE_MODEL_PATH, WIDE_FLOAT_MODEL_PATH, "vemscope-unet.onnx"]] as const) {
+      const q = await loadModelInfo(int8);
+      const f = await loadModelInfo(float);
+      expect((q.card?.quantization as { from: string }).from).toBe(name);
+      expect(meta(q.bytes)).toEqual({ ...meta(f.bytes), output: "float32 probabilities [n,7,h,w]", probabilities: true });
+      if (!existsSync(EM)) continue;
+      const { data, info } = await sharp(EM).toColourspace("b-w").raw().toBuffer({ resolveWithObject: true });
+      const image = { data: new Uint8Array(data), shape: [info.width, info.height, 1] as [number, number, number] };
+      expect(await classAgreement(image, float, int8), name).toBeGreaterThan(0.98);
+    }
   });
 
-  it("the fast model has the default's classes and decision, a card that says how it was trained, and calls mostly the same mitochondria on real EM", async () => {
-    const q = await loadModelInfo(DEFAULT_MODEL_PATH);
-    const fast = await loadModelInfo(FAST_MODEL_PATH);
+  it("the default (fast) model has the wide one's classes, a decision, a card that says how it was trained and fine-tuned, and calls mostly the same mitochondria on real EM", async () => {
+    const q = await loadModelInfo(WIDE_MODEL_PATH);
+    const fast = await loadModelInfo(DEFAULT_MODEL_PATH);
     expect(fast.classNames).toEqual(q.classNames);
     expect([...fast.thresholds.keys()]).toEqual(["mito"]);
-    expect(fast.minAreaNm2).toEqual(new Map([["mito", 10000]]));
+    expect(fast.minAreaNm2).toEqual(new Map([["mito", 12500]]));
     expect(fast.card?.architecture).toMatch(/8-16-32-64/);
-    expect((fast.card?.training as { hardware: { device: string }[] }).hardware[0]?.device).toMatch(/^cpu/);
+    const training = fast.card?.training as { hardware: { device: string }[]; initialised_from: { iterations: number } };
+    expect(training.hardware[0]?.device).toMatch(/^cpu/);
+    expect(training.initialised_from.iterations).toBe(5500);
     expect(meta(fast.bytes).probabilities).toBe(true);
     if (!existsSync(EM)) return;
     const { data, info } = await sharp(EM).toColourspace("b-w").raw().toBuffer({ resolveWithObject: true });
@@ -107,7 +111,7 @@ describe.skipIf(!haveOnnx || !haveModels)("int8 quantization", () => {
     // Real EM annotates mitochondria alone, so which other class a model calls the rest is arbitrary: compare the
     // mitochondria each calls with its own decision (the held-aside Dice of both is in README).
     const mito = async (m: string) => (await segmentVolume(image, { model: m, runner: { workers: 0, threads: 2 } })).classes.data.map((c) => (c === 2 ? 1 : 0));
-    const [a, b] = [await mito(DEFAULT_MODEL_PATH), await mito(FAST_MODEL_PATH)];
+    const [a, b] = [await mito(WIDE_MODEL_PATH), await mito(DEFAULT_MODEL_PATH)];
     let both = 0;
     let sum = 0;
     for (let i = 0; i < a.length; i++) {

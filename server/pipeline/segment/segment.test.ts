@@ -195,7 +195,8 @@ describe.skipIf(!haveModel)("decision thresholds (the shipped model's, an overri
   });
 
   it("the model's minimum mito area, applied with a pixel size, is removeSmallAreas on the plain decision; 'none' and no pixel size keep every fragment", async () => {
-    expect(model.minAreaNm2).toEqual(new Map([["mito", 10000]]));
+    expect(model.minAreaNm2).toEqual(new Map([["mito", 12500]]));
+    const area = 12500;
     const img = await emCrop(512, 512);
     const opts = { runner: { workers: 0, threads: 2 } } as const;
     const kept = await segmentVolume(img, { model, ...opts, pixelNm: [4.6, 4.6], minAreaNm2: new Map() });
@@ -203,14 +204,14 @@ describe.skipIf(!haveModel)("decision thresholds (the shipped model's, an overri
     const own = await segmentVolume(img, { model, ...opts, pixelNm: [4.6, 4.6] });
     expect(noPixel.classes.data).toEqual(kept.classes.data);
     expect(noPixel.stats.minAreaNm2).toEqual({});
-    expect(own.stats.minAreaNm2).toEqual({ mito: 10000 });
+    expect(own.stats.minAreaNm2).toEqual({ mito: area });
     const want = kept.classes.data.slice();
     const MITO = model.codes[model.classNames.indexOf("mito")] as number;
-    const r = removeSmallAreas(want, 512, 512, [4.6, 4.6], new Map([[MITO, 10000]]));
+    const r = removeSmallAreas(want, 512, 512, [4.6, 4.6], new Map([[MITO, area]]));
     expect(own.classes.data).toEqual(want);
     const mitoPixels = kept.classes.data.reduce((n, v) => n + (v === MITO ? 1 : 0), 0);
     expect(own.stats.minAreaRemoved).toEqual({ fragments: r.fragments, pixels: r.voxels, ofPixels: mitoPixels });
-    expect(minAreaSummary(own.stats)).toMatch(/^minimum areas \(mito 10000 nm\^2\): \d+ fragments removed, \d+\.\d% of those classes' pixels/);
+    expect(minAreaSummary(own.stats)).toMatch(/^minimum areas \(mito 12500 nm\^2\): \d+ fragments removed, \d+\.\d% of those classes' pixels/);
     if (haveEm) expect(minAreaSummary(own.stats)).not.toMatch(/is --voxel/); // real EM at its own pixel size: a few specks
     expect(minAreaSummary(noPixel.stats)).toBeUndefined();
     // A pixel size in the wrong unit (um for nm, say) makes the area huge in pixels: the summary says so.
@@ -219,7 +220,7 @@ describe.skipIf(!haveModel)("decision thresholds (the shipped model's, an overri
     if (haveEm) expect(minAreaSummary(wrong.stats)).toMatch(/is --voxel the pixel size in nm\?/);
     if (haveEm) expect(r.fragments).toBeGreaterThan(0); // real EM leaves small mito specks
     // An override in the same units: 2x the pixel size is 4x the area per pixel.
-    const coarse = await segmentVolume(img, { model, ...opts, pixelNm: [9.2, 9.2], minAreaNm2: new Map([["mito", 40000]]), resample: "none" });
+    const coarse = await segmentVolume(img, { model, ...opts, pixelNm: [9.2, 9.2], minAreaNm2: new Map([["mito", 4 * area]]), resample: "none" });
     expect(coarse.classes.data).toEqual(own.classes.data);
   });
 

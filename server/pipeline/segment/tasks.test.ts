@@ -246,7 +246,7 @@ describe.skipIf(!haveModel)("segmentation stage as tasks", () => {
     [[176, 144, 1], [64, 96, 3]],
   ] as [Vec3, Vec3][])("image blocks %j, class blocks %j: segmentVolume + removeSmallFragments, byte for byte", async (imageBlocks, classBlocks) => {
     expect(wantRecord.fragments_reassigned).toBeGreaterThan(0);
-    expect(wantRecord.min_area_nm2).toEqual({ mito: 10000 }); // the tasks get the pixel size too
+    expect(wantRecord.min_area_nm2).toEqual({ mito: 12500 }); // the tasks get the pixel size too (the default model's area)
     const { work, workUrl } = store();
     const imageSpec: WorkVolumeSpec = { name: "image", shape, blockShape: imageBlocks, type: "uint8" };
     const classes: WorkVolumeSpec = { name: "classes", shape, blockShape: classBlocks, type: "uint8" };
