@@ -22,7 +22,7 @@ if (!existsSync(path.join(phantomDir, "truth.json"))) {
 }
 const result = await runPipeline({
   image: path.join(phantomDir, "image.tif"),
-  // No --labels: the shipped model (models/vemscope-unet-int8.onnx) segments the phantom's EM-like image, as a run on
+  // No --labels: the shipped model (models/vemscope-unet-fast-int8.onnx) segments the phantom's EM-like image, as a run on
   // real data would. VEMSCOPE_DEMO_TRUTH=1 uses the phantom's true classes instead (faster, exact). The phantom is
   // rendered aligned, so alignment (which would only resample it) is skipped.
   ...(process.env.VEMSCOPE_DEMO_TRUTH === "1" ? { labels: path.join(phantomDir, "labels.tif") } : { align: false }),

@@ -38,7 +38,7 @@ export function sectionsInFlight(slots: number, tilesPerSection: number): number
 }
 
 export interface SegmentOptions {
-  /** Model file (default: the shipped models/vemscope-unet-int8.onnx) or an already loaded one. */
+  /** Model file (default: the shipped models/vemscope-unet-fast-int8.onnx, DEFAULT_MODEL_PATH) or an already loaded one. */
   model?: string | ModelInfo;
   /** Largest tile side in pixels (rounded down to the model's size multiple). */
   tile?: number;
