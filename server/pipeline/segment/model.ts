@@ -21,7 +21,7 @@ export const DEFAULT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-fast-
 export const FLOAT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-fast.onnx");
 /**
  * The wide model (16-32-64-128, GPU-trained; the default until session 14), int8, and its float original: a
- * little better on CDeep3M, slower (README, "Wide model").
+ * little better on CDeep3M, slower (README, "Segmentation model").
  */
 export const WIDE_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet-int8.onnx");
 export const WIDE_FLOAT_MODEL_PATH = join(REPO_ROOT, "models", "vemscope-unet.onnx");

@@ -353,17 +353,12 @@ async function segmentSection(norm: NormalisedSection, ctx: SectionContext): Pro
   const finalise = (probs: Float32Array, end: number) => {
     const count = end - start;
     if (wsum) divideByWeights(probs, wsum, C, count * W, stride);
-    if (back) {
-      const r = back.push(probs, count, stride);
-      const at = r.y0 * sw;
-      const n = r.rows * sw;
-      const bytes = planes?.map((p) => p.subarray(at, at + n));
-      decideSection(r.data, n, C, model.codes, ctx.threshold, bytes, n, classes.subarray(at, at + n));
-    } else {
-      const at = start * W;
-      const bytes = planes?.map((p) => p.subarray(at, at + count * W));
-      decideSection(probs, count * W, C, model.codes, ctx.threshold, bytes, stride, classes.subarray(at, at + count * W));
-    }
+    // The section rows now final: these grid rows themselves, or the rows resampled back from them.
+    const r = back ? back.push(probs, count, stride) : { y0: start, rows: count, data: probs };
+    const at = r.y0 * sw;
+    const n = r.rows * sw;
+    const bytes = planes?.map((p) => p.subarray(at, at + n));
+    decideSection(r.data, n, C, model.codes, ctx.threshold, bytes, back ? n : stride, classes.subarray(at, at + n));
     if (wsum && end < H) {
       for (let k = 0; k < C; k++) {
         probs.copyWithin(k * stride, k * stride + count * W, (k + 1) * stride);
