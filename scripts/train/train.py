@@ -584,7 +584,7 @@ def fit(args) -> None:
         rng = np.random.default_rng(args.seed + state["iter"])  # resumed runs continue a different, seeded stream
         emit("resumed", iter=state["iter"], best=state["best"])
     elif args.init:  # weights only (e.g. best.pt from a GPU run): a fresh optimiser and schedule fine-tune them
-        ck = init_weights(args.init)
+        ck = args.init_weights
         if ck["arch"] != arch(args):
             fail(f"--init {args.init}: weights are of another architecture ({ck.get('arch')}); pass the same --widths/--bottleneck")
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
@@ -836,7 +836,9 @@ def main() -> None:
     else:
         if args.crop % SIZE_MULTIPLE:
             fail(f"--crop must be a multiple of {SIZE_MULTIPLE}")
-        init_arch = init_weights(args.init)["arch"] if args.init else {}
+        # Read once: its architecture fills in --widths/--bottleneck, its weights start the fit.
+        args.init_weights = init_weights(args.init) if args.init else None
+        init_arch = args.init_weights["arch"] if args.init_weights else {}
         args.widths = args.widths or init_arch.get("widths") or [16, 32, 64, 128]
         args.bottleneck = args.bottleneck or init_arch.get("bottleneck") or 128
         if len(args.widths) != 4:
