@@ -27,7 +27,7 @@ function required(values: Values, name: string): string {
 
 const COMMANDS: Record<string, Command> = {
   run: {
-    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--min-fragment-nm3 1000000] [--tta none|flips|d4] [--thresholds mito=0.85|none] [--min-area mito=10000|none] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
+    usage: "run --image IMG --voxel X,Y,Z --out DIR [--labels LABELS] [--model M.onnx] [--min-fragment-nm3 1000000] [--tta none|flips|d4] [--thresholds mito=0.85|none] [--min-area mito=10000|none] [--resample auto|none] [--no-align] [--export-tiff] [--contact-nm 30] [--block-budget VOXELS] [--blockwise] [--queue redis://HOST:PORT]",
     summary: "whole pipeline into DIR",
     options: {
       image: { type: "string" },
@@ -39,6 +39,7 @@ const COMMANDS: Record<string, Command> = {
       thresholds: { type: "string" },
       "min-area": { type: "string" },
       tta: { type: "string" },
+      resample: { type: "string" },
       "no-align": { type: "boolean" },
       "export-tiff": { type: "boolean" },
       "contact-nm": { type: "string" },
@@ -58,7 +59,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const out = required(v, "out");
       // Loaded only when given: cli-options pulls in onnxruntime, which `run --labels` never needs.
-      const seg = v.tta !== undefined || v.thresholds !== undefined || v["min-area"] !== undefined ? await import("../server/pipeline/segment/cli-options.js") : undefined;
+      const seg = v.tta !== undefined || v.thresholds !== undefined || v["min-area"] !== undefined || v.resample !== undefined ? await import("../server/pipeline/segment/cli-options.js") : undefined;
       const thresholds = seg?.thresholdsOption(v.thresholds);
       const minAreas = seg?.minAreaOption(v["min-area"]);
       const result = await runPipeline({
@@ -67,6 +68,7 @@ const COMMANDS: Record<string, Command> = {
         model: typeof v.model === "string" ? v.model : undefined,
         minFragmentNm3,
         tta: seg?.ttaOption(v.tta),
+        resample: seg?.resampleOption(v.resample),
         thresholds: thresholds && Object.fromEntries(thresholds),
         minAreaNm2: minAreas && Object.fromEntries(minAreas),
         voxelNm: parseVoxel(required(v, "voxel")),

@@ -556,6 +556,22 @@ def write_json(path: str, obj) -> None:
 
 # ---------------------------------------------------------------- fit
 
+def ema_decay(decay: float, it: int) -> float:
+    """Warm-up as in timm's ModelEma: early weights are forgotten fast, so the average does not start from noise."""
+    return min(decay, (1 + it) / (10 + it))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """Exponential moving average of every floating tensor, batch-norm running statistics included (they move with
+    each batch's mix of sources, the swing the average is for); integer buffers (BN's batch count) are copied."""
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.is_floating_point():
+            e.mul_(decay).add_(m.detach(), alpha=1 - decay)
+        else:
+            e.copy_(m)
+
+
 def fit(args) -> None:
     os.makedirs(args.out, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
@@ -572,6 +588,7 @@ def fit(args) -> None:
     data = Data(args.data, args.holdout)
     model = UNet(args.widths, args.bottleneck).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    ema = None
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
     state = {"iter": 0, "best": -1.0, "since_best": 0, "history": [], "seconds": 0.0, "hardware": []}
     if os.path.exists(ckpt_path) and not args.fresh:
@@ -581,6 +598,9 @@ def fit(args) -> None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
+        if args.ema and "ema" in ck:
+            ema = UNet(args.widths, args.bottleneck).to(device)
+            ema.load_state_dict(ck["ema"])
         rng = np.random.default_rng(args.seed + state["iter"])  # resumed runs continue a different, seeded stream
         emit("resumed", iter=state["iter"], best=state["best"])
     elif args.init:  # weights only (e.g. best.pt from a GPU run): a fresh optimiser and schedule fine-tune them
@@ -591,6 +611,11 @@ def fit(args) -> None:
         state["init"] = {"from": os.path.basename(args.init), "iterations": ck["card"]["training"].get("best_iteration"),
                          "hardware": ck["card"]["training"].get("hardware")}
         emit("initialised", weights=args.init)
+    if args.ema and ema is None:  # fresh, --init or a checkpoint saved without one: the average starts here
+        ema = UNet(args.widths, args.bottleneck).to(device)
+        ema.load_state_dict(model.state_dict())
+    if ema is not None:
+        ema.eval()
     hw = f"{device.type}:{torch.cuda.get_device_name(0) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}"
     state["hardware"].append({"device": hw, "from_iter": state["iter"]})
     # Class weights: rare and thin classes count more (inverse sqrt frequency over annotated pixels).
@@ -633,6 +658,8 @@ def fit(args) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema_update(ema, model, ema_decay(args.ema, it))
         state["iter"] = it + 1
         per_iter = (time.time() - t_start) / max(1, state["iter"] - it0)
         if state["iter"] % args.log_every == 0:
@@ -640,7 +667,10 @@ def fit(args) -> None:
                  lr=lr, s_per_iter=round(per_iter, 3), eta_s=round(per_iter * (total - state["iter"])))
         done = state["iter"] >= total or time.time() >= deadline
         if state["iter"] % args.val_every == 0 or done:
-            val = validate(model, data)
+            # With --ema the average is validated, chosen and exported; the raw weights' scores are logged beside it.
+            raw = validate(model, data) if ema is not None else None
+            chosen = ema if ema is not None else model
+            val = validate(chosen, data)
             sc = score(val)
             state["history"].append({"iter": state["iter"], "score": sc, "val": val})
             improved = sc > state["best"]
@@ -649,23 +679,24 @@ def fit(args) -> None:
                 state["best_val"] = val
                 state["best_iter"] = state["iter"]
                 state["seconds"] = seconds0 + (time.time() - t_start)
-                save_weights(os.path.join(args.out, "best.pt"), model, args, model_card(args, data, state))
+                save_weights(os.path.join(args.out, "best.pt"), chosen, args, model_card(args, data, state))
                 if not args.no_onnx:
-                    export_onnx(model, args.out, model_card(args, data, state))
+                    export_onnx(chosen, args.out, model_card(args, data, state))
             else:
                 state["since_best"] += 1
-            emit("val", iter=state["iter"], score=round(sc, 4), best=round(state["best"], 4), improved=improved, val=val)
+            emit("val", iter=state["iter"], score=round(sc, 4), best=round(state["best"], 4), improved=improved, val=val,
+                 **({"raw": {"score": round(score(raw), 4), "val": raw}} if raw is not None else {}))
             if state["since_best"] >= args.patience:
                 emit("early_stop", iter=state["iter"], best=state["best"])
                 done = True
         if time.time() - last_save > args.save_seconds or done:
             state["seconds"] = seconds0 + (time.time() - t_start)
-            save_checkpoint(ckpt_path, model, opt, state, args)
+            save_checkpoint(ckpt_path, model, opt, state, args, ema)
             last_save = time.time()
         if done:
             break
     state["seconds"] = seconds0 + (time.time() - t_start)
-    save_checkpoint(ckpt_path, model, opt, state, args)
+    save_checkpoint(ckpt_path, model, opt, state, args, ema)
     card = model_card(args, data, state)
     best = os.path.join(args.out, "best.pt")
     onnx_path = os.path.join(args.out, "model.onnx")
@@ -702,8 +733,9 @@ def save_blob(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(path: str, model, opt, state, args) -> None:
-    save_blob(path, {"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "arch": arch(args)})
+def save_checkpoint(path: str, model, opt, state, args, ema=None) -> None:
+    save_blob(path, {"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "arch": arch(args),
+                     **({"ema": ema.state_dict()} if ema is not None else {})})
 
 
 def save_weights(path: str, model, args, card: dict) -> None:
@@ -784,6 +816,7 @@ def model_card(args, data: Data, state: dict) -> dict:
                      "hardware": state["hardware"], "torch": torch.__version__,
                      "precision": "bf16 autocast" if any(h["device"].startswith("cuda") for h in state["hardware"]) and not args.no_amp else "float32",
                      "loss": "class-weighted marginal cross-entropy + soft Dice on annotated classes",
+                     **({"ema_decay": args.ema} if args.ema else {}),
                      "augmentation": AUGMENTATIONS[args.augment]["text"], "zoom": list(AUGMENTATIONS[args.augment]["scale"])},
         "validation": state.get("best_val", {}), "validation_score": state["best"],
     }
@@ -826,6 +859,8 @@ def main() -> None:
     f.add_argument("--no-onnx", action="store_true", help="keep best.pt only; `export` makes the ONNX later")
     f.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="standard",
                    help="augmentation profile (domain: wider scale, intensity curves, blur/sharpen for other microscopes)")
+    f.add_argument("--ema", type=float, default=0.0,
+                   help="validate, choose and export an exponential moving average of the weights with this decay (e.g. 0.999); 0: off")
     f.add_argument("--init", help="start from these weights (best.pt of another run, or a shipped models/*.pt), "
                                   "with a fresh optimiser; their architecture unless --widths/--bottleneck say otherwise")
     args = ap.parse_args()
@@ -836,6 +871,8 @@ def main() -> None:
     else:
         if args.crop % SIZE_MULTIPLE:
             fail(f"--crop must be a multiple of {SIZE_MULTIPLE}")
+        if not 0 <= args.ema < 1:
+            fail(f"--ema must be in [0, 1) (0: off), got {args.ema}")
         # Read once: its architecture fills in --widths/--bottleneck, its weights start the fit.
         args.init_weights = init_weights(args.init) if args.init else None
         init_arch = args.init_weights["arch"] if args.init_weights else {}

@@ -16,6 +16,7 @@ import { buildState } from "./state.js";
 import { writeTiffStack } from "./tiff.js";
 import { openStack } from "./ingest.js";
 import type { TtaMode } from "./segment/tta.js";
+import type { ResampleMode } from "./segment/segment.js";
 // Only the constant: blockwise/run.ts (and the object-store client it pulls in) loads when a run goes out of core.
 import { DEFAULT_BLOCK_BUDGET } from "./blockwise/budget.js";
 import { warmWorkers } from "./workers/pool.js";
@@ -32,6 +33,8 @@ export interface RunOptions {
   thresholds?: Record<string, number>;
   /** Least 2D fragment areas per class (nm^2) instead of the model's ({}: none). */
   minAreaNm2?: Record<string, number>;
+  /** Pixel-size matching: "auto" (default) infers sections outside the model's pixel sizes resampled; "none" as given. */
+  resample?: ResampleMode;
   voxelNm: Vec3;
   out: string;
   align?: boolean;
@@ -130,7 +133,7 @@ const STAGES: Stage[] = [
     async run(ctx) {
       // Loaded lazily: onnxruntime is only needed when no --labels are given.
       const { segmentVolume } = await import("./segment/index.js");
-      const { tta, thresholds, minAreaNm2, voxelNm } = ctx.options;
+      const { tta, thresholds, minAreaNm2, resample, voxelNm } = ctx.options;
       const result = await segmentVolume(need(ctx.image, "image"), {
         model: ctx.options.model,
         progress: ctx.progress,
@@ -138,6 +141,7 @@ const STAGES: Stage[] = [
         thresholds: thresholds && new Map(Object.entries(thresholds)),
         minAreaNm2: minAreaNm2 && new Map(Object.entries(minAreaNm2)),
         pixelNm: [voxelNm[0], voxelNm[1]],
+        resample,
       });
       const { removeSmallFragments, DEFAULT_MIN_FRAGMENT_NM3 } = await import("./segment/cleanup.js");
       const minNm3 = ctx.options.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
@@ -307,6 +311,7 @@ export async function runPipeline(options: RunOptions): Promise<RunResult> {
         tta: options.tta,
         thresholds: options.thresholds,
         minAreaNm2: options.minAreaNm2,
+        resample: options.resample,
         voxelNm: options.voxelNm,
         contactNm,
         storage: ctx.storage,

@@ -29,6 +29,7 @@ export interface ResumeInputs {
   tta?: string;
   thresholds?: Record<string, number>;
   minAreaNm2?: Record<string, number>;
+  resample?: string;
   voxelNm: Vec3;
   contactNm: number;
   budget: number;
@@ -70,6 +71,7 @@ export async function resumeKey(o: ResumeInputs): Promise<string> {
     ...(o.labels === undefined && o.tta !== undefined && o.tta !== "none" ? { tta: o.tta } : {}),
     ...(o.labels === undefined && o.thresholds !== undefined ? { thresholds: o.thresholds } : {}),
     ...(o.labels === undefined && o.minAreaNm2 !== undefined ? { minAreaNm2: o.minAreaNm2 } : {}),
+    ...(o.labels === undefined && o.resample !== undefined && o.resample !== "auto" ? { resample: o.resample } : {}),
     voxelNm: o.voxelNm,
     contactNm: o.contactNm,
     budget: o.budget,

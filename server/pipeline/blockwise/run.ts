@@ -50,6 +50,7 @@ import { pendingTasks, stepKey, sweepTempFiles } from "./resume.js";
 import { contactKey } from "./tasks.js";
 import { removePrefix, WorkVolume, type WorkVolumeSpec } from "./work-store.js";
 import type { TtaMode } from "../segment/tta.js";
+import type { ResampleMode } from "../segment/segment.js";
 
 /** layers.ts's chunk: the blockwise layers use the same grid so their chunks are interchangeable. */
 const CHUNK: Vec3 = LAYER_CHUNK;
@@ -72,6 +73,7 @@ export interface BlockwiseOptions {
   tta?: TtaMode;
   thresholds?: Record<string, number>;
   minAreaNm2?: Record<string, number>;
+  resample?: ResampleMode;
   voxelNm: Vec3;
   contactNm: number;
   /** The output. */
@@ -246,7 +248,7 @@ export async function runBlockwise(o: BlockwiseOptions): Promise<{ instances: nu
     if (!inputs) {
       const record = await onceStep(work, "segment", async () => {
         const { segmentOnTasks } = await import("../segment/tasks.js");
-        const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, tta: o.tta, thresholds: o.thresholds, minAreaNm2: o.minAreaNm2, progress });
+        const r = await segmentOnTasks({ execute, work, workUrl: o.workUrl, image: imageSpec, classes: classesSpec, model: o.model, voxelNm, minFragmentNm3: o.minFragmentNm3, tta: o.tta, thresholds: o.thresholds, minAreaNm2: o.minAreaNm2, resample: o.resample, progress });
         // The in-memory run's key order, so report/segmentation.json is the same bytes.
         return { model: r.model, tta: r.tta, thresholds: r.thresholds, min_area_nm2: r.min_area_nm2, min_fragment_nm3: r.min_fragment_nm3, fragments_reassigned: r.fragments_reassigned, voxels_reassigned: r.voxels_reassigned, ...(r.inferred_pixel_nm ? { inferred_pixel_nm: r.inferred_pixel_nm } : {}) };
       });

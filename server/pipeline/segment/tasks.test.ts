@@ -260,6 +260,22 @@ describe.skipIf(!haveModel)("segmentation stage as tasks", () => {
     expect([...left].sort()).toEqual(["classes", "done", "image"]);
   });
 
+  it("--resample none reaches the section tasks: at 8 nm (outside the model's pixel sizes) they infer as given, as segmentVolume does", async () => {
+    const px8: Vec3 = [8, 8, 45];
+    const direct = await segmentVolume({ data: image, shape }, { pixelNm: [8, 8], resample: "none" });
+    const resampled = await segmentVolume({ data: image, shape }, { pixelNm: [8, 8] });
+    expect(resampled.stats.resampledTo).toBeDefined();
+    expect(direct.stats.resampledTo).toBeUndefined();
+    expect(same(direct.classes.data, resampled.classes.data)).toBe(false);
+    const { work, workUrl } = store();
+    const imageSpec: WorkVolumeSpec = { name: "image", shape, blockShape: [88, 144, 2], type: "uint8" };
+    const classes: WorkVolumeSpec = { name: "classes", shape, blockShape: [176, 144, 2], type: "uint8" };
+    await writeVolume(work, imageSpec, image);
+    const record = await segmentOnTasks({ execute: executor(work), work, workUrl, image: imageSpec, classes, voxelNm: px8, minFragmentNm3: 0, resample: "none" });
+    expect(record.inferred_pixel_nm).toBeUndefined();
+    expect(same(await new WorkVolume<Uint8Array>(work, classes).readBox([0, 0, 0], shape), direct.classes.data)).toBe(true);
+  });
+
   it("a process that ran section tasks on a worker pool exits without closing it", async () => {
     const { workUrl } = store();
     const mod = (rel: string): string => JSON.stringify(pathToFileURL(fileURLToPath(new URL(rel, import.meta.url))).href);

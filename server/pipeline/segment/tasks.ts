@@ -42,7 +42,7 @@ import type { Progress } from "../progress.js";
 import { DEFAULT_MIN_FRAGMENT_NM3 } from "./cleanup.js";
 import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, parseMinAreas, parseThresholds, type ModelInfo } from "./model.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
-import { inferenceGrid, segmentSections } from "./segment.js";
+import { checkResample, inferenceGrid, segmentSections, type ResampleMode } from "./segment.js";
 import { isTtaMode, type TtaMode } from "./tta.js";
 
 /** cleanup.ts's removeSmallFragments default. */
@@ -71,6 +71,8 @@ export interface SegmentOnTasksOptions {
   thresholds?: Record<string, number>;
   /** Least 2D fragment areas per class (nm^2) instead of the model's ({}: none). */
   minAreaNm2?: Record<string, number>;
+  /** Pixel-size matching (segment.ts `inferenceGrid`; default auto). */
+  resample?: ResampleMode;
   /** Unused by the coordinator itself: the executor reports each stage's tasks. */
   progress?: Progress;
 }
@@ -110,6 +112,13 @@ export interface CleanupTotals {
 function ttaParam(task: Task): TtaMode {
   const v = optStrParam(task, "tta") ?? "none";
   if (!isTtaMode(v)) badTask(task, `params.tta must be none, flips or d4, got '${v}'`);
+  return v;
+}
+
+/** A section task's pixel-size matching (absent in tasks of older coordinators: auto). */
+function resampleParam(task: Task): ResampleMode {
+  const v = optStrParam(task, "resample") ?? "auto";
+  if (v !== "auto" && v !== "none") badTask(task, `params.resample must be auto or none, got '${v}'`);
   return v;
 }
 
@@ -239,6 +248,7 @@ export const sectionsKind: TaskKind = {
     const shared = loadShared(path);
     const { model, runner } = await shared;
     const tta = ttaParam(task);
+    const resample = resampleParam(task);
     const thresholds = perClassParam(task, "thresholds", model, parseThresholds);
     const minAreaNm2 = perClassParam(task, "min_area", model, parseMinAreas);
     const imageVol = new WorkVolume<Uint8Array | Uint16Array>(store, image);
@@ -250,7 +260,7 @@ export const sectionsKind: TaskKind = {
         (z, plane) => {
           slab.set(plane, z * n);
         },
-        { model, tileRunner: runner, tta, thresholds, minAreaNm2, pixelNm: pixelParam(task) },
+        { model, tileRunner: runner, tta, thresholds, minAreaNm2, pixelNm: pixelParam(task), resample },
       );
     } catch (e) {
       // A broken pool (a worker that died) must not fail every later task of this process.
@@ -601,7 +611,8 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   const minNm3 = o.minFragmentNm3 ?? DEFAULT_MIN_FRAGMENT_NM3;
   const modelPath = o.model ?? DEFAULT_MODEL_PATH;
   const tta = o.tta ?? "none";
-  const d = digest({ v: 2, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3, tta, thresholds: o.thresholds ?? null, ...(o.minAreaNm2 ? { minAreaNm2: o.minAreaNm2 } : {}) });
+  const resample = checkResample(o.resample ?? "auto");
+  const d = digest({ v: 2, image: specJson(image), classes: specJson(classes), model: o.model ?? null, voxelNm, minNm3, tta, thresholds: o.thresholds ?? null, ...(o.minAreaNm2 ? { minAreaNm2: o.minAreaNm2 } : {}), ...(resample === "auto" ? {} : { resample }) });
   const doneMarker = stepKey(`segment-${d}`);
   const finished = await work.get(doneMarker);
   if (finished) return JSON.parse(new TextDecoder().decode(finished)) as SegmentRecord;
@@ -618,9 +629,9 @@ export async function segmentOnTasks(o: SegmentOnTasksOptions): Promise<SegmentR
   // the segmentation, the slowest stage, spreads over more tasks: about SEGMENT_TASK_PIXELS each.
   const sections = Math.max(1, Math.min(classes.blockShape[2], Math.round(SEGMENT_TASK_PIXELS / (W * H))));
   const raw: WorkVolumeSpec = cleanup ? { ...classes, name: `${classes.name}-pass0-${d}`, blockShape: [classes.blockShape[0], classes.blockShape[1], sections] } : classes;
-  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null, tta, thresholds: o.thresholds ?? null, min_area: o.minAreaNm2 ?? null, pixel_nm: [voxelNm[0], voxelNm[1]] }));
+  await o.execute("segment", createTasks("segment.sections", classes.shape, [W, H, raw.blockShape[2]], { work: workUrl, image: specJson(image), output: specJson(raw), model: o.model ?? null, tta, thresholds: o.thresholds ?? null, min_area: o.minAreaNm2 ?? null, pixel_nm: [voxelNm[0], voxelNm[1]], resample }));
   const totals = cleanup ? await cleanupOnTasks({ execute: o.execute, work, workUrl, input: raw, output: classes, voxelNm, minFragmentNm3: minNm3, dropInput: true }) : { fragments: 0, voxels: 0 };
-  const grid = inferenceGrid(W, H, [voxelNm[0], voxelNm[1]], model.pixelNm, "auto");
+  const grid = inferenceGrid(W, H, [voxelNm[0], voxelNm[1]], model.pixelNm, resample);
   const record: SegmentRecord = { model: modelPath, tta, thresholds: Object.fromEntries(override ?? model.thresholds), min_area_nm2: Object.fromEntries(areas ?? model.minAreaNm2), min_fragment_nm3: minNm3, fragments_reassigned: totals.fragments, voxels_reassigned: totals.voxels, ...(grid.resampled ? { inferred_pixel_nm: grid.pixelNm } : {}) };
   await work.put(doneMarker, JSON.stringify(record));
   return record;
