@@ -233,7 +233,7 @@ const COMMANDS: Record<string, Command> = {
   },
   train: {
     usage:
-      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--pixel-nm X[,Y]] [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N] [--augment standard|domain] [--init WEIGHTS.pt]",
+      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--pixel-nm X[,Y]] [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N] [--augment standard|domain] [--ema 0.999] [--init WEIGHTS.pt]",
     summary: "train the 2D U-Net with scripts/train/train.py (needs python3-torch, python3-onnx); exports DIR/model.onnx",
     options: {
       data: { type: "string" },
@@ -251,6 +251,7 @@ const COMMANDS: Record<string, Command> = {
       "val-every": { type: "string" },
       threads: { type: "string" },
       augment: { type: "string" },
+      ema: { type: "string" },
       init: { type: "string" },
     },
     async run(v) {
@@ -275,6 +276,7 @@ const COMMANDS: Record<string, Command> = {
           valEvery: intOption(v["val-every"], "--val-every", 1),
           threads: intOption(v.threads, "--threads", 1),
           augment: str("augment"),
+          ema: numberOption(v.ema, "--ema"),
           init: str("init"),
           onEvent: (e) => printer.onEvent(e),
         });

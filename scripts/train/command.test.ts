@@ -77,6 +77,7 @@ describe("train command", () => {
     expect((await rejection(runTraining({ out: join(dir, "o2"), data: join(dir, "bad.json") }))).message).toMatch(/bad\.json: spec needs a non-empty "sources"/);
     const aug = await rejection(runTraining({ out: join(dir, "o3"), data: join(dir, "bad.json"), augment: "strong" }));
     expect(aug.message).toMatch(/--augment: expected one of standard, domain, got 'strong'/);
+    expect((await rejection(runTraining({ out: join(dir, "o4"), data: join(dir, "bad.json"), ema: 1 }))).message).toMatch(/--ema: expected a decay in \[0, 1\)/);
   });
 
   it.skipIf(!haveTorch)(`trains 4 iterations on two 64 x 64 sections and exports a model that segment can run${skipReason}`, async () => {
@@ -178,6 +179,34 @@ describe("train command", () => {
     expect(o.std[1]).toBeLessThan(o.std[0] * 0.5);
   });
 
+  it.skipIf(!haveTorch)(`--ema averages every floating tensor (batch-norm statistics too) with timm's warm-up, and copies BN's counter${skipReason}`, () => {
+    const code = [
+      "import sys, json, torch",
+      `sys.path.insert(0, ${JSON.stringify(dirname(TRAIN_PY))})`,
+      "import train",
+      "net = lambda: torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))",
+      "model, ema = net(), net()",
+      "ema.load_state_dict(model.state_dict())",
+      "w0 = model[0].weight.detach().clone()",
+      "with torch.no_grad():",
+      "    model[0].weight.add_(1.0); model[1].running_mean.fill_(4.0); model[1].num_batches_tracked.fill_(7)",
+      "d = train.ema_decay(0.999, 0)",
+      "train.ema_update(ema, model, d)",
+      "print(json.dumps({'d0': d, 'd_late': train.ema_decay(0.999, 10**6),",
+      "  'weight': float((ema[0].weight - w0).abs().max()), 'mean': ema[1].running_mean.tolist(),",
+      "  'count': int(ema[1].num_batches_tracked), 'model_untouched': float((model[0].weight - w0).min())}))",
+    ].join("\n");
+    const r = spawnSync(DEFAULT_PYTHON, ["-c", code], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout) as { d0: number; d_late: number; weight: number; mean: number[]; count: number; model_untouched: number };
+    expect(o.d0).toBeCloseTo(0.1, 12); // (1 + 0) / (10 + 0): the first steps are mostly forgotten
+    expect(o.d_late).toBe(0.999);
+    expect(o.weight).toBeCloseTo(0.9, 6); // 0.1 * old + 0.9 * (old + 1)
+    expect(o.mean).toEqual([expect.closeTo(3.6, 6), expect.closeTo(3.6, 6)]);
+    expect(o.count).toBe(7);
+    expect(o.model_untouched).toBeCloseTo(1, 6);
+  });
+
   it.skipIf(!haveTorch)(`choose_min_area keeps the smallest area that drops false specks and no true object${skipReason}`, () => {
     // A true disc of 1257 px (31,400 nm^2 at 5 nm) predicted with three false 3 x 3 specks (225 nm^2 each).
     const code = [
@@ -258,11 +287,16 @@ print("same")`], { encoding: "utf8" });
     expect(check.stdout.trim(), check.stderr).toBe("same");
     const out = join(dir, "held");
     const fit = py(["fit", "--data", join(dir, "compact.npz"), "--out", out, "--iters", "2", "--crop", "32", "--batch", "2", "--val-every", "2",
-      "--log-every", "1", "--threads", "1", "--cpu", "--no-onnx", "--fresh", "--holdout", "b"]);
+      "--log-every", "1", "--threads", "1", "--cpu", "--no-onnx", "--fresh", "--holdout", "b", "--ema", "0.99"]);
     writeFileSync(join(out, "fit.log"), fit.map((e) => JSON.stringify(e)).join("\n"));
     const val = fit.find((e) => e.event === "val")?.val as Record<string, unknown>;
     expect(Object.keys(val).sort()).toEqual(["a", "b (held out)"]);
-    const card = JSON.parse(readFileSync(join(out, "model-card.json"), "utf8")) as { data: { name: string; held_out?: boolean; train_slices: number[]; weight: number }[] };
+    // --ema: the average is what was validated and kept; the raw weights' scores ride along.
+    const raw = fit.find((e) => e.event === "val")?.raw as { score: number; val: Record<string, unknown> };
+    expect(Object.keys(raw.val).sort()).toEqual(["a", "b (held out)"]);
+    expect(typeof raw.score).toBe("number");
+    const card = JSON.parse(readFileSync(join(out, "model-card.json"), "utf8")) as { data: { name: string; held_out?: boolean; train_slices: number[]; weight: number }[]; training: { ema_decay?: number } };
+    expect(card.training.ema_decay).toBe(0.99);
     expect(card.data.find((d) => d.name === "b")).toMatchObject({ held_out: true, train_slices: [], weight: 0 });
     expect(existsSync(join(out, "model.onnx"))).toBe(false);
     py(["export", "--weights", join(out, "best.pt"), "--out", join(out, "exported"), "--cross-dataset", join(out, "fit.log")]);

@@ -51,6 +51,11 @@ export interface TrainOptions {
   threads?: number;
   /** train.py's augmentation profile: "standard", or "domain" for a model meant for microscopes the data do not cover. */
   augment?: string;
+  /**
+   * Decay of a moving average of the weights that is validated, chosen and exported instead of the raw weights
+   * (train.py `ema_update`; e.g. 0.999); absent or 0: off.
+   */
+  ema?: number;
   python?: string;
   onEvent?: (e: TrainEvent) => void;
 }
@@ -97,6 +102,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   if (o.augment !== undefined && !AUGMENT_PROFILES.includes(o.augment)) {
     throw new PipelineError("bad_argument", `expected one of ${AUGMENT_PROFILES.join(", ")}, got '${o.augment}'`, "--augment");
   }
+  if (o.ema !== undefined && !(o.ema >= 0 && o.ema < 1)) throw new PipelineError("bad_argument", `expected a decay in [0, 1) (0: off), got ${o.ema}`, "--ema");
   if (o.init !== undefined && !existsSync(o.init)) throw new PipelineError("bad_input", "no such file", `--init ${o.init}`);
   await mkdir(o.out, { recursive: true }).catch((e: unknown) => {
     throw new PipelineError("bad_argument", `cannot create folder: ${e instanceof Error ? e.message : String(e)}`, "--out");
@@ -122,6 +128,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
     ...num("--iters", o.iters), ...num("--minutes", o.minutes), ...num("--seed", o.seed), ...num("--crop", o.crop),
     ...num("--batch", o.batch), ...num("--val-every", o.valEvery), ...num("--log-every", o.logEvery), ...num("--threads", o.threads),
     ...(o.augment === undefined ? [] : ["--augment", o.augment]),
+    ...num("--ema", o.ema),
     ...(o.init === undefined ? [] : ["--init", path.resolve(o.init)]),
     ...(o.resume ? [] : ["--fresh"]),
   ];
