@@ -16,7 +16,8 @@ import { WorkVolume, type WorkVolumeSpec } from "../blockwise/work-store.js";
 import { removeSmallFragments } from "./cleanup.js";
 import { DEFAULT_MODEL_PATH } from "./model.js";
 import { segmentVolume } from "./segment.js";
-import { cleanupOnTasks, closeSegmentRunners, segmentKinds, segmentOnTasks, type SegmentRecord, type StageExecutor } from "./tasks.js";
+import { cleanupOnTasks } from "./cleanup-tasks.js";
+import { closeSegmentRunners, segmentKinds, segmentOnTasks, type SegmentRecord, type StageExecutor } from "./tasks.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "vemscope-segment-tasks-"));
 let registry: TaskKindRegistry;
