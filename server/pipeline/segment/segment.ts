@@ -9,7 +9,9 @@ import { availableParallelism } from "node:os";
 import type { Volume } from "../../../precomputed/array.js";
 import { PipelineError } from "../errors.js";
 import { silentProgress, type Progress } from "../progress.js";
+import { accumulate, divideByWeights, sectionPart, SumBuffers } from "./blend.js";
 import { removeSmallAreas } from "./cleanup.js";
+import { decideSection, thresholdsByChannel } from "./decide.js";
 import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo, type PixelRange } from "./model.js";
 import { asNormalised, zscored, type NormalisedSection } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
@@ -18,6 +20,7 @@ import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./til
 import { checkTta, runAugmented, TTA_VIEWS, type TtaMode } from "./tta.js";
 
 export { DEFAULT_MODEL_PATH } from "./model.js";
+export { decide, decideSection } from "./decide.js";
 
 /**
  * Tiles of <= 1024 with >= 192 px overlap. With the GPU-trained model (which uses more context than the first CPU
@@ -402,169 +405,6 @@ async function segmentSection(norm: NormalisedSection, ctx: SectionContext): Pro
   finalise(acc as Float32Array, H);
   if (blended) ctx.sums.give(blended);
   return { classes, planes };
-}
-
-/**
- * Class codes of a section: `decide` for every pixel of the channel-major float32 probabilities, and each
- * channel's probability as uint8 into `planes` when given. Loops run channel by channel over whole planes, not
- * pixel by pixel over channels: the per-pixel form (a Float64 copy and a call per pixel) cost ~140 ns a pixel, a
- * quarter of the main thread on the demo; this one ~40. `decide` stays the oracle (segment.test.ts). Channel k's
- * plane starts at k * stride (a blending window holds more rows than it decides); the codes go into `out`.
- */
-export function decideSection(probs: Float32Array, n: number, C: number, codes: readonly number[], threshold: Float64Array, planes?: Uint8Array[], stride = n, out = new Uint8Array(n)): Uint8Array {
-  // As in decide: without any unthresholded channel every channel competes in the fallback argmax.
-  const free = threshold.some((t) => Number.isNaN(t));
-  const bestP = new Float32Array(n).fill(-1);
-  const best = new Uint8Array(n);
-  const reachedP = new Float32Array(n).fill(-1);
-  const reached = new Int8Array(n).fill(-1);
-  for (let k = 0; k < C; k++) {
-    const t = threshold[k] as number;
-    const plane = probs.subarray(k * stride, k * stride + n);
-    const bytes = planes?.[k];
-    if (bytes) for (let i = 0; i < n; i++) bytes[i] = Math.round((plane[i] as number) * 255);
-    if (!free || Number.isNaN(t)) {
-      for (let i = 0; i < n; i++) {
-        const p = plane[i] as number;
-        if (p > (bestP[i] as number)) {
-          bestP[i] = p;
-          best[i] = k;
-        }
-      }
-    }
-    if (!Number.isNaN(t)) {
-      // reachedP starts below any probability, so "more probable than the best reached" also means "first reached".
-      for (let i = 0; i < n; i++) {
-        const p = plane[i] as number;
-        if (p >= t && p > (reachedP[i] as number)) {
-          reachedP[i] = p;
-          reached[i] = k;
-        }
-      }
-    }
-  }
-  for (let i = 0; i < n; i++) {
-    const r = reached[i] as number;
-    out[i] = codes[r >= 0 ? r : (best[i] as number)] as number;
-  }
-  return out;
-}
-
-/** Per output channel the model's threshold (or an override's), NaN for channels decided by argmax. */
-function thresholdsByChannel(model: ModelInfo, override?: ReadonlyMap<string, number>): Float64Array {
-  const t = override ?? model.thresholds;
-  return Float64Array.from(model.classNames, (name) => t.get(name) ?? NaN);
-}
-
-/**
- * A pixel's channel from its probabilities: the most probable of the channels with a threshold that their
- * probability reaches, else the most probable channel among those without one (all of them when every channel
- * has one); first of equals. With no thresholds this is argmax. Why thresholds: a class learnt with a class-weighted marginal
- * loss (mitochondria on real data, annotated alone) comes out over-confident, so "most probable of seven"
- * calls it where the model gives "not mitochondrion" the larger share.
- */
-export function decide(p: ArrayLike<number>, threshold: Float64Array): number {
-  let free = false;
-  let reached = -1;
-  for (let k = 0; k < p.length; k++) {
-    const t = threshold[k] as number;
-    if (Number.isNaN(t)) free = true;
-    else if ((p[k] as number) >= t && (reached < 0 || (p[k] as number) > (p[reached] as number))) reached = k;
-  }
-  if (reached >= 0) return reached;
-  let best = -1;
-  let bestP = -1;
-  for (let k = 0; k < p.length; k++) {
-    if (free && !Number.isNaN(threshold[k] as number)) continue;
-    if ((p[k] as number) > bestP) {
-      bestP = p[k] as number;
-      best = k;
-    }
-  }
-  return best < 0 ? 0 : best;
-}
-
-/** The section's part of a tile's channel-major probabilities: the tile itself when it is the section's size. */
-function sectionPart(probs: Float32Array, C: number, plan: TilePlan, t: Tile): Float32Array {
-  const { width: W, height: H } = plan;
-  if (t.w === W && t.h === H) return probs;
-  const vw = Math.min(t.w, W - t.x0);
-  const vh = Math.min(t.h, H - t.y0);
-  const n = W * H;
-  const tn = t.w * t.h;
-  const out = new Float32Array(C * n);
-  for (let k = 0; k < C; k++) {
-    for (let ty = 0; ty < vh; ty++) {
-      const to = k * tn + ty * t.w;
-      out.set(probs.subarray(to, to + vw), k * n + (t.y0 + ty) * W + t.x0);
-    }
-  }
-  return out;
-}
-
-/** The first n blended sums of each channel plane (planes `stride` apart) over their weights, in place. */
-function divideByWeights(acc: Float32Array, wsum: Float32Array, C: number, n: number, stride: number): void {
-  const inv = new Float64Array(n);
-  for (let i = 0; i < n; i++) inv[i] = 1 / (wsum[i] as number);
-  for (let k = 0; k < C; k++) {
-    const plane = acc.subarray(k * stride, k * stride + n);
-    for (let i = 0; i < n; i++) plane[i] = (plane[i] as number) * (inv[i] as number);
-  }
-}
-
-/**
- * Adds a tile's weighted probabilities into the window's sums (its first row is section row `start`, its channel
- * planes `stride` apart), a row of each channel at a time.
- */
-function accumulate(acc: Float32Array, wsum: Float32Array, probs: Float32Array, C: number, plan: TilePlan, t: Tile, start: number, stride: number): void {
-  const { width: W, height: H } = plan;
-  const nx = plan.x.starts.length;
-  const wx = plan.wx[t.index % nx] as Float32Array;
-  const wy = plan.wy[Math.floor(t.index / nx)] as Float32Array;
-  const vw = Math.min(t.w, W - t.x0);
-  const vh = Math.min(t.h, H - t.y0);
-  const n = stride;
-  const tn = t.w * t.h;
-  const rowW = new Float32Array(vw);
-  for (let ty = 0; ty < vh; ty++) {
-    const wyv = wy[ty] as number;
-    for (let tx = 0; tx < vw; tx++) rowW[tx] = wyv * (wx[tx] as number);
-    const row = (t.y0 - start + ty) * W + t.x0;
-    const trow = ty * t.w;
-    const ws = wsum.subarray(row, row + vw);
-    for (let tx = 0; tx < vw; tx++) ws[tx] = (ws[tx] as number) + (rowW[tx] as number);
-    for (let k = 0; k < C; k++) {
-      const a = acc.subarray(k * n + row, k * n + row + vw);
-      const p = probs.subarray(k * tn + trow, k * tn + trow + vw);
-      for (let tx = 0; tx < vw; tx++) a[tx] = (a[tx] as number) + (rowW[tx] as number) * (p[tx] as number);
-    }
-  }
-}
-
-/**
- * A section's blending sums, reused from one section to the next (zeroed) rather than allocated fresh: on this VM
- * blending two 608 x 768 tiles into fresh 22-MB arrays took 70-108 ms vs 34-42 ms into reused ones, and
- * `vemscope segment` on 16 Lucchi sections ran 10.7-11.6 s vs 11.3-11.9 s (3 alternating pairs, system CPU 1.1 vs
- * 1.4-1.6 s: fewer page faults).
- */
-class SumBuffers {
-  private readonly free: { acc: Float32Array; wsum: Float32Array }[] = [];
-  constructor(
-    private readonly accLength: number,
-    private readonly wsumLength: number,
-  ) {}
-
-  take(): { acc: Float32Array; wsum: Float32Array } {
-    const b = this.free.pop();
-    if (!b) return { acc: new Float32Array(this.accLength), wsum: new Float32Array(this.wsumLength) };
-    b.acc.fill(0);
-    b.wsum.fill(0);
-    return b;
-  }
-
-  give(b: { acc: Float32Array; wsum: Float32Array }): void {
-    this.free.push(b);
-  }
 }
 
 /** A counting semaphore: bounds tiles extracted and in flight, hence memory, whatever the section size. */
