@@ -36,6 +36,8 @@ export interface NormalisedSection {
   data: Uint8Array | Uint16Array | Float32Array;
   mean: number;
   inv: number;
+  /** The first row `data` holds (rows above are not held: resampled-tiles.ts); default 0. */
+  firstRow?: number;
 }
 
 /** The section z-scored lazily (see NormalisedSection); values equal normaliseSection's to the bit. */

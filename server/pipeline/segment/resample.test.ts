@@ -1,6 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { asNormalised, normaliseSection } from "./normalise.js";
 import { resamplePlanes, RowResampler } from "./resample.js";
+import { ResampledTiles } from "./resampled-tiles.js";
+import { extractTile, planTiles, tilesOf } from "./tiling.js";
 
 const PYTHON = "/usr/bin/python3";
 const havePil = spawnSync(PYTHON, ["-c", "import PIL, numpy"]).status === 0;
@@ -84,5 +87,35 @@ describe("resamplePlanes", () => {
       for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs((got[i] as number) - (want[i] as number)));
       expect(worst, `${w}x${h} -> ${w2}x${h2}`).toBeLessThan(1e-5);
     }
+  });
+});
+
+describe("ResampledTiles", () => {
+  // A 16-bit section enlarged 1.7x (10 nm -> 5.9 nm) and one shrunk, cut into several rows of small tiles.
+  it.each([
+    [300, 260, 510, 442],
+    [300, 260, 160, 139],
+  ])("%i x %i on a %i x %i grid: every tile equals the one cut from the whole resampled grid, holding about a row of tiles", (W, H, gw, gh) => {
+    const section = Uint16Array.from({ length: W * H }, (_, i) => (Math.imul(i, 2654435761) >>> 20) + ((i % W) * 7));
+    const whole = resamplePlanes(normaliseSection(section), 1, W, H, gw, gh);
+    const plan = planTiles(gw, gh, 96, 32, 16);
+    const tiles = tilesOf(plan);
+    expect(plan.y.starts.length).toBeGreaterThan(2);
+    const cutter = new ResampledTiles(section, W, H, gw, gh, tiles);
+    let most = 0;
+    for (const t of tiles) {
+      const got = cutter.cut(t);
+      most = Math.max(most, cutter.heldRows);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(extractTile(asNormalised(whole), gw, gh, t).buffer)), `tile ${t.index}`).toBe(true);
+    }
+    // One tile row plus what one 64-row band of the section makes, never the whole grid.
+    expect(most).toBeLessThanOrEqual(plan.y.size + Math.ceil((64 * gh) / H) + 2);
+    expect(most).toBeLessThan(gh);
+  });
+
+  it("refuses tiles out of plan order", () => {
+    const tiles = tilesOf(planTiles(200, 200, 96, 32, 16));
+    const cutter = new ResampledTiles(new Uint8Array(100 * 100), 100, 100, 200, 200, tiles);
+    expect(() => cutter.cut(tiles[1] as (typeof tiles)[number])).toThrow(/tile 1 asked for before tile 0/);
   });
 });

@@ -13,9 +13,10 @@ import { accumulate, divideByWeights, sectionPart, SumBuffers } from "./blend.js
 import { removeSmallAreas } from "./cleanup.js";
 import { decideSection, thresholdsByChannel } from "./decide.js";
 import { checkMinAreas, checkThresholds, DEFAULT_MODEL_PATH, loadModelInfo, type ModelInfo, type PixelRange } from "./model.js";
-import { asNormalised, zscored, type NormalisedSection } from "./normalise.js";
+import { zscored } from "./normalise.js";
 import { createRunner, defaultRunnerOptions, type RunnerOptions, type TileRunner } from "./pool.js";
 import { RowResampler } from "./resample.js";
+import { ResampledTiles } from "./resampled-tiles.js";
 import { extractTile, planTiles, tilesOf, type Tile, type TilePlan } from "./tiling.js";
 import { checkTta, runAugmented, TTA_VIEWS, type TtaMode } from "./tta.js";
 
@@ -256,8 +257,15 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     for (let z = 0; z < D; z++) {
       const section = await source.read(z);
       if (section.length !== W * H) throw new PipelineError("bad_input", `section ${z} has ${section.length} pixels, expected ${W * H}`, "--image");
-      const input = grid.resampled ? asNormalised(resampledInput(section, W, H, grid.width, grid.height)) : zscored(section);
-      window.push(segmentSection(input, ctx));
+      let cut: (t: Tile) => Float32Array;
+      if (grid.resampled) {
+        const resampled = new ResampledTiles(section, W, H, grid.width, grid.height, tiles);
+        cut = (t) => resampled.cut(t);
+      } else {
+        const norm = zscored(section);
+        cut = (t) => extractTile(norm, W, H, t);
+      }
+      window.push(segmentSection(cut, ctx));
       if (window.length >= inFlight) await finish(await (window.shift() as Promise<Done>));
     }
     while (window.length > 0) await finish(await (window.shift() as Promise<Done>));
@@ -284,25 +292,6 @@ export async function segmentSections(source: SectionSource, sink: SectionSink, 
     minAreaRemoved: removed,
     ...(grid.resampled ? { resampledTo: { width: grid.width, height: grid.height, pixelNm: grid.pixelNm as [number, number] } } : {}),
   };
-}
-
-/**
- * A section z-scored and resampled to the inference grid, fed to the resampler in bands of rows, so only the grid
- * is held whole (not also a float copy of the section). The same values as resampling normaliseSection's copy.
- */
-function resampledInput(section: Uint8Array | Uint16Array, W: number, H: number, gw: number, gh: number): Float32Array {
-  const { mean, inv } = zscored(section);
-  const rr = new RowResampler(1, W, H, gw, gh);
-  const out = new Float32Array(gw * gh);
-  const band = 64;
-  const rows = new Float32Array(band * W);
-  for (let r0 = 0; r0 < H; r0 += band) {
-    const n = Math.min(band, H - r0);
-    for (let i = 0, j = r0 * W; i < n * W; i++, j++) rows[i] = ((section[j] as number) - mean) * inv;
-    const r = rr.push(rows, n, band * W);
-    out.set(r.data, r.y0 * gw);
-  }
-  return out;
 }
 
 /** What every section of a stack shares (segmentSections builds it once). */
@@ -332,13 +321,14 @@ function windowRows(plan: TilePlan, tiles: number): number {
 }
 
 /**
- * Class codes of one section, and uint8 probabilities per channel when asked. `norm` is the section on the plan's
- * grid, normalised as tiles are cut. Tiles are blended in plan order; after each row of tiles the rows no later
+ * Class codes of one section, and uint8 probabilities per channel when asked. `cut` gives a tile's network input
+ * (the section on the plan's grid, normalised as it is cut; tiles are asked for in plan order, as the limiter grants
+ * them: resampled-tiles.ts relies on it). Tiles are blended in plan order; after each row of tiles the rows no later
  * tile reaches are final: they are divided by their weights, decided and dropped from the window. Where the grid is
  * not the section's own, final rows are resampled back (RowResampler: a section row leaves as soon as the grid rows
  * it reads are final) before the decision.
  */
-async function segmentSection(norm: NormalisedSection, ctx: SectionContext): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
+async function segmentSection(cut: (t: Tile) => Float32Array, ctx: SectionContext): Promise<{ classes: Uint8Array; planes: Uint8Array[] | undefined }> {
   const { plan, tiles, limiter, model, rows } = ctx;
   const { width: W, height: H } = plan;
   const C = model.codes.length;
@@ -384,7 +374,7 @@ async function segmentSection(norm: NormalisedSection, ctx: SectionContext): Pro
       await limiter.acquire();
       let probs: Float32Array;
       try {
-        probs = await runAugmented(ctx.runner, extractTile(norm, W, H, t), t.h, t.w, C, ctx.tta);
+        probs = await runAugmented(ctx.runner, cut(t), t.h, t.w, C, ctx.tta);
       } catch (e) {
         limiter.release();
         throw e;

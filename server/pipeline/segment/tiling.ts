@@ -117,11 +117,12 @@ export function reflectIndex(i: number, n: number): number {
 export function extractTile(section: NormalisedSection, width: number, height: number, tile: Tile, out?: Float32Array): Float32Array {
   const dst = out ?? new Float32Array(tile.w * tile.h);
   const { data, mean, inv } = section;
+  const first = section.firstRow ?? 0;
   const inside = Math.max(0, Math.min(tile.w, width - tile.x0));
   const copy = data instanceof Float32Array && mean === 0 && inv === 1;
   for (let ty = 0; ty < tile.h; ty++) {
     const sy = reflectIndex(tile.y0 + ty, height);
-    const row = sy * width;
+    const row = (sy - first) * width;
     const o = ty * tile.w;
     if (copy) dst.set(data.subarray(row + tile.x0, row + tile.x0 + inside), o);
     else for (let tx = 0; tx < inside; tx++) dst[o + tx] = ((data[row + tile.x0 + tx] as number) - mean) * inv;
