@@ -19,6 +19,14 @@ type Values = Record<string, string | boolean | (string | boolean)[] | undefined
 
 class UsageError extends Error {}
 
+/** --ema: a decay, 0 included (the raw weights); the range is runTraining's to check. */
+function emaOption(raw: Values[string]): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  if (!Number.isFinite(n)) throw new UsageError(`--ema: expected a decay in [0, 1), got '${String(raw)}'`);
+  return n;
+}
+
 function required(values: Values, name: string): string {
   const v = values[name];
   if (typeof v !== "string" || v.length === 0) throw new UsageError(`missing --${name}`);
@@ -233,7 +241,7 @@ const COMMANDS: Record<string, Command> = {
   },
   train: {
     usage:
-      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--pixel-nm X[,Y]] [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N] [--augment standard|domain] [--ema 0.999] [--init WEIGHTS.pt]",
+      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--pixel-nm X[,Y]] [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N] [--augment standard|domain] [--ema 0.999|0] [--init WEIGHTS.pt]",
     summary: "train the 2D U-Net with scripts/train/train.py (needs python3-torch, python3-onnx); exports DIR/model.onnx",
     options: {
       data: { type: "string" },
@@ -276,7 +284,7 @@ const COMMANDS: Record<string, Command> = {
           valEvery: intOption(v["val-every"], "--val-every", 1),
           threads: intOption(v.threads, "--threads", 1),
           augment: str("augment"),
-          ema: numberOption(v.ema, "--ema"),
+          ema: emaOption(v.ema),
           init: str("init"),
           onEvent: (e) => printer.onEvent(e),
         });

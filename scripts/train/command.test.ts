@@ -107,6 +107,8 @@ describe("train command", () => {
     expect(result.model.classNames).toEqual(["background", "er", "mito", "ld", "lyso", "perox", "nucleus"]);
     expect(existsSync(join(out, "model-card.json"))).toBe(true);
     expect((result.model.card?.training as { augmentation: string }).augmentation).toMatch(/random monotone intensity curve/);
+    // The weight average is on by default (train.py --ema 0.999).
+    expect((result.model.card?.training as { ema_decay?: number }).ema_decay).toBe(0.999);
     // The pixel sizes it was trained for: the source's 5 nm, and what the domain profile's zoom (0.65-1.5) reached.
     expect(result.model.pixelNm).toEqual({ trained: [5, 5], accepts: [3.333, 7.692] });
     // mito was annotated alone (learnt against "everything else"): the export swept its threshold on the training
@@ -142,10 +144,13 @@ describe("train command", () => {
     const simple = { images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`], crop: 32, batch: 2, logEvery: 1, threads: 1 };
     const events: TrainEvent[] = [];
     // The shipped fast model's weights are 8-16-32-64; no --widths is given, so they must set the architecture.
-    const tuned = await runTraining({ ...simple, out: join(dir, "tuned"), iters: 2, valEvery: 2, init: FAST_WEIGHTS, onEvent: (e) => events.push(e) });
+    const tuned = await runTraining({ ...simple, out: join(dir, "tuned"), iters: 2, valEvery: 2, init: FAST_WEIGHTS, ema: 0, onEvent: (e) => events.push(e) });
     expect(events.some((e) => e.event === "initialised")).toBe(true);
     expect(tuned.model.card?.architecture).toMatch(/\(8-16-32-64\) \+ 64 bottleneck/);
     expect((tuned.model.card?.training as { initialised_from: { from: string } }).initialised_from.from).toBe("vemscope-unet-fast.pt");
+    // --ema 0: the raw weights, validated alone (no "raw" scores beside them) and no decay in the card.
+    expect((tuned.model.card?.training as { ema_decay?: number }).ema_decay).toBeUndefined();
+    expect(events.find((e) => e.event === "val")?.raw).toBeUndefined();
     expect((await rejection(runTraining({ ...simple, out: join(dir, "t2"), iters: 1, init: join(dir, "none.pt") }))).message).toMatch(/^--init .*none\.pt: no such file/);
     const foreign = join(dir, "foreign.pt");
     writeFileSync(foreign, "not torch");

@@ -53,7 +53,7 @@ export interface TrainOptions {
   augment?: string;
   /**
    * Decay of a moving average of the weights that is validated, chosen and exported instead of the raw weights
-   * (train.py `ema_update`; e.g. 0.999); absent or 0: off.
+   * (train.py `ema_update`); absent: train.py's default, 0.999; 0: the raw weights.
    */
   ema?: number;
   python?: string;
@@ -102,7 +102,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   if (o.augment !== undefined && !AUGMENT_PROFILES.includes(o.augment)) {
     throw new PipelineError("bad_argument", `expected one of ${AUGMENT_PROFILES.join(", ")}, got '${o.augment}'`, "--augment");
   }
-  if (o.ema !== undefined && !(o.ema >= 0 && o.ema < 1)) throw new PipelineError("bad_argument", `expected a decay in [0, 1) (0: off), got ${o.ema}`, "--ema");
+  if (o.ema !== undefined && !(o.ema >= 0 && o.ema < 1)) throw new PipelineError("bad_argument", `expected a decay in [0, 1) (0: the raw weights), got ${o.ema}`, "--ema");
   if (o.init !== undefined && !existsSync(o.init)) throw new PipelineError("bad_input", "no such file", `--init ${o.init}`);
   await mkdir(o.out, { recursive: true }).catch((e: unknown) => {
     throw new PipelineError("bad_argument", `cannot create folder: ${e instanceof Error ? e.message : String(e)}`, "--out");

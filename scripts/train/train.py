@@ -859,8 +859,10 @@ def main() -> None:
     f.add_argument("--no-onnx", action="store_true", help="keep best.pt only; `export` makes the ONNX later")
     f.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="standard",
                    help="augmentation profile (domain: wider scale, intensity curves, blur/sharpen for other microscopes)")
-    f.add_argument("--ema", type=float, default=0.0,
-                   help="validate, choose and export an exponential moving average of the weights with this decay (e.g. 0.999); 0: off")
+    # Default on since session 15: on a source held out of the fit the average scored higher at every validation
+    # (20 of 20, two seeds, +0.06 Dice on average), on the trained-on sources the same (README, "Weight averaging").
+    f.add_argument("--ema", type=float, default=0.999,
+                   help="validate, choose and export an exponential moving average of the weights with this decay; 0: the raw weights")
     f.add_argument("--init", help="start from these weights (best.pt of another run, or a shipped models/*.pt), "
                                   "with a fresh optimiser; their architecture unless --widths/--bottleneck say otherwise")
     args = ap.parse_args()
