@@ -19,14 +19,6 @@ type Values = Record<string, string | boolean | (string | boolean)[] | undefined
 
 class UsageError extends Error {}
 
-/** --ema: a decay, 0 included (the raw weights); the range is runTraining's to check. */
-function emaOption(raw: Values[string]): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
-  if (!Number.isFinite(n)) throw new UsageError(`--ema: expected a decay in [0, 1), got '${String(raw)}'`);
-  return n;
-}
-
 function required(values: Values, name: string): string {
   const v = values[name];
   if (typeof v !== "string" || v.length === 0) throw new UsageError(`missing --${name}`);
@@ -284,7 +276,7 @@ const COMMANDS: Record<string, Command> = {
           valEvery: intOption(v["val-every"], "--val-every", 1),
           threads: intOption(v.threads, "--threads", 1),
           augment: str("augment"),
-          ema: emaOption(v.ema),
+          ema: numberOption(v.ema, "--ema", true),
           init: str("init"),
           onEvent: (e) => printer.onEvent(e),
         });

@@ -14,10 +14,11 @@ export function intOption(raw: Raw, option: string, min: number): number | undef
   return n;
 }
 
-export function numberOption(raw: Raw, option: string): number | undefined {
+/** A finite number above 0, or from 0 with `zero` (e.g. --ema 0: off). */
+export function numberOption(raw: Raw, option: string, zero = false): number | undefined {
   if (raw === undefined) return undefined;
   const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
-  if (!Number.isFinite(n) || n <= 0) throw new PipelineError("bad_argument", `expected a positive number, got '${String(raw)}'`, option);
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zero)) throw new PipelineError("bad_argument", `expected ${zero ? "a number >= 0" : "a positive number"}, got '${String(raw)}'`, option);
   return n;
 }
 
