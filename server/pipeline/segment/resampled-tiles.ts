@@ -31,6 +31,8 @@ export class ResampledTiles {
   private fed = 0;
   /** Tiles cut so far: they must be asked for in `tiles` order. */
   private next = 0;
+  /** Per tile: one past the highest grid row it reads. */
+  private readonly readsTo: number[];
   /** Per tile: the lowest grid row it or any later tile reads (what must stay once the tiles before it are cut). */
   private readonly keepFrom: number[];
   private readonly mean: number;
@@ -49,10 +51,12 @@ export class ResampledTiles {
     ({ mean: this.mean, inv: this.inv } = zscored(section));
     this.resampler = new RowResampler(1, W, H, gw, gh);
     this.band = new Float32Array(BAND * W);
+    const spans = tiles.map((t) => rowsRead(t, gh));
+    this.readsTo = spans.map(([, hi]) => hi);
     this.keepFrom = new Array<number>(tiles.length);
     let lowest = gh;
     for (let i = tiles.length - 1; i >= 0; i--) {
-      lowest = Math.min(lowest, rowsRead(tiles[i] as Tile, gh)[0]);
+      lowest = Math.min(lowest, (spans[i] as [number, number])[0]);
       this.keepFrom[i] = lowest;
     }
   }
@@ -60,7 +64,7 @@ export class ResampledTiles {
   /** The next tile's network input (tiles in plan order: segment.ts cuts them so, one limiter slot each in turn). */
   cut(t: Tile): Float32Array {
     if (t !== this.tiles[this.next]) throw new Error(`ResampledTiles: tile ${t.index} asked for before tile ${this.tiles[this.next]?.index}`);
-    const [, hi] = rowsRead(t, this.gh);
+    const hi = this.readsTo[this.next] as number;
     while (this.end < hi) this.feed();
     const tile = extractTile({ data: this.rows, mean: 0, inv: 1, firstRow: this.first }, this.gw, this.gh, t);
     this.next++;
