@@ -233,7 +233,7 @@ const COMMANDS: Record<string, Command> = {
   },
   train: {
     usage:
-      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--pixel-nm X[,Y]] [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N] [--augment standard|domain] [--ema 0.999|0] [--init WEIGHTS.pt]",
+      "train (--data SPEC.json | --images DIR (--masks CLASS=DIR ... | --labels VOL)) --out DIR [--pixel-nm X[,Y]] [--iters N] [--minutes M] [--seed S] [--resume] [--crop 192] [--batch 8] [--val-every 250] [--threads N] [--augment standard|domain] [--ema 0.999|0] [--init WEIGHTS.pt [--adapt CLASS[,CLASS]=DIR ...]]",
     summary: "train the 2D U-Net with scripts/train/train.py (needs python3-torch, python3-onnx); exports DIR/model.onnx",
     options: {
       data: { type: "string" },
@@ -253,6 +253,7 @@ const COMMANDS: Record<string, Command> = {
       augment: { type: "string" },
       ema: { type: "string" },
       init: { type: "string" },
+      adapt: { type: "string", multiple: true },
     },
     async run(v) {
       const { runTraining, trainPrinter } = await import("./train/command.js");
@@ -278,6 +279,7 @@ const COMMANDS: Record<string, Command> = {
           augment: str("augment"),
           ema: numberOption(v.ema, "--ema", true),
           init: str("init"),
+          adapt: Array.isArray(v.adapt) ? v.adapt.filter((m): m is string => typeof m === "string") : undefined,
           onEvent: (e) => printer.onEvent(e),
         });
         printer.stop();

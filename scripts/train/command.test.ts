@@ -157,6 +157,50 @@ describe("train command", () => {
     expect((await rejection(runTraining({ ...simple, out: join(dir, "t3"), iters: 1, init: foreign }))).message).toMatch(/foreign\.pt: not a weights file saved by train\.py/);
   }, 300_000);
 
+  it.skipIf(!haveTorch)(`--adapt adds unannotated images that --init's model pseudo-labels, kept out of the decision sweep${skipReason}`, async () => {
+    const simple = { images: join(dir, "data/image"), masks: [`mito=${join(dir, "data/mito")}`], crop: 32, batch: 2, logEvery: 1, threads: 1 };
+    const events: TrainEvent[] = [];
+    const r = await runTraining({ ...simple, out: join(dir, "adapted"), iters: 2, valEvery: 2, init: FAST_WEIGHTS, adapt: [`mito=${join(dir, "data/image")}`], onEvent: (e) => events.push(e) });
+    const pl = events.find((e) => e.event === "pseudo_labelled") as { source: string; from: string; share: Record<string, number>; unlabelled: number } | undefined;
+    expect(pl?.source).toBe("image-unlabelled");
+    expect(pl?.from).toBe("vemscope-unet-fast.pt");
+    expect(Object.keys(pl?.share ?? {}).sort()).toEqual(["background", "mito"]);
+    expect((pl?.share.background ?? 0) + (pl?.share.mito ?? 0) + (pl?.unlabelled ?? 0)).toBeCloseTo(1, 3);
+    const data = r.model.card?.data as { name: string; annotated: string[]; val_slices: number[]; pseudo_labels?: { sure: number; none_below: number } }[];
+    expect(data.map((d) => d.name)).toEqual(["image", "image-unlabelled"]);
+    expect(data[1]).toMatchObject({ annotated: ["mito"], val_slices: [], pseudo_labels: { sure: 0.9, none_below: 0.003 } });
+    // Thresholds are chosen on annotated sections only: pseudo-labels would grade the model by its own answers.
+    expect((r.model.card?.decision as { sweep: Record<string, { sources: string[] }> }).sweep.mito?.sources).toEqual(["image"]);
+    const spec = JSON.parse(readFileSync(r.spec, "utf8")) as { sources: { unlabelled?: string[] }[] };
+    expect(spec.sources.map((src) => src.unlabelled)).toEqual([undefined, ["mito"]]);
+    expect((await rejection(runTraining({ ...simple, out: join(dir, "a2"), iters: 1, adapt: [`mito=${join(dir, "data/image")}`] }))).message).toMatch(/^--adapt: needs --init/);
+    expect((await rejection(runTraining({ ...simple, out: join(dir, "a3"), iters: 1, init: FAST_WEIGHTS, adapt: [join(dir, "data/image")] }))).message).toMatch(/^--adapt: expected CLASS\[,CLASS\]=DIR/);
+    expect((await rejection(runTraining({ ...simple, out: join(dir, "a4"), iters: 1, init: FAST_WEIGHTS, adapt: ["golgi=/x"] }))).message).toMatch(/--adapt: expected/);
+  }, 300_000);
+
+  it.skipIf(!haveTorch)(`pseudo_label: a class where it is sure (>= 0.9), none where every listed class is <= 0.003, else unlabelled${skipReason}`, () => {
+    const code = [
+      "import sys, json, numpy as np, torch",
+      `sys.path.insert(0, ${JSON.stringify(dirname(TRAIN_PY))})`,
+      "import train",
+      "class Pointwise(torch.nn.Module):  # logits from the pixel alone, so mirror images agree",
+      "    def __init__(self):",
+      "        super().__init__(); self.w = torch.nn.Parameter(torch.zeros(1))",
+      "    def forward(self, x):",
+      "        z = torch.zeros(x.shape[0], len(train.CLASS_NAMES), *x.shape[2:])",
+      "        z[:, 2] = x[:, 0]",
+      "        return z",
+      "C = len(train.CLASS_NAMES)",
+      "odds = lambda p: float(np.log(p / (1 - p) * (C - 1)))  # logit of mito against six zeros for probability p",
+      "x = np.array([[odds(0.95), odds(0.5), odds(0.002)], [odds(0.89), odds(0.004), odds(0.91)]], np.float32)",
+      "lab = train.pseudo_label(Pointwise().eval(), np.tile(x, (1, 1)), [2])",
+      "print(json.dumps(lab.tolist()))",
+    ].join("\n");
+    const r = spawnSync(DEFAULT_PYTHON, ["-c", code], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([[2, 255, 0], [255, 255, 2]]);
+  });
+
   it.skipIf(!haveTorch)(`the domain augmentation's intensity curve keeps the order of grey levels, its blur keeps their mean${skipReason}`, () => {
     const code = [
       "import sys, json, numpy as np, torch",
@@ -210,6 +254,40 @@ describe("train command", () => {
     expect(o.mean).toEqual([expect.closeTo(3.6, 6), expect.closeTo(3.6, 6)]);
     expect(o.count).toBe(7);
     expect(o.model_untouched).toBeCloseTo(1, 6);
+  });
+
+  it.skipIf(!haveTorch)(`the loss ignores UNLABELLED pixels: whatever the network says there, loss and gradient stay${skipReason}`, () => {
+    const code = [
+      "import sys, json, torch",
+      `sys.path.insert(0, ${JSON.stringify(dirname(TRAIN_PY))})`,
+      "import train",
+      "g = torch.Generator().manual_seed(3)",
+      "C = len(train.CLASS_NAMES)",
+      "y = torch.randint(0, 3, (2, 16, 16), generator=g)",
+      "y[:, :, 8:] = train.UNLABELLED",
+      "kmask = train.known_mask([[2], [1, 2, 3, 4, 5, 6]], 'cpu')",
+      "w = torch.ones(C)",
+      "def run(logits):",
+      "    logits = logits.clone().requires_grad_(True)",
+      "    loss, _, _ = train.losses(logits, y, kmask, w)",
+      "    loss.backward()",
+      "    return loss.item(), logits.grad",
+      "a = torch.randn(2, C, 16, 16, generator=g)",
+      "b = a.clone(); b[:, :, :, 8:] = 50 * torch.randn(2, C, 16, 8, generator=g)",
+      "la, ga = run(a); lb, gb = run(b)",
+      "yl = y.clone(); yl[:, :, 8:] = 0",
+      "lfull, _, _ = train.losses(a, yl, kmask, w)",
+      "print(json.dumps({'same': abs(la - lb), 'grad_diff': float((ga - gb).abs().max()),",
+      "  'grad_unlabelled': float(ga[:, :, :, 8:].abs().max()), 'labelled_differs': abs(lfull.item() - la), 'finite': la == la}))",
+    ].join("\n");
+    const r = spawnSync(DEFAULT_PYTHON, ["-c", code], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout) as { same: number; grad_diff: number; grad_unlabelled: number; labelled_differs: number; finite: boolean };
+    expect(o.finite).toBe(true);
+    expect(o.same).toBeLessThan(1e-6);
+    expect(o.grad_diff).toBeLessThan(1e-6);
+    expect(o.grad_unlabelled).toBe(0);
+    expect(o.labelled_differs).toBeGreaterThan(1e-3); // the same pixels called background do count
   });
 
   it.skipIf(!haveTorch)(`choose_min_area keeps the smallest area that drops false specks and no true object${skipReason}`, () => {

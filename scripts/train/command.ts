@@ -43,6 +43,12 @@ export interface TrainOptions {
    * architecture: fine-tuning the shipped model on one's own annotations needs far fewer iterations than a new fit.
    */
   init?: string;
+  /**
+   * "CLASS[,CLASS]=DIR" per stack of unannotated images of the data to adapt to (another microscope): --init's model
+   * labels them where it is sure (train.py `pseudo_label`) and the fit trains on those labels with the annotated
+   * sources (self-training). Needs --init.
+   */
+  adapt?: string[];
   crop?: number;
   batch?: number;
   valEvery?: number;
@@ -76,10 +82,7 @@ export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels" | 
   if (!o.images) throw new PipelineError("bad_argument", "give --data SPEC.json, or --images with --masks CLASS=DIR or --labels VOL", "--images");
   const hasMasks = (o.masks?.length ?? 0) > 0;
   if (hasMasks === (o.labels !== undefined)) throw new PipelineError("bad_argument", "give either --masks CLASS=DIR (one or more) or --labels VOL with --images", hasMasks ? "--labels" : "--masks");
-  const need = (p: string, option: string) => {
-    if (!existsSync(p)) throw new PipelineError("bad_input", "no such file or folder", `${option} ${p}`);
-    return path.resolve(p);
-  };
+  const need = existing;
   const source: Record<string, unknown> = { name: path.basename(path.resolve(o.images)), images: need(o.images, "--images") };
   if (o.labels !== undefined) source.labels = need(o.labels, "--labels");
   else {
@@ -97,6 +100,24 @@ export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels" | 
   return { sources: [source] };
 }
 
+function existing(p: string, option: string): string {
+  if (!existsSync(p)) throw new PipelineError("bad_input", "no such file or folder", `${option} ${p}`);
+  return path.resolve(p);
+}
+
+/** --adapt's sources ("CLASS[,CLASS]=DIR"): images only, pseudo-labelled for those classes by train.py's fit. */
+export function adaptSources(adapt: string[]): Record<string, unknown>[] {
+  return adapt.map((a) => {
+    const eq = a.indexOf("=");
+    const classes = eq < 1 ? [] : [...new Set(a.slice(0, eq).split(","))];
+    if (classes.length === 0 || classes.some((c) => c === "background" || !classByName(c))) {
+      throw new PipelineError("bad_argument", `expected CLASS[,CLASS]=DIR with CLASS one of er, mito, ld, lyso, perox, nucleus, got '${a}'`, "--adapt");
+    }
+    const images = existing(a.slice(eq + 1), "--adapt");
+    return { name: `${path.basename(images)}-unlabelled`, images, unlabelled: classes };
+  });
+}
+
 export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   const python = o.python ?? DEFAULT_PYTHON;
   if (o.augment !== undefined && !AUGMENT_PROFILES.includes(o.augment)) {
@@ -104,17 +125,20 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   }
   if (o.ema !== undefined && !(o.ema >= 0 && o.ema < 1)) throw new PipelineError("bad_argument", `expected a decay in [0, 1) (0: the raw weights), got ${o.ema}`, "--ema");
   if (o.init !== undefined && !existsSync(o.init)) throw new PipelineError("bad_input", "no such file", `--init ${o.init}`);
+  const adapt = adaptSources(o.adapt ?? []);
+  if (adapt.length > 0 && o.init === undefined) {
+    throw new PipelineError("bad_argument", "needs --init WEIGHTS.pt: that model's confident answers on the unlabelled images become their labels", "--adapt");
+  }
   await mkdir(o.out, { recursive: true }).catch((e: unknown) => {
     throw new PipelineError("bad_argument", `cannot create folder: ${e instanceof Error ? e.message : String(e)}`, "--out");
   });
-  let spec: string;
-  if (o.data !== undefined) {
-    spec = o.data;
-    await checkSpec(spec);
-  } else {
+  let spec = o.data ?? path.join(o.out, "spec.json");
+  const sources = o.data !== undefined ? await checkSpec(o.data) : buildSpec(o).sources;
+  if (o.data === undefined || adapt.length > 0) {
+    // Given a spec and --adapt, the spec trained on is OUT/spec.json: the given one's sources and the unlabelled ones.
     spec = path.join(o.out, "spec.json");
     const tmp = tempPathFor(spec);
-    await writeFile(tmp, `${JSON.stringify(buildSpec(o), null, 1)}\n`);
+    await writeFile(tmp, `${JSON.stringify({ sources: [...sources, ...adapt] }, null, 1)}\n`);
     await rename(tmp, spec);
   }
   await checkPython(python);
@@ -154,7 +178,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   return { model: await loadModelInfo(modelPath), int8, spec, last };
 }
 
-async function checkSpec(spec: string): Promise<void> {
+async function checkSpec(spec: string): Promise<unknown[]> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(await readFile(spec, "utf8"));
@@ -164,6 +188,7 @@ async function checkSpec(spec: string): Promise<void> {
   }
   const sources = (parsed as { sources?: unknown }).sources;
   if (!Array.isArray(sources) || sources.length === 0) throw new PipelineError("bad_input", "spec needs a non-empty \"sources\" list", spec);
+  return sources;
 }
 
 /** Fails with the install command when Python or one of train.py's modules is missing. */
@@ -242,6 +267,7 @@ export function trainPrinter(stream: NodeJS.WriteStream = process.stderr): { onE
     onEvent(e) {
       const n = (k: string) => (typeof e[k] === "number" ? (e[k] as number) : 0);
       if (e.event === "packed") say(`packed ${String(e.source)}: ${JSON.stringify(e.shape)} (${n("train")} train / ${n("val")} val sections; ${(e.known as string[] | undefined)?.join(", ") ?? ""})`);
+      else if (e.event === "pseudo_labelled") say(`pseudo-labels for ${String(e.source)} from ${String(e.from)}: ${Object.entries((e.share as Record<string, number> | undefined) ?? {}).map(([k, v]) => `${k === "background" ? "none of them" : k} ${(100 * v).toFixed(1)}%`).join(", ")}, unsure (not trained on) ${(100 * n("unlabelled")).toFixed(1)}%`);
       else if (e.event === "resumed") say(`resumed at iteration ${n("iter")} (best score ${n("best").toFixed(4)})`);
       else if (e.event === "decision") say(`decision (chosen on the training sections): thresholds ${JSON.stringify(e.thresholds)}, minimum areas (nm^2) ${JSON.stringify(e.min_area_nm2 ?? {})}`);
       else if (e.event === "quantize_failed") say(`no int8 copy (vemscope quantize can make one later): ${String(e.message)}`);
