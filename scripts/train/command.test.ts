@@ -176,6 +176,13 @@ describe("train command", () => {
     expect((await rejection(runTraining({ ...simple, out: join(dir, "a2"), iters: 1, adapt: [`mito=${join(dir, "data/image")}`] }))).message).toMatch(/^--adapt: needs --init/);
     expect((await rejection(runTraining({ ...simple, out: join(dir, "a3"), iters: 1, init: FAST_WEIGHTS, adapt: [join(dir, "data/image")] }))).message).toMatch(/^--adapt: expected CLASS\[,CLASS\]=DIR/);
     expect((await rejection(runTraining({ ...simple, out: join(dir, "a4"), iters: 1, init: FAST_WEIGHTS, adapt: ["golgi=/x"] }))).message).toMatch(/--adapt: expected/);
+    // Unlabelled images alone: nothing would correct the model's own answers.
+    const alone = join(dir, "alone.json");
+    writeFileSync(alone, JSON.stringify({ sources: [{ images: join(dir, "data/image"), unlabelled: ["mito"] }] }));
+    expect((await rejection(runTraining({ out: join(dir, "a5"), data: alone, iters: 1, crop: 32, batch: 2, threads: 1, init: FAST_WEIGHTS }))).message).toMatch(/need annotated ones beside them/);
+    const both = join(dir, "both.json");
+    writeFileSync(both, JSON.stringify({ sources: [{ images: join(dir, "data/image"), unlabelled: ["mito"], masks: { mito: join(dir, "data/mito") } }] }));
+    expect((await rejection(runTraining({ out: join(dir, "a6"), data: both, iters: 1, init: FAST_WEIGHTS }))).message).toMatch(/'unlabelled' sources have no 'labels' or 'masks'/);
   }, 300_000);
 
   it.skipIf(!haveTorch)(`pseudo_label: a class where it is sure (>= 0.9), none where every listed class is <= 0.003, else unlabelled${skipReason}`, () => {

@@ -654,6 +654,8 @@ def fit(args) -> None:
     if any(s.get("pseudo") for s in data.sources):
         if args.init_weights is None:
             fail("an 'unlabelled' source needs --init WEIGHTS.pt: that model's confident answers become its labels")
+        if not any(not s.get("pseudo") and not s["held_out"] and s["train"] for s in data.sources):
+            fail("'unlabelled' sources need annotated ones beside them: on its own answers alone nothing corrects the model")
         data.pseudo_label(load_weights(args.init_weights).to(device).eval(), os.path.basename(args.init))
     model = UNet(args.widths, args.bottleneck).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
