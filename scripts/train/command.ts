@@ -82,9 +82,8 @@ export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels" | 
   if (!o.images) throw new PipelineError("bad_argument", "give --data SPEC.json, or --images with --masks CLASS=DIR or --labels VOL", "--images");
   const hasMasks = (o.masks?.length ?? 0) > 0;
   if (hasMasks === (o.labels !== undefined)) throw new PipelineError("bad_argument", "give either --masks CLASS=DIR (one or more) or --labels VOL with --images", hasMasks ? "--labels" : "--masks");
-  const need = existing;
-  const source: Record<string, unknown> = { name: path.basename(path.resolve(o.images)), images: need(o.images, "--images") };
-  if (o.labels !== undefined) source.labels = need(o.labels, "--labels");
+  const source: Record<string, unknown> = { name: path.basename(path.resolve(o.images)), images: existing(o.images, "--images") };
+  if (o.labels !== undefined) source.labels = existing(o.labels, "--labels");
   else {
     const masks: Record<string, string> = {};
     for (const m of o.masks ?? []) {
@@ -92,7 +91,7 @@ export function buildSpec(o: Pick<TrainOptions, "images" | "masks" | "labels" | 
       const name = m.slice(0, eq);
       if (eq < 1 || !classByName(name)) throw new PipelineError("bad_argument", `expected CLASS=DIR with CLASS one of er, mito, ld, lyso, perox, nucleus, got '${m}'`, "--masks");
       if (masks[name]) throw new PipelineError("bad_argument", `class ${name} given twice`, "--masks");
-      masks[name] = need(m.slice(eq + 1), "--masks");
+      masks[name] = existing(m.slice(eq + 1), "--masks");
     }
     source.masks = masks;
   }
