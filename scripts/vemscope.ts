@@ -260,12 +260,13 @@ const COMMANDS: Record<string, Command> = {
       const { intOption, numberOption, pixelOption } = await import("../server/pipeline/segment/cli-options.js");
       const printer = trainPrinter();
       const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+      const strs = (k: string) => (Array.isArray(v[k]) ? (v[k] as unknown[]).filter((m): m is string => typeof m === "string") : undefined);
       try {
         const result = await runTraining({
           out: required(v, "out"),
           data: str("data"),
           images: str("images"),
-          masks: Array.isArray(v.masks) ? v.masks.filter((m): m is string => typeof m === "string") : undefined,
+          masks: strs("masks"),
           labels: str("labels"),
           pixelNm: pixelOption(v["pixel-nm"]),
           iters: intOption(v.iters, "--iters", 1),
@@ -279,7 +280,7 @@ const COMMANDS: Record<string, Command> = {
           augment: str("augment"),
           ema: numberOption(v.ema, "--ema", true),
           init: str("init"),
-          adapt: Array.isArray(v.adapt) ? v.adapt.filter((m): m is string => typeof m === "string") : undefined,
+          adapt: strs("adapt"),
           onEvent: (e) => printer.onEvent(e),
         });
         printer.stop();

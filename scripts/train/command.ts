@@ -131,11 +131,11 @@ export async function runTraining(o: TrainOptions): Promise<TrainResult> {
   await mkdir(o.out, { recursive: true }).catch((e: unknown) => {
     throw new PipelineError("bad_argument", `cannot create folder: ${e instanceof Error ? e.message : String(e)}`, "--out");
   });
-  let spec = o.data ?? path.join(o.out, "spec.json");
   const sources = o.data !== undefined ? await checkSpec(o.data) : buildSpec(o).sources;
-  if (o.data === undefined || adapt.length > 0) {
-    // Given a spec and --adapt, the spec trained on is OUT/spec.json: the given one's sources and the unlabelled ones.
-    spec = path.join(o.out, "spec.json");
+  // Given a spec and --adapt, the spec trained on is OUT/spec.json: the given one's sources and the unlabelled ones.
+  const given = adapt.length === 0 ? o.data : undefined;
+  const spec = given ?? path.join(o.out, "spec.json");
+  if (given === undefined) {
     const tmp = tempPathFor(spec);
     await writeFile(tmp, `${JSON.stringify({ sources: [...sources, ...adapt] }, null, 1)}\n`);
     await rename(tmp, spec);

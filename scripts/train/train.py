@@ -82,8 +82,14 @@ def load_source(src: dict) -> dict:
     images = images[sel]
     if images.dtype not in (np.uint8, np.uint16):
         fail(f"{src['images']}: images must be 8- or 16-bit, got {images.dtype}")
+    px = src.get("pixel_nm")
+    if px is not None:
+        px = [px, px] if isinstance(px, (int, float)) else px
+        if not (isinstance(px, list) and len(px) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in px)):
+            fail(f"source {name}: pixel_nm must be a positive number or [x, y] in nm, got {src.get('pixel_nm')!r}")
+    common = {"weight": float(src.get("weight", 1.0)), **({"pixel_nm": [float(v) for v in px]} if px else {})}
     if "unlabelled" in src:
-        return unlabelled_source(src, name, images)
+        return unlabelled_source(src, name, images) | common
     if "labels" in src:
         labels = read_stack(src["labels"]).astype(np.uint8)[sel]
         if labels.max() >= len(CLASS_NAMES):
@@ -114,28 +120,20 @@ def load_source(src: dict) -> dict:
     if any(i < 0 or i >= z for i in val):
         fail(f"source {name}: validation slice outside 0..{z - 1}")
     train = [i for i in range(z) if i not in set(val)]
-    px = src.get("pixel_nm")
-    if px is not None:
-        px = [px, px] if isinstance(px, (int, float)) else px
-        if not (isinstance(px, list) and len(px) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in px)):
-            fail(f"source {name}: pixel_nm must be a positive number or [x, y] in nm, got {src.get('pixel_nm')!r}")
-    return {"name": name, "images": images, "labels": labels, "known": sorted(known), "train": train, "val": val,
-            "weight": float(src.get("weight", 1.0)), **({"pixel_nm": [float(v) for v in px]} if px else {})}
+    return {"name": name, "images": images, "labels": labels, "known": sorted(known), "train": train, "val": val} | common
 
 
 def unlabelled_source(src: dict, name: str, images: np.ndarray) -> dict:
     """Images of the data to adapt to, no annotation: every pixel UNLABELLED until fit pseudo-labels them with
-    --init's model (pseudo_label) for the classes listed. All sections train; there is nothing to validate on."""
+    --init's model (pseudo_label) for the classes listed. All sections train; there is nothing to validate on.
+    (load_source adds the weight and pixel size.)"""
     classes = src["unlabelled"]
     if "labels" in src or "masks" in src:
         fail(f"source {name}: 'unlabelled' sources have no 'labels' or 'masks'")
     if not (isinstance(classes, list) and classes and all(c in CODES and c != "background" for c in classes)):
         fail(f"source {name}: 'unlabelled' lists the classes to adapt to (of {CLASS_NAMES[1:]}), got {classes!r}")
-    px = src.get("pixel_nm")
     return {"name": name, "images": images, "labels": np.full(images.shape, UNLABELLED, np.uint8),
-            "known": sorted({CODES[c] for c in classes}), "train": list(range(images.shape[0])), "val": [],
-            "weight": float(src.get("weight", 1.0)), "pseudo": True,
-            **({"pixel_nm": [float(v) for v in ([px, px] if isinstance(px, (int, float)) else px)]} if px else {})}
+            "known": sorted({CODES[c] for c in classes}), "train": list(range(images.shape[0])), "val": [], "pseudo": True}
 
 
 def pack(args) -> None:
