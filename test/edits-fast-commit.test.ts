@@ -11,7 +11,8 @@ import { indexBlocks } from "../server/edits/cseg.js";
 import { applyDiff, writeDiff } from "../server/edits/diff.js";
 import { rowFacts, SegmentSums } from "../server/edits/measure.js";
 import { mergeDiff, scanBox, type Box6 } from "../server/edits/ops.js";
-import { buildPyramid, knownBlocks, rebuildPyramid, updatePyramid, writeChangedChunks, type Pyramid } from "../server/edits/pyramid.js";
+import { writeChangedChunks } from "../server/edits/changed-chunks.js";
+import { buildPyramid, knownBlocks, rebuildPyramid, updatePyramid, type Pyramid } from "../server/edits/pyramid.js";
 
 /**
  * The commit path's shortcuts (server/edits/pyramid.ts, cseg.ts, measure.ts) against full recomputation:

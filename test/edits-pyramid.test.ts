@@ -6,7 +6,8 @@ import { mulberry32 } from "../precomputed/testing/random.js";
 import { makeInfo, readRegion, writeVolume } from "../precomputed/volume-io.js";
 import { applyDiff } from "../server/edits/diff.js";
 import { mergeDiff, scanBox, type Box6 } from "../server/edits/ops.js";
-import { buildPyramid, updatePyramid, writeChangedChunks } from "../server/edits/pyramid.js";
+import { writeChangedChunks } from "../server/edits/changed-chunks.js";
+import { buildPyramid, updatePyramid } from "../server/edits/pyramid.js";
 
 describe("edit pyramid", () => {
   it("updates only changed block modes and chunks, equal to a full rebuild and to the written layer", async () => {

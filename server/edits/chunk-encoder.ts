@@ -8,7 +8,8 @@ import type { Vec3 } from "../../precomputed/array.js";
 import type { VolumeInfo } from "../../precomputed/info.js";
 import { KernelPool, requestedWorkers } from "../pipeline/workers/pool.js";
 import type { EncodedChunks } from "./chunk-job.js";
-import { chunkBoxes, fastEncoded, type Pyramid } from "./pyramid.js";
+import { chunkBoxes, fastEncoded } from "./changed-chunks.js";
+import type { Pyramid } from "./pyramid.js";
 
 export const CHUNK_WORKER_MIN_VOXELS = 1 << 23;
 

@@ -17,7 +17,8 @@ import { planEdit, type EditRequest, type PlanState } from "./plan.js";
 import { CHUNK_WORKER_MIN_VOXELS, ChunkEncoder } from "./chunk-encoder.js";
 import { warmUp } from "./warm-up.js";
 import type { EncodedChunks } from "./chunk-job.js";
-import { buildPyramid, knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, writeChangedChunks, type Pyramid } from "./pyramid.js";
+import { writeChangedChunks } from "./changed-chunks.js";
+import { buildPyramid, knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, type Pyramid } from "./pyramid.js";
 import { CSV_KEY, DEFAULT_CONTACT_NM, MESH_PREFIX, rowsFromCsv, writeSummary, writeTables } from "./table.js";
 import { RecordingStorage, removeUncommitted, VersionIndex, VersionStorage, versionDir } from "./versions.js";
 

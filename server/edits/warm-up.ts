@@ -19,7 +19,8 @@ import { encodeChunkJob } from "./chunk-job.js";
 import { applyDiff, writeDiff } from "./diff.js";
 import type { SegmentSums } from "./measure.js";
 import { mergeDiff, parseBox, type Box6 } from "./ops.js";
-import { chunkBoxes, fastEncoded, knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, type Pyramid } from "./pyramid.js";
+import { chunkBoxes, fastEncoded } from "./changed-chunks.js";
+import { knownBlocks, rebuildPyramid, updateCoarser, updatePyramid, updateScale0, type Pyramid } from "./pyramid.js";
 
 /** Largest warm-up box (voxels per axis): a few chunks, ~0.1-0.3 s of CPU. */
 const BOX: Vec3 = [128, 128, 16];

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { polyFitShifts, smoothShifts, type PairShifts } from "./elastic.js";
+import { polyFitShifts, rejectInconsistent, smoothShifts, type PairShifts } from "./shift-field.js";
 import { makeGrid } from "./map.js";
 
-describe("smooth models of a pair's node shifts (polyDegree, smoothPx options)", () => {
+describe("a pair's node shifts: outlier rejection and smooth models (maxDeviation, polyDegree, smoothPx options)", () => {
   const grid = makeGrid(400, 320, 32);
   const n = grid.nx * grid.ny;
   const field = (f: (x: number, y: number) => [number, number], holes: number[] = []): PairShifts => {
@@ -43,5 +43,22 @@ describe("smooth models of a pair's node shifts (polyDegree, smoothPx options)",
       expect(r.dx[p]).toBeCloseTo(ex, 4);
       expect(r.dy[p]).toBeCloseTo(ey, 4);
     }
+  });
+
+  it("drops a node that strays from its neighbours' median, keeps a lone node and the smooth field", () => {
+    const r = field((x, y) => [0.1 * x, -0.05 * y]);
+    const stray = 3 * grid.nx + 4;
+    r.dx[stray] = (r.dx[stray] as number) + 2; // 2 px off where the neighbours agree within 0.1 px
+    const lone = (grid.ny - 1) * grid.nx + grid.nx - 1; // a corner whose neighbours have all failed
+    for (const q of [lone - 1, lone - grid.nx, lone - grid.nx - 1]) r.ok[q] = 0;
+    r.dx[lone] = 9;
+    const kept = rejectInconsistent(grid, r.dx, r.dy, r.ok, 1.5);
+    expect(r.ok[stray]).toBe(0);
+    expect(r.ok[lone]).toBe(1);
+    expect(kept).toBe(n - 4);
+    // the same stray within tolerance stays
+    const mild = field((x, y) => [0.1 * x, -0.05 * y]);
+    mild.dx[stray] = (mild.dx[stray] as number) + 1;
+    expect(rejectInconsistent(grid, mild.dx, mild.dy, mild.ok, 1.5)).toBe(n);
   });
 });
