@@ -2,27 +2,15 @@
  * Writing an edit's changed chunks back to the layer, scale by scale: only the chunks holding a changed voxel
  * (pyramid.ts' LevelChange), re-encoded here or taken as the chunk worker encoded and gzipped them.
  */
-import type { Vec3, Volume } from "../../precomputed/array.js";
+import type { Vec3 } from "../../precomputed/array.js";
 import { chunkKey, type VolumeInfo } from "../../precomputed/info.js";
 import { joinKey } from "../../precomputed/keys.js";
 import type { Storage } from "../../precomputed/storage.js";
 import { writeRegion } from "../../precomputed/volume-io.js";
+import { cropVolume } from "../pipeline/edt.js";
 import type { EncodedChunks } from "./chunk-job.js";
 import { encodeChunkU32 } from "./cseg.js";
 import { segsOfRuns, type LevelChange, type Pyramid } from "./pyramid.js";
-
-function cropOf(v: Volume<Uint32Array>, lo: Vec3, hi: Vec3): Volume<Uint32Array> {
-  const [nx, ny] = v.shape;
-  const shape: Vec3 = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
-  const out = new Uint32Array(shape[0] * shape[1] * shape[2]);
-  let o = 0;
-  for (let z = lo[2]; z < hi[2]; z++)
-    for (let y = lo[1]; y < hi[1]; y++, o += shape[0]) {
-      const from = lo[0] + nx * (y + ny * z);
-      out.set(v.data.subarray(from, from + shape[0]), o);
-    }
-  return { data: out, shape };
-}
 
 /** Chunks (of `chunk`, grid `grid`) of a scale holding a voxel of the segments, as a flag per grid cell. */
 function chunksOfSegs(segs: Int32Array, shape: Vec3, chunk: Vec3, grid: Vec3): Uint8Array {
@@ -104,7 +92,8 @@ export async function writeChangedChunks(
         const gz = ready.bytes.subarray(c === 0 ? 0 : ready.ends[c - 1], ready.ends[c]);
         pending.push((storage as GzipStorage).putGzipped(joinKey(prefix, chunkKey(scale, lo, hi)), gz));
       } else if (!fast) {
-        await writeRegion(storage, prefix, info, i, lo, cropOf(level, lo, hi), { gzip: true });
+        const shape: Vec3 = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
+        await writeRegion(storage, prefix, info, i, lo, { data: cropVolume(level.data, level.shape, lo, shape), shape }, { gzip: true });
         continue;
       } else {
         // The same bytes and file as writeRegion (gzip: compressed_segmentation gains from it).

@@ -107,11 +107,11 @@ export function edtBlock(haloMask: Uint8Array, req: BlockRequest, spacingNm: Vec
   return { data, shape: [bx, by, bz], exactBelowNm: exactBelowNm(req, spacingNm, metric) };
 }
 
-/** Copies box (origin, shape) out of a volume, x fastest; for reading halo boxes from an in-memory volume. */
-export function cropVolume<T extends Uint8Array | Uint32Array>(data: T, volumeShape: Shape3, origin: Vec3, shape: Vec3): T {
+/** Copies box (origin, shape) out of a volume, x fastest, into an array of the same type (halo boxes, chunks). */
+export function cropVolume<T extends Uint8Array | Uint16Array | Uint32Array>(data: T, volumeShape: Shape3, origin: Vec3, shape: Vec3): T {
   const [vx, vy] = volumeShape;
   const [cx, cy, cz] = shape;
-  const out = (data instanceof Uint8Array ? new Uint8Array(cx * cy * cz) : new Uint32Array(cx * cy * cz)) as T;
+  const out = new (data.constructor as new (n: number) => T)(cx * cy * cz);
   for (let z = 0; z < cz; z++) {
     for (let y = 0; y < cy; y++) {
       const src = ((z + origin[2]) * vy + (y + origin[1])) * vx + origin[0];

@@ -19,6 +19,7 @@ import { locateChunk, writeShards, type ShardingSpec } from "../../../precompute
 import { volumeChunkId } from "../../../precomputed/sharding-volume.js";
 import type { Storage } from "../../../precomputed/storage.js";
 import { writeRegion } from "../../../precomputed/volume-io.js";
+import { cropVolume } from "../edt.js";
 import { PipelineError } from "../errors.js";
 import type { StoreArray, StoreType } from "./store.js";
 import { eachLimited, WorkVolume, type WorkVolumeSpec } from "./work-store.js";
@@ -123,25 +124,13 @@ async function writeScale(layer: Storage, work: Storage, layerName: string, info
   // Chunks are encoded one at a time (CPU) while up to PUTS_IN_FLIGHT earlier ones are being stored.
   await eachLimited([...boxesIn(at, end, chunk, scale.voxel_offset)], PUTS_IN_FLIGHT, async (box) => {
     const ext = sub(box.end, box.start);
-    const part = cropVolume(volume, sub(box.start, at), ext);
+    const part: Volume = { data: cropVolume(volume.data as StoreArray, volume.shape, sub(box.start, at), ext), shape: ext };
     await work.put(shardSourceKey(layerName, scale, volumeChunkId(scale, box.start)), await encodeChunk(scale.encoding, part, encodeOptions));
   });
 }
 
 /** Work-store requests of one task in flight at once: overlaps S3 round trips, bounds the encoded bytes held. */
 const PUTS_IN_FLIGHT = 8;
-
-function cropVolume(v: Volume, at: Vec3, ext: Vec3): Volume {
-  const src = v.data as StoreArray;
-  const out = new (src.constructor as new (n: number) => StoreArray)(ext[0] * ext[1] * ext[2]);
-  for (let z = 0; z < ext[2]; z++) {
-    for (let y = 0; y < ext[1]; y++) {
-      const from = at[0] + v.shape[0] * (at[1] + y + v.shape[1] * (at[2] + z));
-      out.set(src.subarray(from, from + ext[0]), ext[0] * (y + ext[1] * z));
-    }
-  }
-  return { data: out, shape: ext };
-}
 
 export interface PyramidTaskInput {
   layer: Storage;
